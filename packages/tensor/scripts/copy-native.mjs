@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+// npm pack of @alexnet/tensor must carry the C++ sources it builds at install. In the monorepo they
+// live in <repo>/native; prepack copies the ones this package builds into ./native, postpack removes them.
+import { cpSync, existsSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const pkg = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const repoNative = resolve(pkg, '..', '..', 'native');
+const local = join(pkg, 'native');
+if (process.argv.includes('--clean')) {
+  if (existsSync(repoNative)) rmSync(local, { recursive: true, force: true });
+} else if (existsSync(repoNative)) {
+  rmSync(local, { recursive: true, force: true });
+  for (const dir of ['common', 'cpu']) {
+    if (existsSync(join(repoNative, dir))) cpSync(join(repoNative, dir), join(local, dir), { recursive: true });
+  }
+}

@@ -1,0 +1,358 @@
+/**
+ * The conformance suite: one function over a backend, run with vitest. Every op of the Engine
+ * interface runs on the backend and on the reference kernels (in float64) for random shapes and
+ * the real AlexNet layer shapes (batch 1), with every output poisoned with NaN first so an element
+ * the op never writes fails. Tolerance: norm-wise relative error < 1e-4 against float64 (exact for
+ * integer outputs, dropout masks and uniform draws). The reference's own backward kernels are checked
+ * by finite differences in src/reference/gradcheck.test.ts, so passing here means every backward op of
+ * the backend is a correct gradient too.
+ *
+ *   import { runConformanceSuite } from '@alexnet/tensor/conformance';
+ *   runConformanceSuite('cpu');                  // in a *.test.ts file
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ConvGeometry, DType, DeviceBuffer, Engine, LrnParams, PoolGeometry, SgdParams } from '../backend.js';
+import { device, getBackend } from '../device.js';
+import * as R from '../reference/kernels.js';
+import { FLOAT32_RTOL, relativeError, TestRng } from './compare.js';
+
+export { relativeError, TestRng, FLOAT32_RTOL } from './compare.js';
+
+export interface ConformanceOptions {
+  /** Fail (instead of skip) when the backend is not available here. Default: process.env.CI is set. */
+  required?: boolean;
+  /** Include the real AlexNet layer shapes at batch 1 (default true). */
+  alexnetShapes?: boolean;
+  /** Random cases per op (default 4). */
+  randomCases?: number;
+  /** Norm-wise relative tolerance against float64 (default 1e-4). */
+  rtol?: number;
+}
+
+type Arr = Float64Array | Int32Array;
+interface BufSpec { dtype: 'float32' | 'int32'; data?: Arr; length?: number }
+interface Case {
+  name: string;
+  buffers: Record<string, BufSpec>;
+  run(e: Engine, b: Record<string, DeviceBuffer>): void;
+  reference(a: Record<string, Arr>): void;
+  check: string[];
+  exact?: boolean;
+  rtol?: number;
+}
+
+const INT_POISON = -0x7fffffff;
+
+function runCase(engine: Engine, c: Case, rtol: number): void {
+  const bufs: Record<string, DeviceBuffer> = {};
+  const host: Record<string, Arr> = {};
+  try {
+    for (const [name, spec] of Object.entries(c.buffers)) {
+      const length = spec.data ? spec.data.length : spec.length!;
+      const buf = engine.alloc(spec.dtype as DType, length);
+      bufs[name] = buf;
+      if (spec.data) {
+        engine.write(buf, spec.dtype === 'float32' ? Float32Array.from(spec.data) : Int32Array.from(spec.data));
+        host[name] = spec.data.slice();
+      } else {
+        engine.fill(buf, spec.dtype === 'float32' ? NaN : INT_POISON);
+        host[name] = spec.dtype === 'float32' ? new Float64Array(length).fill(NaN) : new Int32Array(length).fill(INT_POISON);
+      }
+    }
+    c.run(engine, bufs);
+    const got: Record<string, ArrayLike<number>> = {};
+    for (const name of c.check) got[name] = engine.readSync(bufs[name]!);
+    c.reference(host);
+    for (const name of c.check) {
+      const { error, worst } = relativeError(got[name]!, host[name]!);
+      const tol = c.exact || c.buffers[name]!.dtype === 'int32' ? 0 : c.rtol ?? rtol;
+      if (!(error <= tol)) {
+        throw new Error(`${c.name}: output ${name} differs from the float64 reference: relative error ${error.toExponential(3)} > ${tol}` +
+          (worst >= 0 ? ` (element ${worst}: got ${got[name]![worst]}, expected ${host[name]![worst]})` : ''));
+      }
+    }
+  } finally {
+    for (const b of Object.values(bufs)) engine.free(b);
+  }
+}
+
+const f = (a: Arr) => a as Float64Array;
+const i32 = (a: Arr) => a as Int32Array;
+
+function convOut(n: number, c: number, h: number, w: number, k: number, r: number, s: number,
+  stride: number, pad: number, groups: number): ConvGeometry {
+  return { n, c, h, w, k, r, s, strideH: stride, strideW: stride, padH: pad, padW: pad, groups,
+    outH: Math.floor((h + 2 * pad - r) / stride) + 1, outW: Math.floor((w + 2 * pad - s) / stride) + 1 };
+}
+
+function convCases(rng: TestRng, g: ConvGeometry, label: string): Case[] {
+  const xs = g.n * g.c * g.h * g.w, ws = g.k * (g.c / g.groups) * g.r * g.s, ys = g.n * g.k * g.outH * g.outW;
+  const x = rng.floats(xs), w = rng.floats(ws, 0.1), bias = rng.floats(g.k), dy = rng.floats(ys), dw0 = rng.floats(ws), db0 = rng.floats(g.k);
+  return [
+    { name: `conv2dForward ${label}`, buffers: { x: { dtype: 'float32', data: x }, w: { dtype: 'float32', data: w }, b: { dtype: 'float32', data: bias }, y: { dtype: 'float32', length: ys } },
+      run: (e, b) => e.conv2dForward(b.x!, b.w!, b.b!, b.y!, g), reference: (a) => R.conv2dForward(f(a.x!), f(a.w!), f(a.b!), f(a.y!), g), check: ['y'] },
+    { name: `conv2dBackwardData ${label}`, buffers: { dy: { dtype: 'float32', data: dy }, w: { dtype: 'float32', data: w }, dx: { dtype: 'float32', length: xs } },
+      run: (e, b) => e.conv2dBackwardData(b.dy!, b.w!, b.dx!, g), reference: (a) => R.conv2dBackwardData(f(a.dy!), f(a.w!), f(a.dx!), g), check: ['dx'] },
+    { name: `conv2dBackwardFilter ${label}`, buffers: { x: { dtype: 'float32', data: x }, dy: { dtype: 'float32', data: dy }, dw: { dtype: 'float32', length: ws }, db: { dtype: 'float32', length: g.k } },
+      run: (e, b) => e.conv2dBackwardFilter(b.x!, b.dy!, b.dw!, b.db!, g, 0), reference: (a) => R.conv2dBackwardFilter(f(a.x!), f(a.dy!), f(a.dw!), f(a.db!), g, 0), check: ['dw', 'db'] },
+    { name: `conv2dBackwardFilter accumulate ${label}`, buffers: { x: { dtype: 'float32', data: x }, dy: { dtype: 'float32', data: dy }, dw: { dtype: 'float32', data: dw0 }, db: { dtype: 'float32', data: db0 } },
+      run: (e, b) => e.conv2dBackwardFilter(b.x!, b.dy!, b.dw!, b.db!, g, 1), reference: (a) => R.conv2dBackwardFilter(f(a.x!), f(a.dy!), f(a.dw!), f(a.db!), g, 1), check: ['dw', 'db'] },
+  ];
+}
+
+function gemmCase(rng: TestRng, tA: boolean, tB: boolean, m: number, n: number, k: number, alpha: number, beta: number, label = ''): Case {
+  const a = rng.floats(m * k), b = rng.floats(k * n), c0 = rng.floats(m * n);
+  const cSpec: BufSpec = beta === 0 ? { dtype: 'float32', length: m * n } : { dtype: 'float32', data: c0 };
+  return {
+    name: `gemm ${tA ? 'T' : 'N'}${tB ? 'T' : 'N'} ${m}x${n}x${k} alpha=${alpha} beta=${beta} ${label}`,
+    buffers: { a: { dtype: 'float32', data: a }, b: { dtype: 'float32', data: b }, c: cSpec },
+    run: (e, bf) => e.gemm(tA, tB, m, n, k, alpha, bf.a!, bf.b!, beta, bf.c!),
+    reference: (h) => R.gemm(tA, tB, m, n, k, alpha, f(h.a!), f(h.b!), beta, f(h.c!)),
+    check: ['c'],
+  };
+}
+
+function lrnCases(rng: TestRng, n: number, c: number, hw: number, p: LrnParams, label: string): Case[] {
+  // Post-ReLU-like magnitudes (§3.3 follows ReLU), large enough that the normaliser matters.
+  const x = rng.floats(n * c * hw, 20), dy = rng.floats(n * c * hw);
+  const y = new Float64Array(x.length);
+  R.lrnForward(x, y, p, n, c, hw);
+  const y32 = Float64Array.from(Float32Array.from(y));
+  return [
+    { name: `lrnForward ${label}`, buffers: { x: { dtype: 'float32', data: x }, y: { dtype: 'float32', length: x.length } },
+      run: (e, b) => e.lrnForward(b.x!, b.y!, p, n, c, hw), reference: (a) => R.lrnForward(f(a.x!), f(a.y!), p, n, c, hw), check: ['y'] },
+    { name: `lrnBackward ${label}`, buffers: { x: { dtype: 'float32', data: x }, y: { dtype: 'float32', data: y32 }, dy: { dtype: 'float32', data: dy }, dx: { dtype: 'float32', length: x.length } },
+      run: (e, b) => e.lrnBackward(b.x!, b.y!, b.dy!, b.dx!, p, n, c, hw), reference: (a) => R.lrnBackward(f(a.x!), f(a.y!), f(a.dy!), f(a.dx!), p, n, c, hw), check: ['dx'] },
+  ];
+}
+
+function poolCases(rng: TestRng, g: PoolGeometry, label: string): Case[] {
+  const xs = g.n * g.c * g.h * g.w, ys = g.n * g.c * g.outH * g.outW;
+  const x = rng.floats(xs);
+  const y = new Float64Array(ys), am = new Int32Array(ys);
+  R.maxPoolForward(x, y, am, g);
+  const dy = rng.floats(ys);
+  return [
+    { name: `maxPoolForward ${label}`, buffers: { x: { dtype: 'float32', data: x }, y: { dtype: 'float32', length: ys }, argmax: { dtype: 'int32', length: ys } },
+      run: (e, b) => e.maxPoolForward(b.x!, b.y!, b.argmax!, g), reference: (a) => R.maxPoolForward(f(a.x!), f(a.y!), i32(a.argmax!), g), check: ['y', 'argmax'], exact: true },
+    { name: `maxPoolBackward ${label}`, buffers: { dy: { dtype: 'float32', data: dy }, argmax: { dtype: 'int32', data: am }, dx: { dtype: 'float32', length: xs } },
+      run: (e, b) => e.maxPoolBackward(b.dy!, b.argmax!, b.dx!, g), reference: (a) => R.maxPoolBackward(f(a.dy!), i32(a.argmax!), f(a.dx!), g), check: ['dx'] },
+  ];
+}
+
+function poolGeom(n: number, c: number, h: number, w: number, k: number, s: number, pad = 0): PoolGeometry {
+  return { n, c, h, w, kh: k, kw: k, strideH: s, strideW: s, padH: pad, padW: pad,
+    outH: Math.floor((h + 2 * pad - k) / s) + 1, outW: Math.floor((w + 2 * pad - k) / s) + 1 };
+}
+
+function elementwiseCases(rng: TestRng, len: number, label: string): Case[] {
+  const x = rng.floats(len), y0 = rng.floats(len), dy = rng.floats(len);
+  const relu = Float64Array.from(x, (v) => Math.max(0, v));
+  const cases: Case[] = [
+    { name: `reluForward ${label}`, buffers: { x: { dtype: 'float32', data: x }, y: { dtype: 'float32', length: len } },
+      run: (e, b) => e.reluForward(b.x!, b.y!), reference: (a) => R.reluForward(f(a.x!), f(a.y!)), check: ['y'], exact: true },
+    { name: `reluForward in place ${label}`, buffers: { x: { dtype: 'float32', data: x } },
+      run: (e, b) => e.reluForward(b.x!, b.x!), reference: (a) => R.reluForward(f(a.x!), f(a.x!)), check: ['x'], exact: true },
+    { name: `reluBackward ${label}`, buffers: { y: { dtype: 'float32', data: relu }, dy: { dtype: 'float32', data: dy }, dx: { dtype: 'float32', length: len } },
+      run: (e, b) => e.reluBackward(b.y!, b.dy!, b.dx!), reference: (a) => R.reluBackward(f(a.y!), f(a.dy!), f(a.dx!)), check: ['dx'], exact: true },
+    { name: `axpy ${label}`, buffers: { x: { dtype: 'float32', data: x }, y: { dtype: 'float32', data: y0 } },
+      run: (e, b) => e.axpy(-0.75, b.x!, b.y!), reference: (a) => { const xa = f(a.x!), ya = f(a.y!); for (let i = 0; i < len; i++) ya[i] = ya[i]! - 0.75 * xa[i]!; }, check: ['y'] },
+    { name: `scale ${label}`, buffers: { x: { dtype: 'float32', data: x } },
+      run: (e, b) => e.scale(0.3, b.x!), reference: (a) => { const xa = f(a.x!); for (let i = 0; i < len; i++) xa[i] = 0.3 * xa[i]!; }, check: ['x'] },
+    { name: `add ${label}`, buffers: { x: { dtype: 'float32', data: x }, y: { dtype: 'float32', data: y0 }, o: { dtype: 'float32', length: len } },
+      run: (e, b) => e.add(b.x!, b.y!, b.o!), reference: (a) => { const o = f(a.o!); for (let i = 0; i < len; i++) o[i] = f(a.x!)[i]! + f(a.y!)[i]!; }, check: ['o'] },
+    { name: `fill ${label}`, buffers: { o: { dtype: 'float32', length: len } },
+      run: (e, b) => e.fill(b.o!, 2.5), reference: (a) => f(a.o!).fill(2.5), check: ['o'], exact: true },
+    { name: `copy ${label}`, buffers: { x: { dtype: 'float32', data: x }, o: { dtype: 'float32', data: y0 } },
+      run: (e, b) => e.copy(b.x!, 1, b.o!, 0, len - 1), reference: (a) => f(a.o!).set(f(a.x!).subarray(1), 0), check: ['o'], exact: true },
+  ];
+  for (const p of [0.5, 0.1]) {
+    const seed = rng.int(0, 1e9), offset = rng.int(0, 1e6);
+    cases.push(
+      { name: `dropoutForward p=${p} ${label}`, buffers: { x: { dtype: 'float32', data: x }, y: { dtype: 'float32', length: len } },
+        run: (e, b) => e.dropoutForward(b.x!, b.y!, p, seed, offset), reference: (a) => R.dropoutForward(f(a.x!), f(a.y!), p, seed, offset), check: ['y'], rtol: 1e-6 },
+      { name: `dropoutBackward p=${p} ${label}`, buffers: { dy: { dtype: 'float32', data: dy }, dx: { dtype: 'float32', length: len } },
+        run: (e, b) => e.dropoutBackward(b.dy!, b.dx!, p, seed, offset), reference: (a) => R.dropoutBackward(f(a.dy!), f(a.dx!), p, seed, offset), check: ['dx'], rtol: 1e-6 },
+    );
+  }
+  const seed = rng.int(0, 2 ** 40), offset = rng.int(0, 2 ** 33);
+  cases.push(
+    { name: `random uniform ${label}`, buffers: { o: { dtype: 'float32', length: len } },
+      run: (e, b) => e.random(b.o!, 'uniform', seed, offset, -2, 3), reference: (a) => R.random(f(a.o!), 'uniform', seed, offset, -2, 3), check: ['o'], rtol: 1e-7 },
+    { name: `random normal ${label}`, buffers: { o: { dtype: 'float32', length: len } },
+      run: (e, b) => e.random(b.o!, 'normal', seed, offset, 0.5, 0.01), reference: (a) => R.random(f(a.o!), 'normal', seed, offset, 0.5, 0.01), check: ['o'], rtol: 1e-6 },
+  );
+  for (const form of ['paper', 'pytorch'] as const) {
+    const p: SgdParams = { lr: 0.01, momentum: 0.9, weightDecay: 0.0005, form };
+    const w = rng.floats(len), g = rng.floats(len), v = rng.floats(len, 0.01);
+    cases.push({ name: `sgdUpdate ${form} ${label}`, buffers: { w: { dtype: 'float32', data: w }, g: { dtype: 'float32', data: g }, v: { dtype: 'float32', data: v } },
+      run: (e, b) => e.sgdUpdate(b.w!, b.g!, b.v!, p), reference: (a) => R.sgdUpdate(f(a.w!), f(a.g!), f(a.v!), p), check: ['w', 'v'], rtol: 1e-6 });
+  }
+  return cases;
+}
+
+function lossCases(rng: TestRng, n: number, c: number, label: string): Case[] {
+  const logits = rng.floats(n * c, 8);
+  const labels = Int32Array.from({ length: n }, () => rng.int(0, c - 1));
+  return [
+    { name: `softmaxCrossEntropy ${label}`, buffers: { x: { dtype: 'float32', data: logits }, l: { dtype: 'int32', data: labels }, loss: { dtype: 'float32', length: 1 }, dx: { dtype: 'float32', length: n * c } },
+      run: (e, b) => e.softmaxCrossEntropy(b.x!, b.l!, b.loss!, b.dx!, n, c), reference: (a) => R.softmaxCrossEntropy(f(a.x!), i32(a.l!), f(a.loss!), f(a.dx!), n, c), check: ['loss', 'dx'] },
+    { name: `softmaxCrossEntropy without grad ${label}`, buffers: { x: { dtype: 'float32', data: logits }, l: { dtype: 'int32', data: labels }, loss: { dtype: 'float32', length: 1 } },
+      run: (e, b) => e.softmaxCrossEntropy(b.x!, b.l!, b.loss!, null, n, c), reference: (a) => R.softmaxCrossEntropy(f(a.x!), i32(a.l!), f(a.loss!), null, n, c), check: ['loss'] },
+    { name: `softmax ${label}`, buffers: { x: { dtype: 'float32', data: logits }, y: { dtype: 'float32', length: n * c } },
+      run: (e, b) => e.softmax(b.x!, b.y!, n, c), reference: (a) => R.softmax(f(a.x!), f(a.y!), n, c), check: ['y'] },
+    ...[1, Math.min(5, c)].map((k): Case => ({ name: `topkCorrect k=${k} ${label}`, buffers: { x: { dtype: 'float32', data: logits }, l: { dtype: 'int32', data: labels }, o: { dtype: 'int32', length: 1 } },
+      run: (e, b) => e.topkCorrect(b.x!, b.l!, b.o!, n, c, k), reference: (a) => R.topkCorrect(f(a.x!), i32(a.l!), i32(a.o!), n, c, k), check: ['o'] })),
+  ];
+}
+
+function layoutCases(rng: TestRng, n: number, c: number, hw: number, label: string): Case[] {
+  const src = rng.floats(n * c * hw), dst = rng.floats(n * (c + 3) * hw), dy = rng.floats(n * c * hw), db0 = rng.floats(c);
+  const bias = rng.floats(c), y0 = rng.floats(n * c * hw);
+  const count = Math.max(1, c - 1);
+  return [
+    { name: `channelCopy ${label}`, buffers: { s: { dtype: 'float32', data: src }, d: { dtype: 'float32', data: dst } },
+      run: (e, b) => e.channelCopy(b.s!, b.d!, n, hw, c, 1 % c === 0 ? 0 : c - count, c + 3, 2, count),
+      reference: (a) => R.channelCopy(f(a.s!), f(a.d!), n, hw, c, 1 % c === 0 ? 0 : c - count, c + 3, 2, count), check: ['d'], exact: true },
+    { name: `biasAdd ${label}`, buffers: { y: { dtype: 'float32', data: y0 }, b: { dtype: 'float32', data: bias } },
+      run: (e, b) => e.biasAdd(b.y!, b.b!, n, c, hw), reference: (a) => R.biasAdd(f(a.y!), f(a.b!), n, c, hw), check: ['y'] },
+    { name: `biasGrad ${label}`, buffers: { dy: { dtype: 'float32', data: dy }, db: { dtype: 'float32', length: c } },
+      run: (e, b) => e.biasGrad(b.dy!, b.db!, n, c, hw, 0), reference: (a) => R.biasGrad(f(a.dy!), f(a.db!), n, c, hw, 0), check: ['db'] },
+    { name: `biasGrad accumulate ${label}`, buffers: { dy: { dtype: 'float32', data: dy }, db: { dtype: 'float32', data: db0 } },
+      run: (e, b) => e.biasGrad(b.dy!, b.db!, n, c, hw, 1), reference: (a) => R.biasGrad(f(a.dy!), f(a.db!), n, c, hw, 1), check: ['db'] },
+  ];
+}
+
+const PAPER_LRN: LrnParams = { size: 5, alpha: 1e-4, beta: 0.75, k: 2 };
+
+/** The AlexNet layer shapes (§3, Figure 2) at batch 1, 227x227 input. */
+export function alexnetCases(rng: TestRng): Case[] {
+  return [
+    ...convCases(rng, convOut(1, 3, 227, 227, 96, 11, 11, 4, 0, 1), 'conv1 [1,3,227,227] 96x11x11 s4'),
+    ...convCases(rng, convOut(1, 96, 27, 27, 256, 5, 5, 1, 2, 2), 'conv2 [1,96,27,27] 256x5x5 p2 g2'),
+    ...convCases(rng, convOut(1, 256, 13, 13, 384, 3, 3, 1, 1, 1), 'conv3 [1,256,13,13] 384x3x3 p1'),
+    ...convCases(rng, convOut(1, 384, 13, 13, 384, 3, 3, 1, 1, 2), 'conv4 [1,384,13,13] 384x3x3 p1 g2'),
+    ...convCases(rng, convOut(1, 384, 13, 13, 256, 3, 3, 1, 1, 2), 'conv5 [1,384,13,13] 256x3x3 p1 g2'),
+    ...lrnCases(rng, 1, 96, 55 * 55, PAPER_LRN, 'after conv1 [1,96,55,55]'),
+    ...lrnCases(rng, 1, 256, 27 * 27, PAPER_LRN, 'after conv2 [1,256,27,27]'),
+    ...poolCases(rng, poolGeom(1, 96, 55, 55, 3, 2), 'pool1 [1,96,55,55] 3/2'),
+    ...poolCases(rng, poolGeom(1, 256, 27, 27, 3, 2), 'pool2 [1,256,27,27] 3/2'),
+    ...poolCases(rng, poolGeom(1, 256, 13, 13, 3, 2), 'pool5 [1,256,13,13] 3/2'),
+    gemmCase(rng, false, true, 2, 4096, 9216, 1, 0, 'fc6 forward'),
+    gemmCase(rng, false, false, 2, 9216, 4096, 1, 0, 'fc6 backward data'),
+    gemmCase(rng, true, false, 4096, 9216, 2, 1, 1, 'fc6 backward weights'),
+    gemmCase(rng, false, true, 2, 4096, 4096, 1, 0, 'fc7 forward'),
+    gemmCase(rng, false, true, 2, 1000, 4096, 1, 0, 'fc8 forward'),
+    ...lossCases(rng, 2, 1000, 'fc8 [2,1000]'),
+    ...elementwiseCases(rng, 2 * 4096, 'fc6 [2,4096]'),
+    ...layoutCases(rng, 2, 128, 13 * 13, 'conv3 halves [2,128,13,13]'),
+  ];
+}
+
+export function randomCases(rng: TestRng, count: number): Case[] {
+  const cases: Case[] = [];
+  for (let t = 0; t < count; t++) {
+    const tag = `random #${t}`;
+    for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+      const m = rng.int(1, 70), n = rng.int(1, 90), k = rng.int(1, 130);
+      cases.push(gemmCase(rng, tA, tB, m, n, k, 1, 0, tag));
+      cases.push(gemmCase(rng, tA, tB, m, n, k, -0.5, 0.25, tag));
+    }
+    const groups = rng.int(1, 3);
+    const c = groups * rng.int(1, 4), k = groups * rng.int(1, 5);
+    const r = rng.int(1, 5), s = rng.int(1, 5), stride = rng.int(1, 3), pad = rng.int(0, 2);
+    const h = r + rng.int(0, 9), w = s + rng.int(0, 9);
+    cases.push(...convCases(rng, convOut(rng.int(1, 3), c, h, w, k, r, s, stride, pad, groups), `${tag} [c=${c},h=${h},w=${w}] k=${k} ${r}x${s} s${stride} p${pad} g${groups}`));
+    const lc = rng.int(1, 12), size = [1, 3, 5, 7][rng.int(0, 3)]!;
+    cases.push(...lrnCases(rng, rng.int(1, 3), lc, rng.int(1, 40), { size, alpha: rng.next() * 1e-3, beta: 0.5 + rng.next(), k: 1 + rng.next() * 2 }, `${tag} c=${lc} n=${size}`));
+    const ksz = rng.int(1, 4), kst = rng.int(1, 3), pp = rng.int(0, Math.floor(ksz / 2));
+    cases.push(...poolCases(rng, poolGeom(rng.int(1, 3), rng.int(1, 4), ksz + rng.int(0, 10), ksz + rng.int(0, 10), ksz, kst, pp), `${tag} ${ksz}/${kst} pad ${pp}`));
+    cases.push(...elementwiseCases(rng, rng.int(1, 3000), tag));
+    cases.push(...lossCases(rng, rng.int(1, 9), rng.int(2, 40), tag));
+    cases.push(...layoutCases(rng, rng.int(1, 3), rng.int(1, 6), rng.int(1, 30), tag));
+  }
+  return cases;
+}
+
+/** Registers the whole suite for `backendName` (the backend must be registered with @alexnet/tensor). */
+export function runConformanceSuite(backendName: string, options: ConformanceOptions = {}): void {
+  const required = options.required ?? !!process.env.CI;
+  const rtol = options.rtol ?? FLOAT32_RTOL;
+  const backend = getBackend(backendName);
+  const availability = backend?.availability() ?? { available: false, reason: `no backend named "${backendName}" is registered` };
+  const suite = availability.available || required ? describe : describe.skip;
+
+  suite(`conformance: ${backendName}${availability.available ? '' : ` (unavailable: ${availability.reason})`}`, () => {
+    let e: Engine;
+    beforeAll(() => {
+      if (!availability.available) throw new Error(`backend ${backendName} is required here but unavailable: ${availability.reason}`);
+      e = device(`${backendName}:0`).engine;
+    });
+
+    const groups: [string, (rng: TestRng) => Case[]][] = [
+      ['random shapes', (rng) => randomCases(rng, options.randomCases ?? 4)],
+    ];
+    if (options.alexnetShapes ?? true) groups.push(['AlexNet layer shapes', alexnetCases]);
+    for (const [title, make] of groups) {
+      it(`${title}: every op matches the float64 reference`, () => {
+        const cases = make(new TestRng(title.length * 7919));
+        const failures: string[] = [];
+        for (const c of cases) {
+          try { runCase(e, c, rtol); } catch (err) { failures.push((err as Error).message); }
+        }
+        expect(failures, failures.join('\n')).toEqual([]);
+      }, 600_000);
+    }
+
+    it('queues: ops run in order and reads wait for them', async () => {
+      const len = 1 << 16;
+      const a = e.alloc('float32', len);
+      e.fill(a, 1);
+      for (let i = 0; i < 20; i++) e.scale(2, a);
+      const p = e.read(a, 5, 3);
+      e.fill(a, 7); // queued after the read: must not affect it
+      expect(Array.from(await p)).toEqual([2 ** 20, 2 ** 20, 2 ** 20]);
+      expect(e.readSync(a, 0, 1)[0]).toBe(7);
+      await e.synchronize();
+      e.free(a);
+    });
+
+    it('free while an op still uses the buffer is safe', () => {
+      const len = 1 << 18;
+      const x = e.alloc('float32', len), y = e.alloc('float32', len);
+      e.fill(x, 3);
+      e.reluForward(x, y);
+      e.free(x); // freed after the op that uses it
+      expect(e.readSync(y, len - 2, 2)).toEqual(Float32Array.of(3, 3));
+      e.free(x); // idempotent
+      e.free(y);
+    });
+
+    it('cross-device copies are ordered with events', () => {
+      const e1 = device(`${backendName}:1`).engine;
+      const len = 1 << 16;
+      const a = e.alloc('float32', len), b = e1.alloc('float32', len);
+      e.fill(a, 1);
+      for (let i = 0; i < 10; i++) e.scale(3, a);
+      e.waitEvent(e1.recordEvent());
+      e.copyToPeer(a, e1, b, len);
+      e1.waitEvent(e.recordEvent());
+      e1.scale(2, b);
+      expect(e1.readSync(b, len - 1, 1)[0]).toBe(2 * 3 ** 10);
+      e.free(a);
+      e1.free(b);
+    });
+
+    it('buffers too small for the sizes given are errors, not crashes', () => {
+      const small = e.alloc('float32', 4), big = e.alloc('float32', 64), lbl = e.alloc('int32', 2);
+      expect(() => e.gemm(false, false, 4, 4, 4, 1, small, big, 0, big)).toThrow(/a\b/);
+      expect(() => e.gemm(false, false, 4, 4, 4, 1, big, big, 0, small)).toThrow(/c\b/);
+      const g = convOut(1, 1, 8, 8, 1, 3, 3, 1, 0, 1);
+      expect(() => e.conv2dForward(small, big, null, big, g)).toThrow(/x\b/);
+      expect(() => e.softmaxCrossEntropy(big, lbl, small, null, 4, 16)).toThrow(/labels/);
+      expect(() => e.write(small, new Float32Array(5))).toThrow();
+      expect(() => e.readSync(small, 2, 3)).toThrow();
+      for (const b of [small, big, lbl]) e.free(b);
+    });
+  });
+}
