@@ -577,10 +577,10 @@ export function sgdUpdate(w: Tensor, g: Tensor, v: Tensor, opts: SgdOptions): vo
   if (opts === null || typeof opts !== 'object') fail(op, `expected options { lr, momentum?, weightDecay?, form? } but received ${describe(opts)}`);
   const form = opts.form ?? 'paper';
   if (form !== 'paper' && form !== 'pytorch') fail(op, `expected form 'paper' or 'pytorch' but received ${describe(form)}`);
-  engineOf(w).sgdUpdate(w.buffer, g.buffer, v.buffer, {
-    lr: finite(op, 'lr', opts.lr),
-    momentum: finite(op, 'momentum', opts.momentum ?? 0.9),
-    weightDecay: finite(op, 'weightDecay', opts.weightDecay ?? 0.0005),
-    form,
-  });
+  const lr = finite(op, 'lr', opts.lr), momentum = finite(op, 'momentum', opts.momentum ?? 0.9);
+  const weightDecay = finite(op, 'weightDecay', opts.weightDecay ?? 0.0005);
+  if (lr < 0) fail(op, `expected lr >= 0 but received ${lr}`);
+  if (momentum < 0 || momentum >= 1) fail(op, `expected momentum in [0, 1) but received ${momentum}`);
+  if (weightDecay < 0) fail(op, `expected weightDecay >= 0 but received ${weightDecay}`);
+  engineOf(w).sgdUpdate(w.buffer, g.buffer, v.buffer, { lr, momentum, weightDecay, form });
 }
