@@ -1,0 +1,28 @@
+/**
+ * @alexnet/data-imagenet: ImageNet for AlexNet (Krizhevsky et al. 2012, §2 and §4.1) with sharp and
+ * the Node standard library only. Index any ImageNet / ImageFolder layout, prepare 256x256 shards
+ * with training-set statistics, and load augmented float32 NCHW batches on worker threads.
+ */
+export { ImageNetDataError } from './errors.js';
+export {
+  indexImageNet, indexImageFolder, readSynsetMapping, isImageFile,
+  type Sample, type ClassInfo, type ImageFolderIndex, type ImageNetIndex, type IndexImageNetOptions, type SplitName,
+} from './layout.js';
+export { readDevkitMeta, parseMat, devkitMetaMat, type MatValue, type MatStruct } from './matfile.js';
+export { decodeResizeCrop, UndecodableImageError, type DecodeOptions } from './decode.js';
+export {
+  SHARD_MAGIC, SHARD_VERSION, HEADER_BYTES, ENTRY_BYTES, shardFileName, readShardInfo, decodeHeader, ShardReader, ShardWriter,
+  type ShardEncoding, type ShardHeader, type ShardEntry, type ShardMeta, type ShardInfo,
+} from './shard.js';
+export { StatisticsAccumulator, symmetricEigen3, saveStatistics, loadStatistics, STATS_JSON, MEAN_IMAGE_FILE, type Statistics } from './stats.js';
+export {
+  drawAugmentation, pcaLighting, tenCropOffsets, cropToCHW, cropsPerImage, transformImage,
+  type TransformSpec, type MeanSpec, type LightingSpec, type Augmentation,
+} from './transform.js';
+export { Rng, permutation } from './rng.js';
+export { prepareImageNet, MANIFEST, REPORT, type PrepareOptions, type PrepareReport, type Manifest } from './prepare.js';
+export { formatProgress, type ProgressState } from './progress.js';
+export { openShards, openImageFolder, createLoader, Loader, type Dataset, type LoaderOptions, type Batch } from './loader.js';
+export type { DatasetSource } from './tasks.js';
+export { createSampleImageNet, drawSampleImage, sampleWnid, sampleClassName, type SampleImageNetOptions, type SampleImageNet } from './sample.js';
+export { WorkerPool, defaultWorkers } from './pool.js';

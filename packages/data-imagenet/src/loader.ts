@@ -1,0 +1,247 @@
+/**
+ * Load (every epoch): seeded shuffling, augmentation on worker threads, batches of N as float32
+ * NCHW plus int32 labels, with a bounded prefetch queue. Sample i of epoch e is transformed with
+ * randomness keyed by (seed, e, i), and batch b always holds the same samples, so a batch is the
+ * same bytes whatever the number of workers.
+ */
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ImageNetDataError, checkNonNegativeInteger, checkPositiveInteger } from './errors.js';
+import { indexImageFolder, type ImageFolderIndex, type Sample } from './layout.js';
+import { MANIFEST, type Manifest } from './prepare.js';
+import { WorkerPool, defaultWorkers } from './pool.js';
+import { permutation, Rng } from './rng.js';
+import { readShardInfo } from './shard.js';
+import { loadStatistics, type Statistics } from './stats.js';
+import type { BatchResult, DatasetSource } from './tasks.js';
+import { cropsPerImage, type LightingSpec, type MeanSpec, type TransformSpec } from './transform.js';
+
+/** A data set the loader can read: prepared shards or an image folder decoded on the fly. */
+export interface Dataset {
+  length: number;
+  /** Class index of each sample. */
+  labels: Int32Array;
+  classes: { wnid: string; name: string }[];
+  /** Side of the (prepared or on-the-fly) square images: 256. */
+  size: number;
+  source: DatasetSource;
+  /** Training-set statistics saved beside the shards, if any. */
+  statistics: Statistics | null;
+}
+
+/** Opens the shards of one split written by prepareImageNet. */
+export async function openShards(dir: string, split: 'train' | 'val' = 'train'): Promise<Dataset> {
+  const root = resolve(dir);
+  const mf = join(root, MANIFEST);
+  if (!existsSync(mf)) throw new ImageNetDataError(`${root} has no ${MANIFEST}: prepare the data set first (prepareImageNet), or finish an interrupted prepare`, mf);
+  const manifest = JSON.parse(await readFile(mf, 'utf8')) as Manifest;
+  const s = manifest.splits[split];
+  if (!s) {
+    throw new ImageNetDataError(`${root} has no ${split} shards: the manifest lists ${Object.keys(manifest.splits).join(', ') || 'no splits'}`, mf);
+  }
+  const infos = s.shards.map((f) => {
+    try {
+      return readShardInfo(join(root, f));
+    } catch (e) {
+      throw new ImageNetDataError(`shard ${f} of ${root} cannot be read: ${(e as Error).message}`, join(root, f));
+    }
+  });
+  const n = infos.reduce((a, i) => a + i.entries.length, 0);
+  const file = new Int32Array(n), offset = new Float64Array(n), length = new Int32Array(n), labels = new Int32Array(n);
+  let k = 0;
+  infos.forEach((info, fi) => {
+    for (const e of info.entries) {
+      file[k] = fi;
+      offset[k] = e.offset;
+      length[k] = e.length;
+      labels[k] = e.label;
+      k++;
+    }
+  });
+  return {
+    length: n,
+    labels,
+    classes: manifest.classes,
+    size: manifest.size,
+    source: { kind: 'shards', files: infos.map((i) => i.path), file, offset, length, encoding: manifest.encoding, size: manifest.size },
+    statistics: manifest.statistics ? await loadStatistics(root) : null,
+  };
+}
+
+/**
+ * An image folder (or any list of samples) as a data set decoded on the fly, for small sets: each
+ * use decodes, rescales and centre-crops to `size` exactly as prepare does.
+ */
+export async function openImageFolder(
+  source: string | ImageFolderIndex | { samples: Sample[]; classes: { wnid: string; name: string }[] },
+  opts: { size?: number; kernel?: 'linear' | 'lanczos3' | 'cubic' | 'nearest'; statistics?: Statistics } = {},
+): Promise<Dataset> {
+  const idx = typeof source === 'string' ? await indexImageFolder(source) : source;
+  const size = checkPositiveInteger(opts.size ?? 256, 'size');
+  return {
+    length: idx.samples.length,
+    labels: Int32Array.from(idx.samples, (s) => s.label),
+    classes: idx.classes.map((c) => ({ wnid: c.wnid, name: c.name })),
+    size,
+    source: { kind: 'folder', paths: idx.samples.map((s) => s.path), size, kernel: opts.kernel ?? 'linear' },
+    statistics: opts.statistics ?? null,
+  };
+}
+
+export interface LoaderOptions {
+  batchSize: number;
+  /** Seed of shuffling and augmentation (default 0). */
+  seed?: number;
+  /** 'train' (default), 'center' or 'tenCrop'. */
+  mode?: TransformSpec['mode'];
+  /** Crop side: 224 (default, the paper) or 227 (Caffe). */
+  crop?: number;
+  /** Horizontal reflection with p = 0.5 (train mode; default true). */
+  flip?: boolean;
+  /**
+   * PCA lighting (§4.1): true uses the data set's statistics with std 0.1; or give eigenvalues and
+   * eigenvectors (0..255 scale). Default: on in train mode when statistics exist.
+   */
+  lighting?:
+    | boolean
+    | { eigenvalues?: readonly number[]; eigenvectors?: readonly (readonly number[])[]; std?: number; magnitude?: 'eigenvalue' | 'stddev' };
+  /**
+   * Mean subtraction: 'image' (the 256x256x3 mean image, the paper's), 'channel', 'none', or the
+   * values themselves (a size*size*3 HWC Float32Array or an [r, g, b] triple). Default 'image'
+   * when statistics exist, else 'none'.
+   */
+  mean?: 'image' | 'channel' | 'none' | Float32Array | readonly [number, number, number];
+  /** Statistics to use instead of the data set's own (e.g. the training set's, for val). */
+  statistics?: Statistics;
+  /** Seeded reshuffle every epoch (default: true in train mode). */
+  shuffle?: boolean;
+  /** Drop the last incomplete batch (default false). */
+  dropLast?: boolean;
+  /** Worker threads (default: all cores; 0 runs inline). */
+  workers?: number;
+  /** Batches requested ahead of the consumer (default 2 per worker, at least 2). */
+  prefetch?: number;
+}
+
+export interface Batch {
+  /** Position of the batch in its epoch. */
+  index: number;
+  /** float32 NCHW: shape[0] = samples * cropsPerImage; the crops of one image are consecutive. */
+  images: Float32Array;
+  shape: [number, number, number, number];
+  /** int32 class index per image (length = samples). */
+  labels: Int32Array;
+  /** Data-set positions of the images. */
+  samples: Int32Array;
+  cropsPerImage: number;
+  /** Images that failed to decode (image-folder sources); their crops are zeros. */
+  failures: { sample: number; reason: string }[];
+}
+
+export class Loader {
+  readonly spec: TransformSpec;
+  readonly seed: number;
+  readonly batchSize: number;
+  readonly batchesPerEpoch: number;
+  private readonly pool: WorkerPool;
+  private ready: Promise<unknown> | null = null;
+  private readonly shuffle: boolean;
+  private readonly prefetch: number;
+
+  constructor(readonly dataset: Dataset, opts: LoaderOptions) {
+    this.batchSize = checkPositiveInteger(opts.batchSize, 'batchSize');
+    this.seed = checkNonNegativeInteger(opts.seed ?? 0, 'seed');
+    const mode = opts.mode ?? 'train';
+    if (mode !== 'train' && mode !== 'center' && mode !== 'tenCrop') {
+      throw new TypeError(`Expected 'train', 'center' or 'tenCrop' for mode but received ${String(mode)}`);
+    }
+    const crop = checkPositiveInteger(opts.crop ?? 224, 'crop');
+    if (crop > dataset.size) throw new TypeError(`Expected crop <= ${dataset.size} (the image side) but received ${crop}`);
+    const stats = opts.statistics ?? dataset.statistics;
+    const train = mode === 'train';
+
+    let lighting: LightingSpec | null = null;
+    const l = opts.lighting ?? (train && stats !== null);
+    if (l === true) {
+      if (!stats) throw new TypeError('lighting: true needs statistics (prepare the training set, or pass statistics or the eigen-decomposition)');
+      lighting = { eigenvalues: stats.eigenvalues, eigenvectors: stats.eigenvectors, std: 0.1 };
+    } else if (l && typeof l === 'object') {
+      const values = l.eigenvalues ?? stats?.eigenvalues, vectors = l.eigenvectors ?? stats?.eigenvectors;
+      if (!values || !vectors) throw new TypeError('lighting needs eigenvalues and eigenvectors (or statistics)');
+      lighting = { eigenvalues: [...values], eigenvectors: vectors.map((v) => [...v]), std: l.std ?? 0.1, magnitude: l.magnitude ?? 'eigenvalue' };
+    }
+    if (lighting && !train) throw new TypeError(`PCA lighting is a training augmentation (§4.1) but mode is '${mode}'`);
+
+    let mean: MeanSpec = { kind: 'none' };
+    const m = opts.mean ?? (stats ? 'image' : 'none');
+    const px = dataset.size * dataset.size * 3;
+    if (m === 'image' || m === 'channel') {
+      if (!stats) throw new TypeError(`mean: '${m}' needs statistics (prepare the training set, or pass statistics or the mean values)`);
+      mean = m === 'image' ? { kind: 'image', image: stats.meanImage } : { kind: 'channel', values: [...stats.channelMean] };
+    } else if (m instanceof Float32Array) {
+      mean = { kind: 'image', image: m };
+    } else if (Array.isArray(m)) {
+      mean = { kind: 'channel', values: [m[0]!, m[1]!, m[2]!] };
+    } else if (m !== 'none') {
+      throw new TypeError(`Expected 'image', 'channel', 'none', a Float32Array or [r, g, b] for mean but received ${String(m)}`);
+    }
+    if (mean.kind === 'image' && mean.image.length !== px) {
+      throw new TypeError(`Expected a mean image of ${dataset.size}x${dataset.size}x3 = ${px} values but received ${mean.image.length}`);
+    }
+    this.spec = { mode, size: dataset.size, crop, flip: train && (opts.flip ?? true), lighting, mean };
+    this.shuffle = opts.shuffle ?? train;
+    const n = dataset.length;
+    this.batchesPerEpoch = opts.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
+    const workers = opts.workers ?? defaultWorkers();
+    this.pool = new WorkerPool(checkNonNegativeInteger(workers, 'workers'));
+    this.prefetch = checkPositiveInteger(opts.prefetch ?? Math.max(2, 2 * workers), 'prefetch');
+  }
+
+  /** The data-set positions in epoch `epoch`'s order. */
+  order(epoch: number): Int32Array {
+    checkNonNegativeInteger(epoch, 'epoch');
+    const n = this.dataset.length;
+    return this.shuffle ? permutation(n, Rng.forKey(this.seed, epoch, 2)) : Int32Array.from({ length: n }, (_, i) => i);
+  }
+
+  /** The batches of one epoch, in order; at most `prefetch` are computed ahead of the consumer. */
+  async *epoch(epoch: number): AsyncGenerator<Batch> {
+    const order = this.order(epoch);
+    this.ready ??= this.pool.broadcast({ type: 'init', source: this.dataset.source, spec: this.spec, seed: this.seed });
+    await this.ready;
+    const nb = this.batchesPerEpoch;
+    const inflight: Promise<BatchResult>[] = [];
+    const slice = (b: number) => order.slice(b * this.batchSize, Math.min((b + 1) * this.batchSize, order.length));
+    const submit = (b: number) => {
+      const p = this.pool.run<BatchResult>({ type: 'batch', epoch, samples: slice(b) });
+      p.catch(() => undefined);
+      inflight[b] = p;
+    };
+    let next = 0;
+    for (let b = 0; b < nb; b++) {
+      while (next < nb && next < b + this.prefetch) submit(next++);
+      const r = await inflight[b]!;
+      delete inflight[b];
+      const samples = slice(b);
+      const cpi = cropsPerImage(this.spec);
+      yield {
+        index: b,
+        images: r.images,
+        shape: [samples.length * cpi, 3, this.spec.crop, this.spec.crop],
+        labels: Int32Array.from(samples, (s) => this.dataset.labels[s]!),
+        samples,
+        cropsPerImage: cpi,
+        failures: r.failures,
+      };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}
+
+export function createLoader(dataset: Dataset, opts: LoaderOptions): Loader {
+  return new Loader(dataset, opts);
+}
