@@ -1,0 +1,134 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createSampleImageNet } from './sample.js';
+import { prepareImageNet } from './prepare.js';
+import { createLoader, openImageFolder, openShards, type Batch, type Dataset, type LoaderOptions } from './loader.js';
+import { drawAugmentation, transformImage } from './transform.js';
+import { ShardReader } from './shard.js';
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+let dir: string;
+let shards: string;
+let train: Dataset;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'alexnet-loader-'));
+  await createSampleImageNet({ dir: join(dir, 'in'), classes: 3, perClass: 6, valPerClass: 1, seed: 2, longSide: 64 });
+  shards = join(dir, 'shards');
+  await prepareImageNet({ source: join(dir, 'in'), out: shards, shardSize: 5, workers: 2 });
+  train = await openShards(shards);
+  return () => rmSync(dir, { recursive: true, force: true });
+});
+
+async function epochs(ds: Dataset, opts: LoaderOptions, es: number[]): Promise<Batch[][]> {
+  const l = createLoader(ds, opts);
+  try {
+    const out: Batch[][] = [];
+    for (const e of es) out.push(await collect(l.epoch(e)));
+    return out;
+  } finally {
+    await l.close();
+  }
+}
+
+function same(a: Batch[], b: Batch[]): boolean {
+  return a.length === b.length && a.every((x, i) => Buffer.from(x.images.buffer).equals(Buffer.from(b[i]!.images.buffer)) && x.labels.join() === b[i]!.labels.join());
+}
+
+describe('Loader', () => {
+  it('gives identical batches for a seed whatever the number of workers (0, 1, 2, 3)', async () => {
+    const opts = { batchSize: 4, seed: 17, lighting: true, prefetch: 3 } as const;
+    const runs = await Promise.all([0, 1, 2, 3].map((w) => epochs(train, { ...opts, workers: w }, [0, 1])));
+    for (const r of runs.slice(1)) {
+      expect(same(r[0]!, runs[0]![0]!)).toBe(true);
+      expect(same(r[1]!, runs[0]![1]!)).toBe(true);
+    }
+    // A different epoch or seed is a different stream.
+    expect(same(runs[0]![0]!, runs[0]![1]!)).toBe(false);
+    const other = await epochs(train, { ...opts, seed: 18, workers: 0 }, [0]);
+    expect(same(other[0]!, runs[0]![0]!)).toBe(false);
+  });
+
+  it('covers every sample once per epoch in a seeded shuffle, as float32 NCHW with int32 labels', async () => {
+    const [e0, e1] = await epochs(train, { batchSize: 4, seed: 1, workers: 2 }, [0, 1]);
+    expect(e0!.map((b) => b.shape)).toEqual([[4, 3, 224, 224], [4, 3, 224, 224], [4, 3, 224, 224], [4, 3, 224, 224], [2, 3, 224, 224]]);
+    const order0 = e0!.flatMap((b) => Array.from(b.samples)), order1 = e1!.flatMap((b) => Array.from(b.samples));
+    expect([...order0].sort((a, b) => a - b)).toEqual(Array.from({ length: 18 }, (_, i) => i));
+    expect(order0).not.toEqual(order1);
+    expect(order0).not.toEqual([...order0].sort((a, b) => a - b));
+    for (const b of e0!) {
+      expect(b.images).toBeInstanceOf(Float32Array);
+      expect(b.labels).toBeInstanceOf(Int32Array);
+      expect(b.images.length).toBe(b.shape.reduce((a, v) => a * v));
+      expect(Array.from(b.labels)).toEqual(Array.from(b.samples, (s) => train.labels[s]!));
+    }
+    const dropped = await epochs(train, { batchSize: 4, workers: 0, dropLast: true }, [0]);
+    expect(dropped[0]!.length).toBe(4);
+  });
+
+  it('computes each training image as transformImage of its record with (seed, epoch, sample) randomness and the mean image', async () => {
+    const [e] = await epochs(train, { batchSize: 5, seed: 9, workers: 2, crop: 227, lighting: { std: 0.1 } }, [3]);
+    const stats = train.statistics!;
+    const src = train.source as Extract<Dataset['source'], { kind: 'shards' }>;
+    const reader = new ShardReader();
+    const b = e![1]!;
+    const n = 3 * 227 * 227;
+    for (let i = 0; i < b.samples.length; i++) {
+      const s = b.samples[i]!;
+      const px = reader.read(src.files[src.file[s]!]!, src.offset[s]!, src.length[s]!);
+      const out = new Float32Array(n);
+      const spec = { mode: 'train' as const, size: 256, crop: 227, flip: true, mean: { kind: 'image' as const, image: stats.meanImage }, lighting: { eigenvalues: stats.eigenvalues, eigenvectors: stats.eigenvectors, std: 0.1, magnitude: 'eigenvalue' as const } };
+      transformImage(px, spec, 9, 3, s, out, 0);
+      expect(Buffer.from(out.buffer).equals(Buffer.from(b.images.buffer, i * n * 4, n * 4))).toBe(true);
+      // And by hand for one value: pixel - mean + lighting shift at the drawn position.
+      const a = drawAugmentation(9, 3, s, spec);
+      const j = (a.y * 256 + a.x + (a.flip ? 226 : 0)) * 3;
+      const shift = [0, 1, 2].reduce((acc, k) => acc + stats.eigenvectors[k]![0]! * a.alpha[k]! * stats.eigenvalues[k]!, 0);
+      expect(b.images[i * n]!).toBeCloseTo(px[j]! - stats.meanImage[j]! + shift, 2);
+    }
+    reader.close();
+  });
+
+  it('groups the ten crops of each image consecutively; crop 5 is the centre crop', async () => {
+    const val = await openShards(shards, 'val');
+    const stats = train.statistics!;
+    const [ten] = await epochs(val, { batchSize: 2, mode: 'tenCrop', statistics: stats, workers: 1 }, [0]);
+    const [centre] = await epochs(val, { batchSize: 2, mode: 'center', statistics: stats, workers: 0 }, [0]);
+    const n = 3 * 224 * 224;
+    expect(ten![0]!.shape).toEqual([20, 3, 224, 224]);
+    expect(ten![0]!.cropsPerImage).toBe(10);
+    expect(ten![0]!.labels.length).toBe(2);
+    for (let b = 0; b < ten!.length; b++) {
+      for (let i = 0; i < ten![b]!.labels.length; i++) {
+        const c5 = ten![b]!.images.subarray((i * 10 + 4) * n, (i * 10 + 5) * n);
+        expect(Array.from(c5)).toEqual(Array.from(centre![b]!.images.subarray(i * n, (i + 1) * n)));
+      }
+    }
+    await expect(epochs(val, { batchSize: 2, mode: 'center', lighting: true, statistics: stats }, [0])).rejects.toThrow(/PCA lighting is a training augmentation/);
+  });
+
+  it('reads an image folder on the fly, giving the same batches as its shards', async () => {
+    const folder = await openImageFolder(join(dir, 'in', 'train'), { statistics: train.statistics! });
+    expect(folder.length).toBe(train.length);
+    expect(Array.from(folder.labels)).toEqual(Array.from(train.labels));
+    const opts = { batchSize: 6, seed: 3, lighting: true } as const;
+    const [a] = await epochs(folder, { ...opts, workers: 2 }, [0]);
+    const [b] = await epochs(train, { ...opts, workers: 0 }, [0]);
+    expect(same(a!, b!)).toBe(true);
+    expect(a!.every((x) => x.failures.length === 0)).toBe(true);
+  });
+
+  it('validates options with sentences', async () => {
+    expect(() => createLoader(train, { batchSize: 0 })).toThrow('Expected a positive integer for batchSize but received 0 of type number');
+    expect(() => createLoader(train, { batchSize: 1, crop: 300, workers: 0 })).toThrow('Expected crop <= 256 (the image side) but received 300');
+    const folder = await openImageFolder(join(dir, 'in', 'train'));
+    expect(() => createLoader(folder, { batchSize: 1, mean: 'image', workers: 0 })).toThrow(/mean: 'image' needs statistics/);
+    await expect(openShards(shards, 'val').then(() => openShards(join(dir, 'in')))).rejects.toThrow(/has no manifest\.json: prepare the data set first/);
+  });
+});
