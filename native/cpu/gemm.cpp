@@ -1,0 +1,451 @@
+// BLIS-style single-precision GEMM (Goto & van de Geijn, "Anatomy of high-performance matrix
+// multiplication", 2008), row-major:
+//   for ic (MC rows of C, A block packed MC x KC, L3)
+//     for pc (KC of the k dimension)
+//       for jc (NC columns, B block packed KC x NC: stays in L2)
+//         for ir (MR rows: the A micro-panel MR x KC stays in L1)
+//           for jr (NR columns: the micro-kernel streams B micro-panels from L2)
+// The micro-kernel keeps an MR x NR tile of C in registers: NR along the contiguous row of C (SIMD
+// vectors of B), MR broadcasts of A. Packing (with zero padding to MR/NR) absorbs every transpose
+// combination and every edge, so there is one kernel per ISA. Threads split C into column (or row)
+// stripes, each with its own packed blocks: no synchronisation inside the GEMM.
+#include "gemm.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#if ALEXNET_X86
+#include <immintrin.h>
+#endif
+
+namespace alexnet {
+namespace {
+
+typedef void (*Kernel)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                       float beta, int mr, int nr);
+typedef void (*PackA)(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, float* dst);
+typedef void (*PackB)(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst);
+
+struct Config {
+  int mr, nr;
+  int64_t kc, mc, nc;
+  Kernel kernel;
+  PackA packA;
+  PackB packB;
+  const char* name;
+};
+
+/** Thread-local, 64-byte aligned pack buffers (each engine thread packs its own blocks). */
+struct PackBuffer {
+  float* p = nullptr;
+  size_t cap = 0;
+  float* get(size_t n) {
+    if (n > cap) {
+      std::free(p);
+      size_t bytes = ((n * sizeof(float)) + 63) / 64 * 64;
+      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!p) { cap = 0; throw std::bad_alloc(); }
+      cap = n;
+    }
+    return p;
+  }
+  ~PackBuffer() { std::free(p); }
+};
+thread_local PackBuffer tlsA, tlsB;
+
+// ---- packing: A into MR-row micro-panels (k-major), B into NR-column micro-panels ----
+// op(A)(i, p) = trans ? A[p * lda + i] : A[i * lda + p];  op(B)(p, j) = trans ? B[j * ldb + p] : B[p * ldb + j]
+
+template <int MR>
+void packA(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, float* dst) {
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    int mr = (int)std::min<int64_t>(MR, mc - ir);
+    float* d = dst + ir * kc;
+    if (trans) {
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* s = A + p * lda + ir;
+        float* dp = d + p * MR;
+        int i = 0;
+        for (; i < mr; ++i) dp[i] = s[i];
+        for (; i < MR; ++i) dp[i] = 0.0f;
+      }
+    } else {
+      for (int i = 0; i < mr; ++i) {
+        const float* s = A + (ir + i) * lda;
+        for (int64_t p = 0; p < kc; ++p) d[p * MR + i] = s[p];
+      }
+      for (int i = mr; i < MR; ++i)
+        for (int64_t p = 0; p < kc; ++p) d[p * MR + i] = 0.0f;
+    }
+  }
+}
+
+template <int NR>
+void packB(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) {
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    int nr = (int)std::min<int64_t>(NR, nc - jr);
+    float* d = dst + jr * kc;
+    if (!trans) {
+      if (nr == NR) {
+        for (int64_t p = 0; p < kc; ++p) std::memcpy(d + p * NR, B + p * ldb + jr, NR * sizeof(float));
+      } else {
+        for (int64_t p = 0; p < kc; ++p) {
+          const float* s = B + p * ldb + jr;
+          float* dp = d + p * NR;
+          int j = 0;
+          for (; j < nr; ++j) dp[j] = s[j];
+          for (; j < NR; ++j) dp[j] = 0.0f;
+        }
+      }
+    } else {
+      // Transposed B: read 8 rows of B (8 columns of op(B)) at a time along p, write k-major.
+      int j = 0;
+      for (; j + 8 <= nr; j += 8) {
+        const float* s0 = B + (jr + j) * ldb;
+        for (int64_t p = 0; p < kc; ++p) {
+          float* dp = d + p * NR + j;
+          for (int t = 0; t < 8; ++t) dp[t] = s0[t * ldb + p];
+        }
+      }
+      for (; j < nr; ++j) {
+        const float* s = B + (jr + j) * ldb;
+        for (int64_t p = 0; p < kc; ++p) d[p * NR + j] = s[p];
+      }
+      for (; j < NR; ++j)
+        for (int64_t p = 0; p < kc; ++p) d[p * NR + j] = 0.0f;
+    }
+  }
+}
+
+// ---- portable micro-kernel (baseline ISA; the compiler vectorises the j loop) ----
+
+template <int MR, int NR>
+void kernelPortable(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                    float beta, int mr, int nr) {
+  float acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = 0.0f;
+  for (int64_t p = 0; p < kc; ++p) {
+    for (int i = 0; i < MR; ++i) {
+      float ai = a[i];
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  for (int i = 0; i < mr; ++i) {
+    float* cr = c + i * ldc;
+    if (beta == 0.0f) {
+      for (int j = 0; j < nr; ++j) cr[j] = alpha * acc[i][j];
+    } else {
+      for (int j = 0; j < nr; ++j) cr[j] = alpha * acc[i][j] + beta * cr[j];
+    }
+  }
+}
+
+#if ALEXNET_X86
+// ---- AVX2 + FMA micro-kernel: MR x (8 NV) ----
+
+template <int MR, int NV>
+ALEXNET_TARGET_AVX2 void kernelAvx2(int64_t kc, const float* __restrict a, const float* __restrict b,
+                                    float* c, int64_t ldc, float alpha, float beta, int mr, int nr) {
+  __m256 acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    __m256 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + 8 * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      __m256 ai = _mm256_broadcast_ss(a + i);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += 8 * NV;
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  if (mr == MR && nr == 8 * NV) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        float* cp = c + i * ldc + 8 * v;
+        __m256 r = _mm256_mul_ps(acc[i][v], va);
+        if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cp), r);
+        _mm256_storeu_ps(cp, r);
+      }
+  } else {
+    alignas(32) float tile[MR][8 * NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) _mm256_store_ps(&tile[i][8 * v], _mm256_mul_ps(acc[i][v], va));
+    for (int i = 0; i < mr; ++i) {
+      float* cr = c + i * ldc;
+      if (beta == 0.0f) {
+        for (int j = 0; j < nr; ++j) cr[j] = tile[i][j];
+      } else {
+        for (int j = 0; j < nr; ++j) cr[j] = tile[i][j] + beta * cr[j];
+      }
+    }
+  }
+}
+
+// ---- AVX-512 micro-kernel: MR x (16 NV), masked stores at the edges ----
+
+template <int MR, int NV>
+ALEXNET_TARGET_AVX512 void kernelAvx512(int64_t kc, const float* __restrict a, const float* __restrict b,
+                                        float* c, int64_t ldc, float alpha, float beta, int mr, int nr) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  }
+  int64_t p = 0;
+  for (; p < kc; ++p) {
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NV * 8), _MM_HINT_T0);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      __m512 ai = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += 16 * NV;
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  if (mr == MR && nr == 16 * NV) {
+    if (beta == 0.0f) {
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) _mm512_storeu_ps(c + i * ldc + 16 * v, _mm512_mul_ps(acc[i][v], va));
+    } else {
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+          float* cp = c + i * ldc + 16 * v;
+          _mm512_storeu_ps(cp, _mm512_fmadd_ps(vb, _mm512_loadu_ps(cp), _mm512_mul_ps(acc[i][v], va)));
+        }
+    }
+  } else {
+    __mmask16 mask[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      int rem = nr - 16 * v;
+      mask[v] = rem >= 16 ? (__mmask16)0xFFFF : rem <= 0 ? (__mmask16)0 : (__mmask16)((1u << rem) - 1u);
+    }
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      if (i >= mr) break;
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        float* cp = c + i * ldc + 16 * v;
+        __m512 r = _mm512_mul_ps(acc[i][v], va);
+        if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask[v], cp), r);
+        _mm512_mask_storeu_ps(cp, mask[v], r);
+      }
+    }
+  }
+}
+#endif  // ALEXNET_X86
+
+int64_t envInt(const char* name, int64_t dflt) {
+  const char* s = std::getenv(name);
+  if (!s || !*s) return dflt;
+  long long v = std::atoll(s);
+  return v > 0 ? (int64_t)v : dflt;
+}
+
+Config makeConfig(Isa isa) {
+  Config c{};
+#if ALEXNET_X86
+  if (isa == Isa::Avx512) {
+    c = Config{14, 32, 384, 1008, 384, kernelAvx512<14, 2>, packA<14>, packB<32>, "avx512 14x32"};
+  } else if (isa == Isa::Avx2) {
+    c = Config{6, 16, 256, 768, 1024, kernelAvx2<6, 2>, packA<6>, packB<16>, "avx2 6x16"};
+  } else
+#endif
+  {
+    (void)isa;
+    c = Config{4, 16, 256, 512, 1024, kernelPortable<4, 16>, packA<4>, packB<16>, "portable 4x16"};
+  }
+  // Tuning knobs for measurements (docs/cpu-engine.md): MC and NC are rounded to the tile.
+  c.kc = envInt("ALEXNET_GEMM_KC", c.kc);
+  c.mc = (envInt("ALEXNET_GEMM_MC", c.mc) + c.mr - 1) / c.mr * c.mr;
+  c.nc = (envInt("ALEXNET_GEMM_NC", c.nc) + c.nr - 1) / c.nr * c.nr;
+  return c;
+}
+
+const Config& config() {
+  static const Config configs[3] = {makeConfig(Isa::Portable), makeConfig(Isa::Avx2), makeConfig(Isa::Avx512)};
+  return configs[(int)activeIsa()];
+}
+
+/** C = beta C for the degenerate cases (k = 0 or alpha = 0): beta = 0 writes zeros without reading. */
+void scaleC(int64_t m, int64_t n, float beta, float* C, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i) {
+    float* r = C + i * ldc;
+    if (beta == 0.0f) {
+      std::memset(r, 0, (size_t)n * sizeof(float));
+    } else if (beta != 1.0f) {
+      for (int64_t j = 0; j < n; ++j) r[j] *= beta;
+    }
+  }
+}
+
+void blocked(const Config& cf, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+             const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0.0f) { scaleC(m, n, beta, C, ldc); return; }
+  const int64_t MC = cf.mc, KC = cf.kc, NC = cf.nc;
+  const int64_t mcMax = std::min(MC, (m + cf.mr - 1) / cf.mr * cf.mr);
+  const int64_t ncMax = std::min(NC, (n + cf.nr - 1) / cf.nr * cf.nr);
+  const int64_t kcMax = std::min(KC, k);
+  float* Ap = tlsA.get((size_t)(mcMax * kcMax));
+  float* Bp = tlsB.get((size_t)(ncMax * kcMax));
+  for (int64_t ic = 0; ic < m; ic += MC) {
+    const int64_t mc = std::min(MC, m - ic);
+    for (int64_t pc = 0; pc < k; pc += KC) {
+      const int64_t kc = std::min(KC, k - pc);
+      const float betaEff = pc == 0 ? beta : 1.0f;
+      cf.packA(ta, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, mc, kc, Ap);
+      for (int64_t jc = 0; jc < n; jc += NC) {
+        const int64_t nc = std::min(NC, n - jc);
+        cf.packB(tb, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, kc, nc, Bp);
+        for (int64_t ir = 0; ir < mc; ir += cf.mr) {
+          const int mr = (int)std::min<int64_t>(cf.mr, mc - ir);
+          const float* a = Ap + ir * kc;
+          float* crow = C + (ic + ir) * ldc + jc;
+          for (int64_t jr = 0; jr < nc; jr += cf.nr) {
+            const int nr = (int)std::min<int64_t>(cf.nr, nc - jr);
+            cf.kernel(kc, a, Bp + jr * kc, crow + jr, ldc, alpha, betaEff, mr, nr);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void sgemmSerial(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A, int64_t lda,
+                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  blocked(config(), ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void sgemm(ThreadPool& pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  const Config& cf = config();
+  const double work = (double)m * (double)n * (double)std::max<int64_t>(k, 1);
+  int threads = pool.size();
+  if (work < 2.0e6) threads = 1;
+  // Split C in stripes along its longer side, aligned to the micro-tile.
+  const bool splitN = (double)n / cf.nr >= (double)m / cf.mr;
+  const int64_t units = splitN ? (n + cf.nr - 1) / cf.nr : (m + cf.mr - 1) / cf.mr;
+  if (units < threads) threads = (int)std::max<int64_t>(units, 1);
+  if (threads <= 1) { blocked(cf, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc); return; }
+  pool.run([&](int tid, int nt) {
+    const int64_t u0 = units * tid / nt, u1 = units * (tid + 1) / nt;
+    if (splitN) {
+      const int64_t j0 = u0 * cf.nr, j1 = std::min(n, u1 * cf.nr);
+      if (j0 >= j1) return;
+      blocked(cf, ta, tb, m, j1 - j0, k, alpha, A, lda, tb ? B + j0 * ldb : B + j0, ldb, beta, C + j0, ldc);
+    } else {
+      const int64_t i0 = u0 * cf.mr, i1 = std::min(m, u1 * cf.mr);
+      if (i0 >= i1) return;
+      blocked(cf, ta, tb, i1 - i0, n, k, alpha, ta ? A + i0 : A + i0 * lda, lda, B, ldb, beta, C + i0 * ldc, ldc);
+    }
+  }, threads);
+}
+
+GemmBlocking gemmBlocking() {
+  const Config& c = config();
+  return GemmBlocking{c.mr, c.nr, c.kc, c.mc, c.nc, c.name};
+}
+
+// ---- peak: independent FMA chains, no memory traffic ----
+namespace {
+#if ALEXNET_X86
+ALEXNET_TARGET_AVX512 double fmaLoopAvx512(int64_t iters) {
+  __m512 acc[24];
+  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps((float)i * 1e-3f);
+  const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+  for (int64_t t = 0; t < iters; ++t) {
+#pragma GCC unroll 24
+    for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(acc[i], x, y);
+  }
+  __m512 s = acc[0];
+  for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
+  return (double)_mm512_reduce_add_ps(s);
+}
+ALEXNET_TARGET_AVX2 double fmaLoopAvx2(int64_t iters) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps((float)i * 1e-3f);
+  const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+  for (int64_t t = 0; t < iters; ++t) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], x, y);
+  }
+  float out[8];
+  __m256 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+  _mm256_storeu_ps(out, s);
+  return out[0];
+}
+#endif
+double fmaLoopPortable(int64_t iters) {
+  float acc[32];
+  for (int i = 0; i < 32; ++i) acc[i] = (float)i * 1e-3f;
+  for (int64_t t = 0; t < iters; ++t)
+    for (int i = 0; i < 32; ++i) acc[i] = acc[i] * 0.999999f + 1e-7f;
+  float s = 0;
+  for (int i = 0; i < 32; ++i) s += acc[i];
+  return s;
+}
+}  // namespace
+
+double measurePeakGflops(ThreadPool& pool, double seconds) {
+  const Isa isa = activeIsa();
+  // flops per iteration of each loop
+  const double perIter = isa == Isa::Avx512 ? 24.0 * 16 * 2 : isa == Isa::Avx2 ? 12.0 * 8 * 2 : 32.0 * 2;
+  auto loop = [isa](int64_t iters) -> double {
+#if ALEXNET_X86
+    if (isa == Isa::Avx512) return fmaLoopAvx512(iters);
+    if (isa == Isa::Avx2) return fmaLoopAvx2(iters);
+#endif
+    (void)isa;
+    return fmaLoopPortable(iters);
+  };
+  // calibrate on one thread
+  int64_t iters = 1 << 16;
+  volatile double sink = 0;
+  for (;;) {
+    auto t0 = std::chrono::steady_clock::now();
+    sink = sink + loop(iters);
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (dt > 0.05 || iters > (int64_t)1 << 40) { iters = (int64_t)(iters * (seconds / std::max(dt, 1e-9))); break; }
+    iters *= 4;
+  }
+  if (iters < 1) iters = 1;
+  auto t0 = std::chrono::steady_clock::now();
+  pool.run([&](int, int) { sink = sink + loop(iters); });
+  double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return perIter * (double)iters * pool.size() / dt / 1e9;
+}
+
+}  // namespace alexnet

@@ -1,0 +1,28 @@
+// The one GEMM entry point of the CPU engine (fully connected layers and every convolution).
+#pragma once
+#include <cstdint>
+#include "isa.h"
+#include "threadpool.h"
+
+namespace alexnet {
+
+/**
+ * C[m, n] = alpha op(A) op(B) + beta C, row-major with leading dimensions (elements per stored row).
+ * op(A) is m x k: A is stored [m, lda] or, when transA, [k, lda]. op(B) is k x n: B is stored
+ * [k, ldb] or, when transB, [n, ldb]. beta = 0 never reads C. Runs on every thread of `pool`.
+ */
+void sgemm(ThreadPool& pool, bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha,
+           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+/** Same, on the calling thread only (used inside already-parallel loops). */
+void sgemmSerial(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+/** Blocking of the active ISA's kernel, for the docs and the bench. */
+struct GemmBlocking { int mr, nr; int64_t kc, mc, nc; const char* kernel; };
+GemmBlocking gemmBlocking();
+
+/** Seconds-long FMA loop with no memory traffic: the machine's peak GFLOP/s on `threads` threads. */
+double measurePeakGflops(ThreadPool& pool, double seconds);
+
+}  // namespace alexnet

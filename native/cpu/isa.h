@@ -1,0 +1,28 @@
+// Run-time ISA selection. The whole addon is compiled for the baseline of its target (x86-64 or
+// ARM); the SIMD micro-kernels carry function target attributes and are picked here, so one binary
+// loads everywhere and uses AVX-512 where the CPU has it. ALEXNET_CPU_ISA=avx512|avx2|portable (or
+// setIsa from JavaScript) forces a lower path, so the tests cover every path on one machine.
+#pragma once
+
+namespace alexnet {
+
+enum class Isa : int { Portable = 0, Avx2 = 1, Avx512 = 2 };
+
+/** The best ISA this CPU supports. */
+Isa detectIsa();
+/** The ISA kernels use now (detectIsa() capped by ALEXNET_CPU_ISA and setIsa). */
+Isa activeIsa();
+/** Caps the ISA; returns false when the CPU lacks it. */
+bool setIsa(Isa isa);
+const char* isaName(Isa isa);
+bool parseIsa(const char* name, Isa* out);
+
+#if defined(__x86_64__) || defined(__i386__)
+#define ALEXNET_X86 1
+#define ALEXNET_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,avx2")))
+#define ALEXNET_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define ALEXNET_X86 0
+#endif
+
+}  // namespace alexnet

@@ -1,0 +1,684 @@
+#include "kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <vector>
+
+#include "../common/philox.h"
+#include "gemm.h"
+#include "isa.h"
+
+#define ALEXNET_INLINE inline __attribute__((always_inline))
+
+namespace alexnet {
+
+// ---- workspace ----
+
+Workspace::~Workspace() { release(); }
+
+float* Workspace::get(int slot, size_t n) {
+  if (n == 0) n = 1;
+  if (n > cap_[slot]) {
+    std::free(p_[slot]);
+    p_[slot] = nullptr;
+    cap_[slot] = 0;
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    p_[slot] = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (!p_[slot]) throw std::bad_alloc();
+    cap_[slot] = n;
+  }
+  return p_[slot];
+}
+
+void Workspace::release() {
+  for (int i = 0; i < 4; ++i) { std::free(p_[i]); p_[i] = nullptr; cap_[i] = 0; }
+}
+
+namespace {
+constexpr int64_t kElementwiseGrain = 1 << 16;  // below this an op is not worth waking a worker
+}
+
+// ---- data movement ----
+
+void fillBytes(Ctx& ctx, void* dst, int64_t n, int elemBytes, const void* pattern) {
+  uint8_t* d = static_cast<uint8_t*>(dst);
+  ctx.pool.parallelFor(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
+    if (elemBytes == 1) { std::memset(d + b, *static_cast<const uint8_t*>(pattern), (size_t)(e - b)); return; }
+    if (elemBytes == 4) {
+      uint32_t v;
+      std::memcpy(&v, pattern, 4);
+      if (v == 0) { std::memset(d + b * 4, 0, (size_t)(e - b) * 4); return; }
+      uint32_t* p = reinterpret_cast<uint32_t*>(d) + b;
+      for (int64_t i = 0; i < e - b; ++i) p[i] = v;
+      return;
+    }
+    for (int64_t i = b; i < e; ++i) std::memcpy(d + i * elemBytes, pattern, (size_t)elemBytes);
+  });
+}
+
+void randomUniform(Ctx& ctx, float* out, int64_t n, uint64_t seed, uint64_t offset, double a, double b) {
+  ctx.pool.parallelFor(n, 1 << 14, [&](int64_t s, int64_t e) {
+    uint64_t block = ~(uint64_t)0;
+    PhiloxWords w{};
+    for (int64_t i = s; i < e; ++i) {
+      uint64_t gi = offset + (uint64_t)i;
+      if ((gi >> 2) != block) { block = gi >> 2; w = philoxBlock(seed, block); }
+      double u = (double)(w.w[gi & 3] >> 8) * (1.0 / 16777216.0);
+      out[i] = (float)(a + (b - a) * u);
+    }
+  });
+}
+
+void randomNormal(Ctx& ctx, float* out, int64_t n, uint64_t seed, uint64_t offset, double mean, double sd) {
+  ctx.pool.parallelFor(n, 1 << 12, [&](int64_t s, int64_t e) {
+    uint64_t block = ~(uint64_t)0;
+    double z[4] = {0, 0, 0, 0};
+    for (int64_t i = s; i < e; ++i) {
+      uint64_t gi = offset + (uint64_t)i;
+      if ((gi >> 2) != block) { block = gi >> 2; philoxNormalBlock(philoxBlock(seed, block), z); }
+      out[i] = (float)(mean + sd * z[gi & 3]);
+    }
+  });
+}
+
+void channelCopy(Ctx& ctx, const uint8_t* src, uint8_t* dst, int64_t n, int64_t hw, int64_t srcC, int64_t srcOff,
+                 int64_t dstC, int64_t dstOff, int64_t count, int elemBytes) {
+  const size_t plane = (size_t)(hw * elemBytes);
+  ctx.pool.parallelFor(n * count, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(hw, 1)),
+                       [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      int64_t i = t / count, j = t % count;
+      std::memmove(dst + (size_t)(i * dstC + dstOff + j) * plane, src + (size_t)(i * srcC + srcOff + j) * plane, plane);
+    }
+  });
+}
+
+// ---- elementwise ----
+
+void axpy(Ctx& ctx, float alpha, const float* x, float* y, int64_t n) {
+  ctx.pool.parallelFor(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] += alpha * x[i];
+  });
+}
+
+void scale(Ctx& ctx, float alpha, float* x, int64_t n) {
+  ctx.pool.parallelFor(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) x[i] *= alpha;
+  });
+}
+
+void add(Ctx& ctx, const float* a, const float* b, float* out, int64_t n) {
+  ctx.pool.parallelFor(n, kElementwiseGrain, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) out[i] = a[i] + b[i];
+  });
+}
+
+void biasAdd(Ctx& ctx, float* y, const float* bias, int64_t n, int64_t c, int64_t hw) {
+  ctx.pool.parallelFor(n * c, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(hw, 1)),
+                       [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      float v = bias[t % c], *p = y + t * hw;
+      for (int64_t q = 0; q < hw; ++q) p[q] += v;
+    }
+  });
+}
+
+void biasGrad(Ctx& ctx, const float* dy, float* db, int64_t n, int64_t c, int64_t hw, float beta) {
+  ctx.pool.parallelFor(c, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(n * hw, 1)),
+                       [&](int64_t b, int64_t e) {
+    for (int64_t j = b; j < e; ++j) {
+      double s = 0.0;
+      for (int64_t i = 0; i < n; ++i) {
+        const float* p = dy + (i * c + j) * hw;
+        float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // float lanes over one plane, double across planes
+        int64_t q = 0;
+        for (; q + 8 <= hw; q += 8)
+          for (int l = 0; l < 8; ++l) part[l] += p[q + l];
+        double ps = 0.0;
+        for (int l = 0; l < 8; ++l) ps += part[l];
+        for (; q < hw; ++q) ps += p[q];
+        s += ps;
+      }
+      db[j] = beta == 0.0f ? (float)s : (float)((double)beta * db[j] + s);
+    }
+  });
+}
+
+void reluForward(Ctx& ctx, const float* x, float* y, int64_t n) {
+  ctx.pool.parallelFor(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = x[i] > 0.0f ? x[i] : (x[i] != x[i] ? x[i] : 0.0f);
+  });
+}
+
+void reluBackward(Ctx& ctx, const float* y, const float* dy, float* dx, int64_t n) {
+  ctx.pool.parallelFor(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+  });
+}
+
+// ---- convolution ----
+
+namespace {
+
+/** First output index o with o * stride + off >= 0, and one past the last with o * stride + off < limit. */
+inline void validRange(int64_t off, int64_t stride, int64_t limit, int64_t outLen, int64_t* lo, int64_t* hi) {
+  int64_t a = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  int64_t b = limit - 1 - off < 0 ? 0 : (limit - 1 - off) / stride + 1;
+  *lo = std::min(a, outLen);
+  *hi = std::max(*lo, std::min(b, outLen));
+}
+
+/** Samples per GEMM: enough columns (nb * outH * outW) for a large GEMM, bounded scratch. */
+int64_t convBatch(const ConvGeometry& g) {
+  const int64_t P = std::max<int64_t>(g.plane(), 1);
+  int64_t nb = (4096 + P - 1) / P;
+  const int64_t colBytesCap = (int64_t)96 << 20;
+  const int64_t perSample = std::max<int64_t>(g.colRows(), g.kg()) * P * 4;
+  nb = std::min(nb, std::max<int64_t>(1, colBytesCap / std::max<int64_t>(perSample, 1)));
+  return std::max<int64_t>(1, std::min(nb, g.n));
+}
+
+/**
+ * col [colRows, cnt * P]: row (c r s), column (j p) = x[n0 + j, grp cg + c, oh sh - ph + r, ow sw - pw + s]
+ * (0 outside the image).
+ */
+void im2col(Ctx& ctx, const float* x, const ConvGeometry& g, int64_t n0, int64_t cnt, int64_t grp, float* col) {
+  const int64_t P = g.plane(), L = cnt * P, rows = g.colRows(), R = g.r, S = g.s;
+  ctx.pool.parallelFor(rows * cnt, 4, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t row = t / cnt, j = t % cnt;
+      const int64_t c = row / (R * S), r = (row / S) % R, s = row % S;
+      const float* xp = x + ((n0 + j) * g.c + grp * g.cg() + c) * g.h * g.w;
+      float* d = col + row * L + j * P;
+      int64_t ow0, ow1;
+      validRange(s - g.padW, g.strideW, g.w, g.outW, &ow0, &ow1);
+      for (int64_t oh = 0; oh < g.outH; ++oh) {
+        float* dr = d + oh * g.outW;
+        const int64_t ih = oh * g.strideH - g.padH + r;
+        if (ih < 0 || ih >= g.h) { std::memset(dr, 0, (size_t)g.outW * sizeof(float)); continue; }
+        const float* xr = xp + ih * g.w + s - g.padW;
+        for (int64_t ow = 0; ow < ow0; ++ow) dr[ow] = 0.0f;
+        if (g.strideW == 1) {
+          std::memcpy(dr + ow0, xr + ow0, (size_t)(ow1 - ow0) * sizeof(float));
+        } else {
+          const int64_t sw = g.strideW;
+          for (int64_t ow = ow0; ow < ow1; ++ow) dr[ow] = xr[ow * sw];
+        }
+        for (int64_t ow = ow1; ow < g.outW; ++ow) dr[ow] = 0.0f;
+      }
+    }
+  });
+}
+
+/** dx[n0 + j, grp cg + c] = sum over (r, s) of col rows scattered back (dx planes overwritten). */
+void col2im(Ctx& ctx, const float* col, const ConvGeometry& g, int64_t n0, int64_t cnt, int64_t grp, float* dx) {
+  const int64_t P = g.plane(), L = cnt * P, R = g.r, S = g.s, cg = g.cg();
+  ctx.pool.parallelFor(cg * cnt, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t c = t / cnt, j = t % cnt;
+      float* xp = dx + ((n0 + j) * g.c + grp * cg + c) * g.h * g.w;
+      std::memset(xp, 0, (size_t)(g.h * g.w) * sizeof(float));
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t s = 0; s < S; ++s) {
+          const float* d = col + ((c * R + r) * S + s) * L + j * P;
+          int64_t ow0, ow1;
+          validRange(s - g.padW, g.strideW, g.w, g.outW, &ow0, &ow1);
+          for (int64_t oh = 0; oh < g.outH; ++oh) {
+            const int64_t ih = oh * g.strideH - g.padH + r;
+            if (ih < 0 || ih >= g.h) continue;
+            float* xr = xp + ih * g.w + s - g.padW;
+            const float* dr = d + oh * g.outW;
+            if (g.strideW == 1) {
+              for (int64_t ow = ow0; ow < ow1; ++ow) xr[ow] += dr[ow];
+            } else {
+              const int64_t sw = g.strideW;
+              for (int64_t ow = ow0; ow < ow1; ++ow) xr[ow * sw] += dr[ow];
+            }
+          }
+        }
+    }
+  });
+}
+
+/** tmp [kg, cnt * P] <-> y[n0 + j, grp kg + kk, :]; bias added on the way out when given. */
+void gatherGroup(Ctx& ctx, const float* y, const ConvGeometry& g, int64_t n0, int64_t cnt, int64_t grp, float* tmp) {
+  const int64_t P = g.plane(), L = cnt * P, kg = g.kg();
+  ctx.pool.parallelFor(kg * cnt, 8, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t kk = t / cnt, j = t % cnt;
+      std::memcpy(tmp + kk * L + j * P, y + ((n0 + j) * g.k + grp * kg + kk) * P, (size_t)P * sizeof(float));
+    }
+  });
+}
+
+void scatterGroup(Ctx& ctx, const float* tmp, const float* bias, const ConvGeometry& g, int64_t n0, int64_t cnt,
+                  int64_t grp, float* y) {
+  const int64_t P = g.plane(), L = cnt * P, kg = g.kg();
+  ctx.pool.parallelFor(kg * cnt, 8, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t kk = t / cnt, j = t % cnt;
+      const float* s = tmp + kk * L + j * P;
+      float* d = y + ((n0 + j) * g.k + grp * kg + kk) * P;
+      if (bias) {
+        const float bv = bias[grp * kg + kk];
+        for (int64_t p = 0; p < P; ++p) d[p] = s[p] + bv;
+      } else {
+        std::memcpy(d, s, (size_t)P * sizeof(float));
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void conv2dForward(Ctx& ctx, const float* x, const float* w, const float* bias, float* y, const ConvGeometry& g) {
+  const int64_t P = g.plane(), rows = g.colRows(), kg = g.kg();
+  if (g.ySize() == 0) return;
+  const int64_t nb = convBatch(g);
+  float* col = ctx.ws.get(0, (size_t)(rows * nb * P));
+  float* tmp = nb > 1 ? ctx.ws.get(1, (size_t)(kg * nb * P)) : nullptr;
+  for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
+    const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const float* wg = w + grp * kg * rows;
+      im2col(ctx, x, g, n0, cnt, grp, col);
+      if (cnt == 1) {
+        float* out = y + (n0 * g.k + grp * kg) * P;
+        sgemm(ctx.pool, false, false, kg, P, rows, 1.0f, wg, rows, col, L, 0.0f, out, P);
+        if (bias) biasAdd(ctx, out, bias + grp * kg, 1, kg, P);
+      } else {
+        sgemm(ctx.pool, false, false, kg, L, rows, 1.0f, wg, rows, col, L, 0.0f, tmp, L);
+        scatterGroup(ctx, tmp, bias, g, n0, cnt, grp, y);
+      }
+    }
+  }
+}
+
+void conv2dBackwardData(Ctx& ctx, const float* dy, const float* w, float* dx, const ConvGeometry& g) {
+  const int64_t P = g.plane(), rows = g.colRows(), kg = g.kg();
+  if (g.xSize() == 0) return;
+  if (P == 0 || kg == 0) { std::memset(dx, 0, (size_t)g.xSize() * sizeof(float)); return; }
+  const int64_t nb = convBatch(g);
+  float* col = ctx.ws.get(0, (size_t)(rows * nb * P));
+  float* tmp = nb > 1 ? ctx.ws.get(1, (size_t)(kg * nb * P)) : nullptr;
+  for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
+    const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const float* wg = w + grp * kg * rows;
+      const float* dyg;
+      if (cnt == 1) {
+        dyg = dy + (n0 * g.k + grp * kg) * P;
+      } else {
+        gatherGroup(ctx, dy, g, n0, cnt, grp, tmp);
+        dyg = tmp;
+      }
+      // dcol [rows, L] = wg^T [rows, kg] x dyg [kg, L]
+      sgemm(ctx.pool, true, false, rows, L, kg, 1.0f, wg, rows, dyg, L, 0.0f, col, L);
+      col2im(ctx, col, g, n0, cnt, grp, dx);
+    }
+  }
+}
+
+void conv2dBackwardFilter(Ctx& ctx, const float* x, const float* dy, float* dw, float* db, const ConvGeometry& g,
+                          float beta) {
+  const int64_t P = g.plane(), rows = g.colRows(), kg = g.kg();
+  if (db) biasGrad(ctx, dy, db, g.n, g.k, P, beta);
+  if (g.wSize() == 0) return;
+  if (g.n == 0 || P == 0) {
+    for (int64_t i = 0; i < g.wSize(); ++i) dw[i] = beta == 0.0f ? 0.0f : beta * dw[i];
+    return;
+  }
+  const int64_t nb = convBatch(g);
+  float* col = ctx.ws.get(0, (size_t)(rows * nb * P));
+  float* tmp = nb > 1 ? ctx.ws.get(1, (size_t)(kg * nb * P)) : nullptr;
+  for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
+    const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
+    const float b = n0 == 0 ? beta : 1.0f;
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      im2col(ctx, x, g, n0, cnt, grp, col);
+      const float* dyg;
+      if (cnt == 1) {
+        dyg = dy + (n0 * g.k + grp * kg) * P;
+      } else {
+        gatherGroup(ctx, dy, g, n0, cnt, grp, tmp);
+        dyg = tmp;
+      }
+      // dw_g [kg, rows] = b dw_g + dyg [kg, L] x col^T ([rows, L] stored)
+      sgemm(ctx.pool, false, true, kg, rows, L, 1.0f, dyg, L, col, L, b, dw + grp * kg * rows, rows);
+    }
+  }
+}
+
+// ---- LRN ----
+// §3.3: b_i = a_i / (k + alpha sum_{j near i} a_j^2)^beta. One pass over a block of `B` positions of
+// one sample: squares once into scratch, each channel's window sum from them, the power, the output.
+// The positions are the vectorised dimension (channel planes are contiguous in NCHW).
+
+namespace {
+
+constexpr int64_t kLrnBlock = 64;
+
+/** s^-beta; beta = 0.75 (the paper's) as 1 / (sqrt(s) sqrt(sqrt(s))), which vectorises. */
+ALEXNET_INLINE void powNeg(const float* s, float* out, int64_t len, float beta) {
+  if (beta == 0.75f) {
+    for (int64_t p = 0; p < len; ++p) { float r = std::sqrt(s[p]); out[p] = 1.0f / (r * std::sqrt(r)); }
+  } else if (beta == 0.5f) {
+    for (int64_t p = 0; p < len; ++p) out[p] = 1.0f / std::sqrt(s[p]);
+  } else if (beta == 1.0f) {
+    for (int64_t p = 0; p < len; ++p) out[p] = 1.0f / s[p];
+  } else {
+    for (int64_t p = 0; p < len; ++p) out[p] = (float)std::pow((double)s[p], -(double)beta);
+  }
+}
+
+/** scale[i][p] = k + alpha sum_{|j - i| <= half} sq[j][p]  (rows of B floats). */
+ALEXNET_INLINE void windowScale(const float* sq, float* scl, int64_t c, int64_t half, int64_t len, float alpha,
+                                float k) {
+  float acc[kLrnBlock];
+  for (int64_t i = 0; i < c; ++i) {
+    const int64_t lo = std::max<int64_t>(0, i - half), hi = std::min<int64_t>(c - 1, i + half);
+    for (int64_t p = 0; p < len; ++p) acc[p] = 0.0f;
+    for (int64_t j = lo; j <= hi; ++j) {
+      const float* q = sq + j * kLrnBlock;
+      for (int64_t p = 0; p < len; ++p) acc[p] += q[p];
+    }
+    float* o = scl + i * kLrnBlock;
+    for (int64_t p = 0; p < len; ++p) o[p] = k + alpha * acc[p];
+  }
+}
+
+ALEXNET_INLINE void lrnFwdBody(const float* x, float* y, int64_t c, int64_t hw, int64_t p0, int64_t len, int64_t half,
+                               float alpha, float beta, float k, float* scratch) {
+  float* sq = scratch;
+  float* scl = scratch + c * kLrnBlock;
+  for (int64_t j = 0; j < c; ++j) {
+    const float* xr = x + j * hw + p0;
+    float* q = sq + j * kLrnBlock;
+    for (int64_t p = 0; p < len; ++p) q[p] = xr[p] * xr[p];
+  }
+  windowScale(sq, scl, c, half, len, alpha, k);
+  float pw[kLrnBlock];
+  for (int64_t i = 0; i < c; ++i) {
+    powNeg(scl + i * kLrnBlock, pw, len, beta);
+    const float* xr = x + i * hw + p0;
+    float* yr = y + i * hw + p0;
+    for (int64_t p = 0; p < len; ++p) yr[p] = xr[p] * pw[p];
+  }
+}
+
+// dx_i = dy_i scale_i^-beta - 2 alpha beta x_i sum_{|j - i| <= half} dy_j y_j / scale_j
+ALEXNET_INLINE void lrnBwdBody(const float* x, const float* y, const float* dy, float* dx, int64_t c, int64_t hw,
+                               int64_t p0, int64_t len, int64_t half, float alpha, float beta, float k,
+                               float* scratch) {
+  float* sq = scratch;
+  float* scl = scratch + c * kLrnBlock;
+  float* t = scratch + 2 * c * kLrnBlock;
+  for (int64_t j = 0; j < c; ++j) {
+    const float* xr = x + j * hw + p0;
+    float* q = sq + j * kLrnBlock;
+    for (int64_t p = 0; p < len; ++p) q[p] = xr[p] * xr[p];
+  }
+  windowScale(sq, scl, c, half, len, alpha, k);
+  for (int64_t j = 0; j < c; ++j) {
+    const float* yr = y + j * hw + p0;
+    const float* dyr = dy + j * hw + p0;
+    const float* s = scl + j * kLrnBlock;
+    float* tr = t + j * kLrnBlock;
+    for (int64_t p = 0; p < len; ++p) tr[p] = dyr[p] * yr[p] / s[p];
+  }
+  const float coef = 2.0f * alpha * beta;
+  float pw[kLrnBlock], acc[kLrnBlock];
+  for (int64_t i = 0; i < c; ++i) {
+    const int64_t lo = std::max<int64_t>(0, i - half), hi = std::min<int64_t>(c - 1, i + half);
+    for (int64_t p = 0; p < len; ++p) acc[p] = 0.0f;
+    for (int64_t j = lo; j <= hi; ++j) {
+      const float* tr = t + j * kLrnBlock;
+      for (int64_t p = 0; p < len; ++p) acc[p] += tr[p];
+    }
+    powNeg(scl + i * kLrnBlock, pw, len, beta);
+    const float* xr = x + i * hw + p0;
+    const float* dyr = dy + i * hw + p0;
+    float* dxr = dx + i * hw + p0;
+    for (int64_t p = 0; p < len; ++p) dxr[p] = dyr[p] * pw[p] - coef * xr[p] * acc[p];
+  }
+}
+
+void lrnFwdPortable(const float* x, float* y, int64_t c, int64_t hw, int64_t p0, int64_t len, int64_t half,
+                    float alpha, float beta, float k, float* scratch) {
+  lrnFwdBody(x, y, c, hw, p0, len, half, alpha, beta, k, scratch);
+}
+void lrnBwdPortable(const float* x, const float* y, const float* dy, float* dx, int64_t c, int64_t hw, int64_t p0,
+                    int64_t len, int64_t half, float alpha, float beta, float k, float* scratch) {
+  lrnBwdBody(x, y, dy, dx, c, hw, p0, len, half, alpha, beta, k, scratch);
+}
+#if ALEXNET_X86
+ALEXNET_TARGET_AVX512 void lrnFwdAvx512(const float* x, float* y, int64_t c, int64_t hw, int64_t p0, int64_t len,
+                                        int64_t half, float alpha, float beta, float k, float* scratch) {
+  lrnFwdBody(x, y, c, hw, p0, len, half, alpha, beta, k, scratch);
+}
+ALEXNET_TARGET_AVX512 void lrnBwdAvx512(const float* x, const float* y, const float* dy, float* dx, int64_t c,
+                                        int64_t hw, int64_t p0, int64_t len, int64_t half, float alpha, float beta,
+                                        float k, float* scratch) {
+  lrnBwdBody(x, y, dy, dx, c, hw, p0, len, half, alpha, beta, k, scratch);
+}
+ALEXNET_TARGET_AVX2 void lrnFwdAvx2(const float* x, float* y, int64_t c, int64_t hw, int64_t p0, int64_t len,
+                                    int64_t half, float alpha, float beta, float k, float* scratch) {
+  lrnFwdBody(x, y, c, hw, p0, len, half, alpha, beta, k, scratch);
+}
+ALEXNET_TARGET_AVX2 void lrnBwdAvx2(const float* x, const float* y, const float* dy, float* dx, int64_t c,
+                                    int64_t hw, int64_t p0, int64_t len, int64_t half, float alpha, float beta,
+                                    float k, float* scratch) {
+  lrnBwdBody(x, y, dy, dx, c, hw, p0, len, half, alpha, beta, k, scratch);
+}
+#endif
+
+thread_local std::vector<float> tlsLrn;
+
+float* lrnScratch(int64_t c) {
+  size_t need = (size_t)(3 * c * kLrnBlock + 16);
+  if (tlsLrn.size() < need) tlsLrn.resize(need);
+  return tlsLrn.data();
+}
+
+}  // namespace
+
+void lrnForward(Ctx& ctx, const float* x, float* y, const LrnParams& prm, int64_t n, int64_t c, int64_t hw) {
+  const int64_t blocks = (hw + kLrnBlock - 1) / kLrnBlock, half = prm.size / 2;
+  const float alpha = (float)prm.alpha, beta = (float)prm.beta, k = (float)prm.k;
+  auto fn = lrnFwdPortable;
+#if ALEXNET_X86
+  if (activeIsa() == Isa::Avx512) fn = lrnFwdAvx512;
+  else if (activeIsa() == Isa::Avx2) fn = lrnFwdAvx2;
+#endif
+  ctx.pool.parallelFor(n * blocks, 2, [&](int64_t b, int64_t e) {
+    float* scratch = lrnScratch(c);
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t i = t / blocks, p0 = (t % blocks) * kLrnBlock;
+      fn(x + i * c * hw, y + i * c * hw, c, hw, p0, std::min(kLrnBlock, hw - p0), half, alpha, beta, k, scratch);
+    }
+  });
+}
+
+void lrnBackward(Ctx& ctx, const float* x, const float* y, const float* dy, float* dx, const LrnParams& prm, int64_t n,
+                 int64_t c, int64_t hw) {
+  const int64_t blocks = (hw + kLrnBlock - 1) / kLrnBlock, half = prm.size / 2;
+  const float alpha = (float)prm.alpha, beta = (float)prm.beta, k = (float)prm.k;
+  auto fn = lrnBwdPortable;
+#if ALEXNET_X86
+  if (activeIsa() == Isa::Avx512) fn = lrnBwdAvx512;
+  else if (activeIsa() == Isa::Avx2) fn = lrnBwdAvx2;
+#endif
+  ctx.pool.parallelFor(n * blocks, 2, [&](int64_t b, int64_t e) {
+    float* scratch = lrnScratch(c);
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t i = t / blocks, p0 = (t % blocks) * kLrnBlock;
+      const int64_t off = i * c * hw;
+      fn(x + off, y + off, dy + off, dx + off, c, hw, p0, std::min(kLrnBlock, hw - p0), half, alpha, beta, k,
+         scratch);
+    }
+  });
+}
+
+// ---- max pooling ----
+
+void maxPoolForward(Ctx& ctx, const float* x, float* y, int32_t* argmax, const PoolGeometry& g) {
+  const int64_t planes = g.n * g.c, inPlane = g.h * g.w, outPlane = g.outH * g.outW;
+  ctx.pool.parallelFor(planes, 4, [&](int64_t b, int64_t e) {
+    for (int64_t pl = b; pl < e; ++pl) {
+      const float* xp = x + pl * inPlane;
+      float* yp = y + pl * outPlane;
+      int32_t* ap = argmax + pl * outPlane;
+      for (int64_t oh = 0; oh < g.outH; ++oh) {
+        const int64_t h0 = oh * g.strideH - g.padH;
+        const int64_t ha = std::max<int64_t>(h0, 0), hb = std::min<int64_t>(h0 + g.kh, g.h);
+        for (int64_t ow = 0; ow < g.outW; ++ow) {
+          const int64_t w0 = ow * g.strideW - g.padW;
+          const int64_t wa = std::max<int64_t>(w0, 0), wb = std::min<int64_t>(w0 + g.kw, g.w);
+          float best = -std::numeric_limits<float>::infinity();
+          int64_t idx = -1;
+          for (int64_t ih = ha; ih < hb; ++ih) {
+            const float* xr = xp + ih * g.w;
+            for (int64_t iw = wa; iw < wb; ++iw) {
+              const float v = xr[iw];
+              if (idx < 0 || v > best || (v != v && best == best)) { best = v; idx = ih * g.w + iw; }
+            }
+          }
+          // A window wholly in the padding has no winner: -Infinity, argmax -1 (backward skips it).
+          yp[oh * g.outW + ow] = best;
+          ap[oh * g.outW + ow] = (int32_t)idx;
+        }
+      }
+    }
+  });
+}
+
+int64_t maxPoolBackward(Ctx& ctx, const float* dy, const int32_t* argmax, float* dx, const PoolGeometry& g) {
+  const int64_t planes = g.n * g.c, inPlane = g.h * g.w, outPlane = g.outH * g.outW;
+  std::vector<int64_t> bad((size_t)ctx.pool.size(), 0);
+  ctx.pool.run([&](int tid, int nt) {
+    const int64_t b = planes * tid / nt, e = planes * (tid + 1) / nt;
+    for (int64_t pl = b; pl < e; ++pl) {
+      float* xp = dx + pl * inPlane;
+      std::memset(xp, 0, (size_t)inPlane * sizeof(float));
+      const float* dp = dy + pl * outPlane;
+      const int32_t* ap = argmax + pl * outPlane;
+      for (int64_t o = 0; o < outPlane; ++o) {
+        const int32_t a = ap[o];
+        if (a >= 0 && a < inPlane) xp[a] += dp[o];
+        else if (a != -1) ++bad[(size_t)tid];
+      }
+    }
+  });
+  int64_t total = 0;
+  for (int64_t v : bad) total += v;
+  return total;
+}
+
+// ---- dropout ----
+
+void dropout(Ctx& ctx, const float* x, float* y, int64_t n, double p, uint64_t seed, uint64_t offset) {
+  const double keep = 1.0 - p;
+  ctx.pool.parallelFor(n, 1 << 14, [&](int64_t s, int64_t e) {
+    uint64_t block = ~(uint64_t)0;
+    PhiloxWords w{};
+    for (int64_t i = s; i < e; ++i) {
+      const uint64_t gi = offset + (uint64_t)i;
+      if ((gi >> 2) != block) { block = gi >> 2; w = philoxBlock(seed, block); }
+      const double u = (double)(w.w[gi & 3] >> 8) * (1.0 / 16777216.0);
+      y[i] = u >= p ? (float)((double)x[i] / keep) : 0.0f;
+    }
+  });
+}
+
+// ---- loss and metrics ----
+
+void softmaxCrossEntropy(Ctx& ctx, const float* logits, const int32_t* labels, float* loss, float* dlogits, int64_t n,
+                         int64_t c) {
+  std::vector<double> rowLoss((size_t)std::max<int64_t>(n, 1), 0.0);
+  ctx.pool.parallelFor(n, std::max<int64_t>(1, 4096 / std::max<int64_t>(c, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float* z = logits + i * c;
+      const int32_t label = labels[i];
+      const bool valid = label >= 0 && label < c;
+      double mx = -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < c; ++j) mx = std::max(mx, (double)z[j]);
+      double sum = 0.0;
+      for (int64_t j = 0; j < c; ++j) sum += std::exp((double)z[j] - mx);
+      const double lse = mx + std::log(sum);
+      rowLoss[(size_t)i] = valid ? lse - (double)z[label] : std::numeric_limits<double>::quiet_NaN();
+      if (dlogits) {
+        float* d = dlogits + i * c;
+        if (!valid) {
+          for (int64_t j = 0; j < c; ++j) d[j] = std::numeric_limits<float>::quiet_NaN();
+        } else {
+          for (int64_t j = 0; j < c; ++j) {
+            const double pj = std::exp((double)z[j] - lse);
+            d[j] = (float)((pj - (j == label ? 1.0 : 0.0)) / (double)n);
+          }
+        }
+      }
+    }
+  });
+  double total = 0.0;
+  for (int64_t i = 0; i < n; ++i) total += rowLoss[(size_t)i];
+  loss[0] = n > 0 ? (float)(total / (double)n) : std::numeric_limits<float>::quiet_NaN();
+}
+
+void softmax(Ctx& ctx, const float* x, float* y, int64_t n, int64_t c) {
+  ctx.pool.parallelFor(n, std::max<int64_t>(1, 4096 / std::max<int64_t>(c, 1)), [&](int64_t b, int64_t e) {
+    std::vector<double> ex((size_t)c);
+    for (int64_t i = b; i < e; ++i) {
+      const float* z = x + i * c;
+      double mx = -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < c; ++j) mx = std::max(mx, (double)z[j]);
+      double sum = 0.0;
+      for (int64_t j = 0; j < c; ++j) { ex[(size_t)j] = std::exp((double)z[j] - mx); sum += ex[(size_t)j]; }
+      float* o = y + i * c;
+      for (int64_t j = 0; j < c; ++j) o[j] = (float)(ex[(size_t)j] / sum);
+    }
+  });
+}
+
+int32_t topkCorrect(Ctx& ctx, const float* logits, const int32_t* labels, int64_t n, int64_t c, int64_t k) {
+  (void)ctx;
+  int64_t correct = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t label = labels[i];
+    if (label < 0 || label >= c) continue;
+    const float* z = logits + i * c;
+    const float t = z[label];
+    int64_t above = 0;
+    for (int64_t j = 0; j < c; ++j) above += z[j] > t ? 1 : 0;
+    if (above < k) ++correct;
+  }
+  return (int32_t)correct;
+}
+
+// ---- SGD ----
+
+void sgdUpdate(Ctx& ctx, float* w, const float* g, float* v, int64_t n, float lr, float momentum, float wd,
+               bool paperForm) {
+  ctx.pool.parallelFor(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
+    if (paperForm) {
+      // §5: v = 0.9 v - 0.0005 lr w - lr g; w += v
+      const float wdlr = wd * lr;
+      for (int64_t i = b; i < e; ++i) {
+        const float vi = momentum * v[i] - wdlr * w[i] - lr * g[i];
+        v[i] = vi;
+        w[i] += vi;
+      }
+    } else {
+      for (int64_t i = b; i < e; ++i) {
+        const float vi = momentum * v[i] + g[i] + wd * w[i];
+        v[i] = vi;
+        w[i] -= lr * vi;
+      }
+    }
+  });
+}
+
+}  // namespace alexnet

@@ -1,0 +1,48 @@
+/**
+ * The native CPU backend: AVX-512 / AVX2 / portable kernels chosen at run time, one queue thread
+ * and a worker pool per engine. Any number of logical devices ("cpu:0", "cpu:1", ...): the paper's
+ * two-GPU split (§3.2) runs as two CPU engines, one thread each, side by side.
+ */
+import type { Backend } from '../backend.js';
+import { addonLoadError, nativeAddon, type CpuIsa } from './addon.js';
+import { CpuEngine } from './engine.js';
+
+export { CpuBuffer, CpuEngine, CpuEvent } from './engine.js';
+export type { CpuIsa } from './addon.js';
+
+/** Logical CPU devices offered (they share the machine's cores; setThreads divides them). */
+export const CPU_DEVICE_COUNT = 64;
+
+export const cpuBackend: Backend = {
+  name: 'cpu',
+  availability() {
+    return addonLoadError === undefined ? { available: true } : { available: false, reason: addonLoadError };
+  },
+  deviceCount() {
+    return addonLoadError === undefined ? CPU_DEVICE_COUNT : 0;
+  },
+  createEngine(index: number) {
+    if (!Number.isInteger(index) || index < 0 || index >= CPU_DEVICE_COUNT) {
+      throw new RangeError(`Expected a cpu device index in [0, ${CPU_DEVICE_COUNT}) but received ${String(index)}`);
+    }
+    return new CpuEngine(index);
+  },
+};
+
+/** The instruction set the kernels use now, the best one this CPU has, and the GEMM blocking. */
+export function cpuIsa(): ReturnType<ReturnType<typeof nativeAddon>['isa']> {
+  return nativeAddon().isa();
+}
+
+/**
+ * Caps the kernels' instruction set for this process (tests cover every path on one machine; the
+ * environment variable ALEXNET_CPU_ISA=avx512|avx2|portable does the same at load).
+ */
+export function setCpuIsa(isa: CpuIsa): void {
+  nativeAddon().setIsa(isa);
+}
+
+/** GFLOP/s of an FMA loop with no memory traffic on `threads` threads: the machine's peak. */
+export function cpuPeakGflops(threads: number, seconds = 0.5): number {
+  return nativeAddon().peakGflops(threads, seconds);
+}
