@@ -1,0 +1,63 @@
+// GEMM of the CPU engine against float64 loops: every transpose combination, odd and edge sizes,
+// alpha / beta (beta = 0 must not read C), on every ISA path this machine has.
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { CpuEngine, cpuIsa, setCpuIsa } from './index.js';
+import { floats, isaPaths, naiveGemm, relErr } from './testing.js';
+
+const engine = new CpuEngine(0);
+engine.setThreads(2);
+const best = cpuIsa().detected;
+afterEach(() => setCpuIsa(best));
+afterAll(() => engine.destroy());
+
+function run(ta: boolean, tb: boolean, m: number, n: number, k: number, alpha: number, beta: number, seed: number) {
+  const a = floats(m * k, seed), b = floats(k * n, seed + 1), c0 = floats(m * n, seed + 2);
+  if (beta === 0) c0.fill(NaN); // beta = 0 overwrites: NaN must not leak through
+  const A = engine.alloc('float32', m * k), B = engine.alloc('float32', k * n), C = engine.alloc('float32', m * n);
+  engine.write(A, a); engine.write(B, b); engine.write(C, c0);
+  engine.gemm(ta, tb, m, n, k, alpha, A, B, beta, C);
+  const got = engine.readSync(C) as Float32Array;
+  for (const x of [A, B, C]) engine.free(x);
+  return relErr(got, naiveGemm(ta, tb, m, n, k, alpha, a, b, beta, c0));
+}
+
+describe.each(isaPaths())('gemm on %s', (isa) => {
+  it('all transposes, odd sizes and edge tiles, alpha and beta', () => {
+    setCpuIsa(isa);
+    expect(cpuIsa().active).toBe(isa);
+    const shapes: [number, number, number][] = [
+      [1, 1, 1], [1, 37, 5], [13, 1, 7], [15, 33, 17], [29, 65, 3], [64, 64, 64], [97, 31, 401], [130, 97, 50],
+    ];
+    let seed = 1;
+    for (const [m, n, k] of shapes) {
+      for (const ta of [false, true]) for (const tb of [false, true]) {
+        for (const [alpha, beta] of [[1, 0], [0.5, 1], [-2, 0.25]] as const) {
+          const err = run(ta, tb, m, n, k, alpha, beta, seed++);
+          expect(err, `${isa} ${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} ${m}x${n}x${k} alpha ${alpha} beta ${beta}`).toBeLessThan(1e-5);
+        }
+      }
+    }
+  });
+
+  it('blocks larger than one cache block (k > KC, m > MC, n > NC) split across threads', () => {
+    setCpuIsa(isa);
+    expect(run(false, false, 1100, 530, 800, 1, 0, 99)).toBeLessThan(1e-5);
+    expect(run(true, true, 300, 1100, 777, 1.5, 1, 100)).toBeLessThan(1e-5);
+  });
+});
+
+describe('gemm degenerate sizes', () => {
+  it('k = 0 scales C by beta; alpha = 0 never reads A or B; m = 0 is a no-op', () => {
+    const C = engine.alloc('float32', 6), A = engine.alloc('float32', 6), B = engine.alloc('float32', 6);
+    engine.write(C, Float32Array.of(1, 2, 3, 4, 5, 6));
+    engine.gemm(false, false, 2, 3, 0, 1, A, B, 2, C);
+    expect(Array.from(engine.readSync(C))).toEqual([2, 4, 6, 8, 10, 12]);
+    engine.write(A, new Float32Array(6).fill(NaN));
+    engine.gemm(false, false, 2, 3, 2, 0, A, B, 0.5, C);
+    expect(Array.from(engine.readSync(C))).toEqual([1, 2, 3, 4, 5, 6]);
+    engine.gemm(false, false, 2, 3, 2, 1, A, B, 0, C);
+    engine.gemm(false, false, 0, 3, 2, 1, A, B, 0, C);
+    engine.synchronizeSync();
+    for (const x of [A, B, C]) engine.free(x);
+  });
+});
