@@ -1,0 +1,251 @@
+/**
+ * The models as data (cuda-convnet's "layer definition file"): each net is one description listing
+ * its layers in order, with, for the two-tower net (§3.2), which layers read only their own tower's
+ * maps and which gather the inputs of both towers. Where it runs (one device, or one tower per
+ * device) is decided when it is built (network.ts), not here.
+ */
+
+/** How a layer with weights reads its input in a two-tower net (§3.2). */
+export type TowerInputs =
+  /** Only this tower's maps ("same GPU only"): groups = 2 when the net lives on one device. */
+  | 'own'
+  /** The maps of both towers, gathered across devices (conv3, fc6, fc7, fc8 in the paper). */
+  | 'all';
+
+interface WeightSpec {
+  name: string;
+  /** Output channels (conv) or neurons (linear) of the whole layer; each tower computes its share. */
+  out: number;
+  inputs: TowerInputs;
+  /** §5: weights ~ N(0, weightStd^2). */
+  weightStd: number;
+  /** §5: the bias's initial value. */
+  bias: number;
+}
+
+export type LayerSpec =
+  | (WeightSpec & { kind: 'conv'; kernel: number; stride: number; padding: number })
+  | (WeightSpec & { kind: 'linear' })
+  | { kind: 'relu'; name: string }
+  | { kind: 'lrn'; name: string; size: number; alpha: number; beta: number; k: number; convention: 'paper' | 'pytorch' }
+  | { kind: 'maxpool'; name: string; size: number; stride: number }
+  | { kind: 'dropout'; name: string; p: number }
+  | { kind: 'flatten'; name: string }
+  | { kind: 'avgpool'; name: string; size: number };
+
+export interface ModelDescription {
+  /** 'paper', 'paper-half', 'torchvision', or a name of your own. */
+  name: string;
+  /**
+   * 2 for the paper's net: every layer's kernels (neurons) are divided between two towers, and a
+   * layer's `inputs` says whether it sees one tower's maps or both. 1 for single-tower nets.
+   */
+  towers: 1 | 2;
+  /** The image: channels and height = width. The model's input is given whole to every tower. */
+  input: { channels: number; size: number };
+  layers: LayerSpec[];
+}
+
+export interface ModelOptions {
+  /** Number of classes (the last layer's outputs). Default 1000. */
+  classes?: number;
+  /** 227 (conv1 padding 0, Caffe's crop; the default) or 224 (conv1 padding 2, torchvision's). */
+  inputSize?: 224 | 227;
+  /** §5 weight standard deviation (0.01). */
+  weightStd?: number;
+  /**
+   * The bias of conv2, conv4, conv5, fc6, fc7 (§5: 1). Caffe's bvlc_alexnet uses 0.1, which avoids
+   * the collapse that 1 can cause on small data (PAPER.md §5 notes).
+   */
+  positiveBias?: number;
+  /** LRN convention (the model's alpha is the paper's 1e-4 either way; 'pytorch' means alpha / n). */
+  lrnConvention?: 'paper' | 'pytorch';
+}
+
+function conv1Padding(inputSize: number): number {
+  if (inputSize !== 224 && inputSize !== 227) throw new RangeError(`Expected inputSize 224 or 227 but received ${String(inputSize)}`);
+  return inputSize === 224 ? 2 : 0;
+}
+
+function checkClasses(classes: unknown): number {
+  if (typeof classes !== 'number' || !Number.isSafeInteger(classes) || classes < 1) {
+    throw new RangeError(`Expected a positive integer for classes but received ${String(classes)}`);
+  }
+  return classes;
+}
+
+/**
+ * The paper's net (§3, Figure 2) in its two-tower form: 96-256-384-384-256 kernels, 4096-4096-classes
+ * neurons, half of each layer per tower; conv2, conv4, conv5 read their own tower only; conv3, fc6,
+ * fc7, fc8 read both (the four cross-GPU exchanges). fc8's neurons are split like every other
+ * layer's (classes / 2 per tower) and the two halves of the logits are gathered on the first device.
+ */
+export function paperDescription(o: ModelOptions & { convKernels?: [number, number, number, number, number]; name?: string; towers?: 1 | 2 } = {}): ModelDescription {
+  const classes = checkClasses(o.classes ?? 1000);
+  const inputSize = o.inputSize ?? 227;
+  const std = o.weightStd ?? 0.01, one = o.positiveBias ?? 1;
+  const lrn = (name: string): LayerSpec => ({ kind: 'lrn', name, size: 5, alpha: 1e-4, beta: 0.75, k: 2, convention: o.lrnConvention ?? 'paper' });
+  const alphaFix = (l: LayerSpec): LayerSpec => (l.kind === 'lrn' && l.convention === 'pytorch' ? { ...l, alpha: 1e-4 * 5 } : l);
+  const [k1, k2, k3, k4, k5] = o.convKernels ?? [96, 256, 384, 384, 256];
+  const towers = o.towers ?? 2;
+  const own: TowerInputs = towers === 2 ? 'own' : 'all';
+  return {
+    name: o.name ?? 'paper',
+    towers,
+    input: { channels: 3, size: inputSize },
+    layers: [
+      { kind: 'conv', name: 'conv1', out: k1, kernel: 11, stride: 4, padding: conv1Padding(inputSize), inputs: 'all', weightStd: std, bias: 0 },
+      { kind: 'relu', name: 'relu1' },
+      lrn('norm1'),
+      { kind: 'maxpool', name: 'pool1', size: 3, stride: 2 },
+      { kind: 'conv', name: 'conv2', out: k2, kernel: 5, stride: 1, padding: 2, inputs: own, weightStd: std, bias: one },
+      { kind: 'relu', name: 'relu2' },
+      lrn('norm2'),
+      { kind: 'maxpool', name: 'pool2', size: 3, stride: 2 },
+      { kind: 'conv', name: 'conv3', out: k3, kernel: 3, stride: 1, padding: 1, inputs: 'all', weightStd: std, bias: 0 },
+      { kind: 'relu', name: 'relu3' },
+      { kind: 'conv', name: 'conv4', out: k4, kernel: 3, stride: 1, padding: 1, inputs: own, weightStd: std, bias: one },
+      { kind: 'relu', name: 'relu4' },
+      { kind: 'conv', name: 'conv5', out: k5, kernel: 3, stride: 1, padding: 1, inputs: own, weightStd: std, bias: one },
+      { kind: 'relu', name: 'relu5' },
+      { kind: 'maxpool', name: 'pool5', size: 3, stride: 2 },
+      { kind: 'flatten', name: 'flatten' },
+      { kind: 'linear', name: 'fc6', out: 4096, inputs: 'all', weightStd: std, bias: one },
+      { kind: 'relu', name: 'relu6' },
+      { kind: 'dropout', name: 'drop6', p: 0.5 },
+      { kind: 'linear', name: 'fc7', out: 4096, inputs: 'all', weightStd: std, bias: one },
+      { kind: 'relu', name: 'relu7' },
+      { kind: 'dropout', name: 'drop7', p: 0.5 },
+      { kind: 'linear', name: 'fc8', out: classes, inputs: 'all', weightStd: std, bias: 0 },
+    ].map((l) => alphaFix(l as LayerSpec)),
+  };
+}
+
+/**
+ * The single-GPU net the paper compares against (§3.2): "half as many kernels in each convolutional
+ * layer", one tower. Following the paper's footnote, the last convolutional layer and the
+ * fully-connected layers are NOT halved ("to make the two nets have approximately the same number
+ * of parameters"): conv 48-128-192-192-256, fc 4096-4096-classes.
+ */
+export function paperHalfDescription(o: ModelOptions = {}): ModelDescription {
+  return paperDescription({ ...o, name: 'paper-half', towers: 1, convKernels: [48, 128, 192, 192, 256] });
+}
+
+/**
+ * torchvision.models.alexnet (single tower: conv 64-192-384-256-256, no LRN, adaptive 6x6 average
+ * pool, dropout before fc6 and fc7), with torchvision's layer names so that its published weights
+ * load unchanged (features.0.weight ... classifier.6.bias). conv1 has padding 2 as in torchvision;
+ * the default input is 224.
+ */
+export function torchvisionDescription(o: Omit<ModelOptions, 'inputSize' | 'lrnConvention'> & { inputSize?: number } = {}): ModelDescription {
+  const classes = checkClasses(o.classes ?? 1000);
+  const std = o.weightStd ?? 0.01, b = o.positiveBias ?? 0;
+  const conv = (i: number, out: number, kernel: number, stride: number, padding: number, bias = 0): LayerSpec =>
+    ({ kind: 'conv', name: `features.${i}`, out, kernel, stride, padding, inputs: 'all', weightStd: std, bias });
+  return {
+    name: 'torchvision',
+    towers: 1,
+    input: { channels: 3, size: o.inputSize ?? 224 },
+    layers: [
+      conv(0, 64, 11, 4, 2), { kind: 'relu', name: 'features.1' }, { kind: 'maxpool', name: 'features.2', size: 3, stride: 2 },
+      conv(3, 192, 5, 1, 2, b), { kind: 'relu', name: 'features.4' }, { kind: 'maxpool', name: 'features.5', size: 3, stride: 2 },
+      conv(6, 384, 3, 1, 1), { kind: 'relu', name: 'features.7' },
+      conv(8, 256, 3, 1, 1, b), { kind: 'relu', name: 'features.9' },
+      conv(10, 256, 3, 1, 1, b), { kind: 'relu', name: 'features.11' }, { kind: 'maxpool', name: 'features.12', size: 3, stride: 2 },
+      { kind: 'avgpool', name: 'avgpool', size: 6 },
+      { kind: 'flatten', name: 'flatten' },
+      { kind: 'dropout', name: 'classifier.0', p: 0.5 },
+      { kind: 'linear', name: 'classifier.1', out: 4096, inputs: 'all', weightStd: std, bias: b },
+      { kind: 'relu', name: 'classifier.2' },
+      { kind: 'dropout', name: 'classifier.3', p: 0.5 },
+      { kind: 'linear', name: 'classifier.4', out: 4096, inputs: 'all', weightStd: std, bias: b },
+      { kind: 'relu', name: 'classifier.5' },
+      { kind: 'linear', name: 'classifier.6', out: classes, inputs: 'all', weightStd: std, bias: 0 },
+    ],
+  };
+}
+
+export type ModelName = 'paper' | 'paper-half' | 'torchvision';
+
+export function describeModel(name: ModelName, o: ModelOptions = {}): ModelDescription {
+  switch (name) {
+    case 'paper': return paperDescription(o);
+    case 'paper-half': return paperHalfDescription(o);
+    case 'torchvision': return torchvisionDescription(o);
+    default: throw new TypeError(`Expected a model name 'paper', 'paper-half' or 'torchvision' but received ${String(name)}`);
+  }
+}
+
+/** One layer's place in the whole (one-device) net: its output shape and parameters. */
+export interface LayerShape {
+  spec: LayerSpec;
+  /** [channels, h, w] or [features] of the whole layer's input and output (per image). */
+  inShape: number[];
+  outShape: number[];
+  /** Full parameter shapes (PyTorch layouts), by parameter name. */
+  params: { name: string; shape: number[] }[];
+  /** Multiply-accumulates per image in the forward pass. */
+  macs: number;
+}
+
+/** Shapes, parameters and MACs of every layer, computed from the description alone (nothing runs). */
+export function inferShapes(desc: ModelDescription): LayerShape[] {
+  let shape: number[] = [desc.input.channels, desc.input.size, desc.input.size];
+  let first = true;
+  const rows: LayerShape[] = [];
+  for (const spec of desc.layers) {
+    const inShape = shape;
+    let params: { name: string; shape: number[] }[] = [];
+    let macs = 0;
+    switch (spec.kind) {
+      case 'conv': {
+        if (shape.length !== 3) throw new TypeError(`${desc.name}: conv layer ${spec.name} needs [c, h, w] input but gets [${shape.join(', ')}]`);
+        const [c, h, w] = shape as [number, number, number];
+        const groups = spec.inputs === 'own' && desc.towers === 2 && !first ? 2 : 1;
+        if (spec.inputs === 'own' && first) throw new TypeError(`${desc.name}: the first layer (${spec.name}) reads the whole image; its inputs must be 'all'`);
+        const oh = Math.floor((h + 2 * spec.padding - spec.kernel) / spec.stride) + 1, ow = Math.floor((w + 2 * spec.padding - spec.kernel) / spec.stride) + 1;
+        if (oh < 1 || ow < 1) throw new RangeError(`${desc.name}: ${spec.name}'s ${spec.kernel}x${spec.kernel} kernel does not fit its ${h}x${w} input`);
+        params = [{ name: `${spec.name}.weight`, shape: [spec.out, c / groups, spec.kernel, spec.kernel] }, { name: `${spec.name}.bias`, shape: [spec.out] }];
+        macs = spec.out * oh * ow * (c / groups) * spec.kernel * spec.kernel;
+        shape = [spec.out, oh, ow];
+        first = false;
+        break;
+      }
+      case 'linear': {
+        if (shape.length !== 1) throw new TypeError(`${desc.name}: linear layer ${spec.name} needs flat input (add a flatten layer)`);
+        params = [{ name: `${spec.name}.weight`, shape: [spec.out, shape[0]!] }, { name: `${spec.name}.bias`, shape: [spec.out] }];
+        macs = spec.out * shape[0]!;
+        shape = [spec.out];
+        first = false;
+        break;
+      }
+      case 'maxpool': {
+        const [c, h, w] = shape as [number, number, number];
+        shape = [c, Math.floor((h - spec.size) / spec.stride) + 1, Math.floor((w - spec.size) / spec.stride) + 1];
+        if (shape[1]! < 1 || shape[2]! < 1) throw new RangeError(`${desc.name}: ${spec.name}'s window does not fit its ${h}x${w} input`);
+        break;
+      }
+      case 'avgpool': shape = [shape[0]!, spec.size, spec.size]; break;
+      case 'flatten': shape = [shape.reduce((a, b) => a * b, 1)]; break;
+      default: break;
+    }
+    rows.push({ spec, inShape, outShape: shape, params, macs });
+  }
+  return rows;
+}
+
+/** Learned parameters, counting biases (paper with 1000 classes: 60 965 224). */
+export function parameterCount(desc: ModelDescription): number {
+  return inferShapes(desc).reduce((s, r) => s + r.params.reduce((t, p) => t + p.shape.reduce((a, b) => a * b, 1), 0), 0);
+}
+
+/**
+ * FLOPs per image (2 per multiply-accumulate) of conv and linear layers: forward, and a training step
+ * (forward + gradient wrt inputs + gradient wrt weights, no input gradient for the first layer).
+ * Paper net: 1.449 GFLOP forward, 4.136 GFLOP training.
+ */
+export function flopsPerImage(desc: ModelDescription): { forward: number; training: number } {
+  const rows = inferShapes(desc).filter((r) => r.macs > 0);
+  const fwd = rows.reduce((s, r) => s + r.macs, 0);
+  return { forward: 2 * fwd, training: 2 * (3 * fwd - (rows[0]?.macs ?? 0)) };
+}
