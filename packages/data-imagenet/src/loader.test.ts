@@ -27,7 +27,7 @@ beforeAll(async () => {
 });
 
 async function epochs(ds: Dataset, opts: LoaderOptions, es: number[]): Promise<Batch[][]> {
-  const l = createLoader(ds, opts);
+  const l = createLoader(ds, { recycle: false, ...opts });
   try {
     const out: Batch[][] = [];
     for (const e of es) out.push(await collect(l.epoch(e)));
@@ -122,6 +122,25 @@ describe('Loader', () => {
     const [b] = await epochs(train, { ...opts, workers: 0 }, [0]);
     expect(same(a!, b!)).toBe(true);
     expect(a!.every((x) => x.failures.length === 0)).toBe(true);
+  });
+
+  it('recycles batch memory: identical values, and a kept batch is detached rather than overwritten', async () => {
+    const opts = { batchSize: 4, seed: 5, workers: 2, prefetch: 2 } as const;
+    const [want] = await epochs(train, opts, [0]);
+    for (const workers of [0, 2]) {
+      const l = createLoader(train, { ...opts, workers, recycle: true });
+      for (let e = 0; e < 2; e++) {
+        let prev: Batch | null = null;
+        let k = 0;
+        for await (const b of l.epoch(0)) {
+          expect(Buffer.from(b.images.buffer, b.images.byteOffset, b.images.byteLength).equals(Buffer.from(want![k]!.images.buffer))).toBe(true);
+          if (prev && k >= 2) expect(prev.images.length).toBe(0);
+          prev = b;
+          k++;
+        }
+      }
+      await l.close();
+    }
   });
 
   it('validates options with sentences', async () => {

@@ -122,6 +122,13 @@ export interface LoaderOptions {
   workers?: number;
   /** Batches requested ahead of the consumer (default 2 per worker, at least 2). */
   prefetch?: number;
+  /**
+   * Reuse the memory of a batch's `images` once the next batch is asked for (default true): a batch
+   * of 128 is 77 MB, and fresh memory costs more than the transform. The old array is detached
+   * (length 0) when recycled, so a kept reference fails loudly instead of changing under you; pass
+   * false, or copy, to keep batches.
+   */
+  recycle?: boolean;
 }
 
 export interface Batch {
@@ -148,6 +155,8 @@ export class Loader {
   private ready: Promise<unknown> | null = null;
   private readonly shuffle: boolean;
   private readonly prefetch: number;
+  private readonly recycle: boolean;
+  private free: ArrayBuffer[] = [];
 
   constructor(readonly dataset: Dataset, opts: LoaderOptions) {
     this.batchSize = checkPositiveInteger(opts.batchSize, 'batchSize');
@@ -196,6 +205,7 @@ export class Loader {
     const workers = opts.workers ?? defaultWorkers();
     this.pool = new WorkerPool(checkNonNegativeInteger(workers, 'workers'));
     this.prefetch = checkPositiveInteger(opts.prefetch ?? Math.max(2, 2 * workers), 'prefetch');
+    this.recycle = opts.recycle ?? true;
   }
 
   /** The data-set positions in epoch `epoch`'s order. */
@@ -213,16 +223,26 @@ export class Loader {
     const nb = this.batchesPerEpoch;
     const inflight: Promise<BatchResult>[] = [];
     const slice = (b: number) => order.slice(b * this.batchSize, Math.min((b + 1) * this.batchSize, order.length));
+    const per = cropsPerImage(this.spec) * 3 * this.spec.crop * this.spec.crop * 4;
     const submit = (b: number) => {
-      const p = this.pool.run<BatchResult>({ type: 'batch', epoch, samples: slice(b) });
+      const samples = slice(b);
+      const k = this.free.findIndex((buf) => buf.byteLength >= samples.length * per);
+      const buffer = k >= 0 ? this.free.splice(k, 1)[0] : undefined;
+      const p = this.pool.run<BatchResult>({ type: 'batch', epoch, samples, ...(buffer ? { buffer } : {}) }, buffer ? [buffer] : []);
       p.catch(() => undefined);
       inflight[b] = p;
     };
     let next = 0;
+    let previous: ArrayBuffer | null = null;
     for (let b = 0; b < nb; b++) {
       while (next < nb && next < b + this.prefetch) submit(next++);
       const r = await inflight[b]!;
       delete inflight[b];
+      if (b > 0 && this.recycle && previous && this.free.length <= this.prefetch) {
+        // Detach the consumer's view of the previous batch (zero-copy move) before its memory is reused.
+        this.free.push(structuredClone(previous, { transfer: [previous] }));
+      }
+      previous = r.images.buffer as ArrayBuffer;
       const samples = slice(b);
       const cpi = cropsPerImage(this.spec);
       yield {

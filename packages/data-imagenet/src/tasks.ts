@@ -56,6 +56,8 @@ export interface BatchTask {
   type: 'batch';
   epoch: number;
   samples: Int32Array;
+  /** A recycled output buffer (at least the batch's size), transferred to the worker; else a new one. */
+  buffer?: ArrayBuffer;
 }
 
 export interface BatchResult {
@@ -179,7 +181,9 @@ export class BatchMaker {
   async run(t: BatchTask): Promise<BatchResult> {
     const { source, spec, seed } = this.init;
     const per = cropsPerImage(spec) * 3 * spec.crop * spec.crop;
-    const images = new Float32Array(t.samples.length * per);
+    const count = t.samples.length * per;
+    // A recycled buffer spares the allocation and page faults of ~77 MB per batch of 128 (~250 us an image).
+    const images = t.buffer && t.buffer.byteLength >= count * 4 ? new Float32Array(t.buffer, 0, count) : new Float32Array(count);
     const failures: BatchResult['failures'] = [];
     if (source.kind === 'shards' && source.encoding === 'raw') {
       for (let i = 0; i < t.samples.length; i++) {
@@ -206,6 +210,7 @@ export class BatchMaker {
     );
     decoded.forEach((px, i) => {
       if (px) transformImage(px, spec, seed, t.epoch, t.samples[i]!, images, i * per);
+      else images.fill(0, i * per, (i + 1) * per);
     });
     return { images, failures };
   }

@@ -110,24 +110,59 @@ export function cropToCHW(
   out: Float32Array,
   outOffset: number,
 ): void {
-  const plane = crop * crop;
+  // Unrolled by four pixels, each channel's four stores together: about 1.4x the plain loop in V8,
+  // which is what brings this to the numpy reference's per-core rate (docs/data.md, Benchmark).
+  const plane = crop * crop, p2 = 2 * plane;
   const s0 = shift[0]!, s1 = shift[1]!, s2 = shift[2]!;
   const step = flip ? -3 : 3;
+  const m = meanImage;
   for (let r = 0; r < crop; r++) {
     let j = ((y + r) * size + x + (flip ? crop - 1 : 0)) * 3;
     let o = outOffset + r * crop;
-    const end = o + crop;
-    if (meanImage === null) {
+    const end = o + crop, end4 = o + (crop & ~3);
+    if (m === null) {
+      for (; o < end4; o += 4) {
+        const ja = j + step, jb = ja + step, jc = jb + step;
+        out[o] = src[j]! + s0;
+        out[o + 1] = src[ja]! + s0;
+        out[o + 2] = src[jb]! + s0;
+        out[o + 3] = src[jc]! + s0;
+        out[o + plane] = src[j + 1]! + s1;
+        out[o + 1 + plane] = src[ja + 1]! + s1;
+        out[o + 2 + plane] = src[jb + 1]! + s1;
+        out[o + 3 + plane] = src[jc + 1]! + s1;
+        out[o + p2] = src[j + 2]! + s2;
+        out[o + 1 + p2] = src[ja + 2]! + s2;
+        out[o + 2 + p2] = src[jb + 2]! + s2;
+        out[o + 3 + p2] = src[jc + 2]! + s2;
+        j = jc + step;
+      }
       for (; o < end; o++, j += step) {
         out[o] = src[j]! + s0;
         out[o + plane] = src[j + 1]! + s1;
-        out[o + 2 * plane] = src[j + 2]! + s2;
+        out[o + p2] = src[j + 2]! + s2;
       }
     } else {
+      for (; o < end4; o += 4) {
+        const ja = j + step, jb = ja + step, jc = jb + step;
+        out[o] = src[j]! - m[j]! + s0;
+        out[o + 1] = src[ja]! - m[ja]! + s0;
+        out[o + 2] = src[jb]! - m[jb]! + s0;
+        out[o + 3] = src[jc]! - m[jc]! + s0;
+        out[o + plane] = src[j + 1]! - m[j + 1]! + s1;
+        out[o + 1 + plane] = src[ja + 1]! - m[ja + 1]! + s1;
+        out[o + 2 + plane] = src[jb + 1]! - m[jb + 1]! + s1;
+        out[o + 3 + plane] = src[jc + 1]! - m[jc + 1]! + s1;
+        out[o + p2] = src[j + 2]! - m[j + 2]! + s2;
+        out[o + 1 + p2] = src[ja + 2]! - m[ja + 2]! + s2;
+        out[o + 2 + p2] = src[jb + 2]! - m[jb + 2]! + s2;
+        out[o + 3 + p2] = src[jc + 2]! - m[jc + 2]! + s2;
+        j = jc + step;
+      }
       for (; o < end; o++, j += step) {
-        out[o] = src[j]! - meanImage[j]! + s0;
-        out[o + plane] = src[j + 1]! - meanImage[j + 1]! + s1;
-        out[o + 2 * plane] = src[j + 2]! - meanImage[j + 2]! + s2;
+        out[o] = src[j]! - m[j]! + s0;
+        out[o + plane] = src[j + 1]! - m[j + 1]! + s1;
+        out[o + p2] = src[j + 2]! - m[j + 2]! + s2;
       }
     }
   }
