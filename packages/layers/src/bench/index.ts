@@ -1,0 +1,159 @@
+/**
+ * Benchmark of the whole model: inference (forward) and a full training step (forward, loss,
+ * backward, SGD update of every parameter) of the paper's net, at batch 32 and 128, on one device
+ * with 2 threads and on two devices (the two towers, §3.2) with 1 thread each. Prints a table with
+ * PyTorch's figures on this kind of machine beside ours (/work/shared/reference/README.md: PyTorch
+ * 1.13, OpenBLAS + oneDNN, 2 threads).
+ *
+ *   npm run bench -w @alexnet/layers                   both placements, batch 32 and 128
+ *   node dist/bench/index.js --batches 32 --reps 2     fewer
+ *   node dist/bench/index.js --modes two               only the two-tower placement
+ *   node dist/bench/index.js --json figures.json       also write the figures
+ *   node dist/bench/index.js --backend reference --batches 1 --reps 1   the TypeScript oracle (slow)
+ *
+ * GFLOP/s counts the conv and linear layers only (flopsPerImage: 1.449 GFLOP forward, 4.136 training
+ * per image), as PyTorch's figures do. Times are medians over --reps runs after one warm-up run.
+ */
+import { writeFileSync } from 'node:fs';
+import {
+  device, listBackends, memory, randn, registerBackend, sgdUpdate, tensor, zeros, type Backend, type Device, type Tensor,
+} from '@alexnet/tensor';
+import { createModel, flopsPerImage, paperDescription, SoftmaxCrossEntropy, type Network } from '../index.js';
+
+const args = process.argv.slice(2);
+const option = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const jsonPath = option('--json');
+const reps = Number(option('--reps') ?? 3);
+const modes = (option('--modes') ?? 'one,two').split(',') as ('one' | 'two')[];
+const sections = (option('--sections') ?? 'infer,train').split(',');
+
+/** PyTorch on this 2-core machine, 2 threads (img/s). */
+const PYTORCH: Record<string, number> = { 'infer/32': 94.8, 'infer/128': 79.9, 'train/32': 25.9, 'train/128': 24.1 };
+
+async function ensureCpuBackend(): Promise<void> {
+  if (listBackends().some((b) => b.name === 'cpu')) return;
+  // The native engine ships in @alexnet/tensor's dist/cpu; register it if this build of the package
+  // does not do so on import yet.
+  try {
+    const url = new URL('./cpu/index.js', import.meta.resolve('@alexnet/tensor'));
+    const mod = (await import(url.href)) as { cpuBackend?: Backend };
+    if (mod.cpuBackend) registerBackend(mod.cpuBackend);
+  } catch {
+    // No native engine: reported below.
+  }
+}
+
+interface Row {
+  mode: string;
+  devices: string;
+  threads: string;
+  section: 'infer' | 'train';
+  batch: number;
+  ms: number;
+  imgPerSec: number;
+  gflops: number;
+  pytorch: number | undefined;
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function syncAll(devs: Device[]): Promise<void> {
+  await Promise.all(devs.map((d) => d.synchronize()));
+}
+
+async function main(): Promise<void> {
+  await ensureCpuBackend();
+  let backend = option('--backend') ?? 'cpu';
+  const cpu = listBackends().find((b) => b.name === 'cpu');
+  if (backend === 'cpu' && !cpu?.available) {
+    console.log(`The native 'cpu' backend is not available (${cpu?.reason ?? 'not registered'}); measuring the reference backend at batch 1.`);
+    backend = 'reference';
+  }
+  const batches = (option('--batches') ?? (backend === 'reference' ? '1' : '32,128')).split(',').map(Number);
+  const desc = paperDescription();
+  const flops = flopsPerImage(desc);
+  console.log(`@alexnet/layers bench: the paper net (${desc.input.size}x${desc.input.size}, ${(flops.forward / 1e9).toFixed(3)} GFLOP forward, ` +
+    `${(flops.training / 1e9).toFixed(3)} GFLOP training per image), backend '${backend}', median of ${reps} after 1 warm-up`);
+  const rows: Row[] = [];
+
+  for (const mode of modes) {
+    const devs = mode === 'one' ? [device(`${backend}:0`)] : [device(`${backend}:0`), device(`${backend}:1`)];
+    if (mode === 'one') devs[0]!.setThreads(2);
+    else for (const d of devs) d.setThreads(1);
+    const threads = devs.map((d) => String(d.threads || (mode === 'one' ? 2 : 1))).join('+');
+    const net: Network = createModel(desc, { devices: devs, seed: 1 });
+    const params = net.parameters();
+    const velocity = params.map((p) => zeros(p.value.shape, { device: p.value.device }).keep());
+    const loss = new SoftmaxCrossEntropy();
+
+    for (const batch of batches) {
+      const x = randn([batch, 3, desc.input.size, desc.input.size], { seed: 3, device: devs[0]! });
+      const labels = tensor(Int32Array.from({ length: batch }, (_, i) => (i * 37) % 1000), [batch], { device: devs[0]!, dtype: 'int32' });
+      const runs: Record<string, () => Promise<void>> = {
+        infer: async () => {
+          const y = net.forward(x);
+          await y.data(); // waits for both towers (the logits gather depends on them)
+          y.dispose();
+        },
+        train: async () => {
+          net.zeroGrad();
+          const logits = net.forward(x, { training: true });
+          const l = loss.forward(logits, labels, { training: true });
+          const d = loss.backward();
+          net.backward(d);
+          // The optimizer's step: the fused update on each parameter's own device (what SGD.step does).
+          params.forEach((p, i) => sgdUpdate(p.value, p.grad, velocity[i]!, { lr: 1e-6, momentum: 0.9, weightDecay: 0.0005 }));
+          for (const t of [logits, l, d]) t.dispose();
+          await syncAll(devs);
+        },
+      };
+      for (const section of sections as ('infer' | 'train')[]) {
+        const run = runs[section]!;
+        await run(); // warm-up
+        const times: number[] = [];
+        for (let r = 0; r < reps; r++) {
+          const t0 = performance.now();
+          await run();
+          times.push(performance.now() - t0);
+        }
+        const ms = median(times);
+        const ips = (batch * 1000) / ms;
+        const gflops = (ips * (section === 'infer' ? flops.forward : flops.training)) / 1e9;
+        const row: Row = {
+          mode: mode === 'one' ? 'one device' : 'two towers', devices: devs.map((d) => d.name).join('+'), threads, section, batch, ms,
+          imgPerSec: ips, gflops, pytorch: PYTORCH[`${section}/${batch}`],
+        };
+        rows.push(row);
+        console.log(`  ${row.mode.padEnd(11)} ${row.devices.padEnd(11)} threads ${threads.padEnd(4)} ${section.padEnd(6)} batch ${String(batch).padStart(4)}: ` +
+          `${ms.toFixed(0).padStart(7)} ms  ${ips.toFixed(1).padStart(7)} img/s  ${gflops.toFixed(1).padStart(6)} GFLOP/s` +
+          (row.pytorch ? `   (PyTorch 2 threads: ${row.pytorch} img/s, ours ${(ips / row.pytorch).toFixed(2)}x)` : ''));
+      }
+      x.dispose();
+      labels.dispose();
+    }
+    for (const v of velocity) v.dispose();
+    net.dispose();
+    for (const d of devs) d.setThreads(undefined);
+  }
+
+  console.log('\n| placement | devices | threads | pass | batch | ms | img/s | GFLOP/s | PyTorch img/s (2 threads) | ratio |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    console.log(`| ${r.mode} | ${r.devices} | ${r.threads} | ${r.section === 'infer' ? 'inference' : 'training step'} | ${r.batch} | ${r.ms.toFixed(0)} | ` +
+      `${r.imgPerSec.toFixed(1)} | ${r.gflops.toFixed(1)} | ${r.pytorch ?? '-'} | ${r.pytorch ? (r.imgPerSec / r.pytorch).toFixed(2) + 'x' : '-'} |`);
+  }
+  console.log(`\nGoals at batch 128: training >= 60 img/s, inference >= 160 img/s; the machine's limit for training is about 91 img/s.`);
+  console.log(`Live tensors at the end: ${memory().tensors}`);
+  if (jsonPath) {
+    writeFileSync(jsonPath, JSON.stringify({ backend, reps, flopsPerImage: flops, rows }, null, 2) + '\n');
+    console.log(`Figures written to ${jsonPath}`);
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});
