@@ -290,10 +290,11 @@ Config makeConfig(Isa isa) {
   return c;
 }
 
-const Config& config() {
+const Config& configFor(Isa isa) {
   static const Config configs[3] = {makeConfig(Isa::Portable), makeConfig(Isa::Avx2), makeConfig(Isa::Avx512)};
-  return configs[(int)activeIsa()];
+  return configs[(int)isa];
 }
+const Config& config() { return configFor(activeIsa()); }
 
 /** C = beta C for the degenerate cases (k = 0 or alpha = 0): beta = 0 writes zeros without reading. */
 void scaleC(int64_t m, int64_t n, float beta, float* C, int64_t ldc) {
@@ -307,8 +308,10 @@ void scaleC(int64_t m, int64_t n, float beta, float* C, int64_t ldc) {
   }
 }
 
+/** Bpre: B pre-packed in full-k panels (see sgemmPackedB), or null to pack B here. */
 void blocked(const Config& cf, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-             const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+             const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+             const float* Bpre = nullptr) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == 0.0f) { scaleC(m, n, beta, C, ldc); return; }
   const int64_t MC = cf.mc, KC = cf.kc, NC = cf.nc;
@@ -316,7 +319,7 @@ void blocked(const Config& cf, bool ta, bool tb, int64_t m, int64_t n, int64_t k
   const int64_t ncMax = std::min(NC, (n + cf.nr - 1) / cf.nr * cf.nr);
   const int64_t kcMax = std::min(KC, k);
   float* Ap = tlsA.get((size_t)(mcMax * kcMax));
-  float* Bp = tlsB.get((size_t)(ncMax * kcMax));
+  float* Bp = Bpre ? nullptr : tlsB.get((size_t)(ncMax * kcMax));
   for (int64_t ic = 0; ic < m; ic += MC) {
     const int64_t mc = std::min(MC, m - ic);
     for (int64_t pc = 0; pc < k; pc += KC) {
@@ -325,14 +328,25 @@ void blocked(const Config& cf, bool ta, bool tb, int64_t m, int64_t n, int64_t k
       cf.packA(ta, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, mc, kc, Ap);
       for (int64_t jc = 0; jc < n; jc += NC) {
         const int64_t nc = std::min(NC, n - jc);
-        cf.packB(tb, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, kc, nc, Bp);
+        // Panel jr / nr of this block starts at b0 + jr / nr * bStride.
+        const float* b0;
+        int64_t bStride;
+        if (Bpre) {
+          b0 = Bpre + (jc / cf.nr) * k * cf.nr + pc * cf.nr;
+          bStride = k * cf.nr;
+        } else {
+          cf.packB(tb, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, kc, nc, Bp);
+          b0 = Bp;
+          bStride = kc * cf.nr;
+        }
         for (int64_t ir = 0; ir < mc; ir += cf.mr) {
           const int mr = (int)std::min<int64_t>(cf.mr, mc - ir);
           const float* a = Ap + ir * kc;
           float* crow = C + (ic + ir) * ldc + jc;
-          for (int64_t jr = 0; jr < nc; jr += cf.nr) {
+          const float* b = b0;
+          for (int64_t jr = 0; jr < nc; jr += cf.nr, b += bStride) {
             const int nr = (int)std::min<int64_t>(cf.nr, nc - jr);
-            cf.kernel(kc, a, Bp + jr * kc, crow + jr, ldc, alpha, betaEff, mr, nr);
+            cf.kernel(kc, a, b, crow + jr, ldc, alpha, betaEff, mr, nr);
           }
         }
       }
@@ -347,10 +361,11 @@ void sgemmSerial(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
   blocked(config(), ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-void sgemm(ThreadPool& pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A,
-           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+namespace {
+void parallelGemm(ThreadPool& pool, const Config& cf, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                  const float* Bpre) {
   if (m <= 0 || n <= 0) return;
-  const Config& cf = config();
   const double work = (double)m * (double)n * (double)std::max<int64_t>(k, 1);
   int threads = pool.size();
   if (work < 2.0e6) threads = 1;
@@ -358,20 +373,35 @@ void sgemm(ThreadPool& pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, 
   const bool splitN = (double)n / cf.nr >= (double)m / cf.mr;
   const int64_t units = splitN ? (n + cf.nr - 1) / cf.nr : (m + cf.mr - 1) / cf.mr;
   if (units < threads) threads = (int)std::max<int64_t>(units, 1);
-  if (threads <= 1) { blocked(cf, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc); return; }
+  if (threads <= 1) { blocked(cf, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, Bpre); return; }
   pool.run([&](int tid, int nt) {
     const int64_t u0 = units * tid / nt, u1 = units * (tid + 1) / nt;
     if (splitN) {
       const int64_t j0 = u0 * cf.nr, j1 = std::min(n, u1 * cf.nr);
       if (j0 >= j1) return;
-      blocked(cf, ta, tb, m, j1 - j0, k, alpha, A, lda, tb ? B + j0 * ldb : B + j0, ldb, beta, C + j0, ldc);
+      blocked(cf, ta, tb, m, j1 - j0, k, alpha, A, lda, Bpre ? B : tb ? B + j0 * ldb : B + j0, ldb, beta, C + j0,
+              ldc, Bpre ? Bpre + u0 * k * cf.nr : nullptr);
     } else {
       const int64_t i0 = u0 * cf.mr, i1 = std::min(m, u1 * cf.mr);
       if (i0 >= i1) return;
-      blocked(cf, ta, tb, i1 - i0, n, k, alpha, ta ? A + i0 : A + i0 * lda, lda, B, ldb, beta, C + i0 * ldc, ldc);
+      blocked(cf, ta, tb, i1 - i0, n, k, alpha, ta ? A + i0 : A + i0 * lda, lda, B, ldb, beta, C + i0 * ldc, ldc,
+              Bpre);
     }
   }, threads);
 }
+}  // namespace
+
+void sgemm(ThreadPool& pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  parallelGemm(pool, config(), ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, nullptr);
+}
+
+void sgemmPackedB(ThreadPool& pool, Isa isa, bool ta, int64_t m, int64_t n, int64_t k, float alpha, const float* A,
+                  int64_t lda, const float* Bp, float beta, float* C, int64_t ldc) {
+  parallelGemm(pool, configFor(isa), ta, false, m, n, k, alpha, A, lda, nullptr, 0, beta, C, ldc, Bp);
+}
+
+int gemmPanelWidth(Isa isa) { return configFor(isa).nr; }
 
 GemmBlocking gemmBlocking() {
   const Config& c = config();

@@ -18,6 +18,17 @@ void sgemm(ThreadPool& pool, bool transA, bool transB, int64_t m, int64_t n, int
 void sgemmSerial(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha,
                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+/**
+ * The same with B already packed (by the caller, e.g. im2col straight into panels, skipping one pass
+ * over memory): B panel q holds columns [q nr, q nr + nr) of op(B) for all k rows, element (p, j) at
+ * Bp[q k nr + p nr + j], columns past n zero. `isa` must be the one whose panel width nr was used.
+ */
+void sgemmPackedB(ThreadPool& pool, Isa isa, bool transA, int64_t m, int64_t n, int64_t k, float alpha,
+                  const float* A, int64_t lda, const float* Bp, float beta, float* C, int64_t ldc);
+
+/** Panel width nr of the GEMM kernel of `isa` (for callers that pack B themselves). */
+int gemmPanelWidth(Isa isa);
+
 /** Blocking of the active ISA's kernel, for the docs and the bench. */
 struct GemmBlocking { int mr, nr; int64_t kc, mc, nc; const char* kernel; };
 GemmBlocking gemmBlocking();

@@ -172,43 +172,125 @@ inline void validRange(int64_t off, int64_t stride, int64_t limit, int64_t outLe
   *hi = std::max(*lo, std::min(b, outLen));
 }
 
-/** Samples per GEMM: enough columns (nb * outH * outW) for a large GEMM, bounded scratch. */
+int64_t envInt(const char* name, int64_t dflt) {
+  const char* s = std::getenv(name);
+  return s && *s && std::atoll(s) > 0 ? (int64_t)std::atoll(s) : dflt;
+}
+
+/**
+ * Samples per GEMM: enough columns (nb outH outW) for an efficient GEMM, but an im2col buffer small
+ * enough to stay in cache between im2col writing it and the GEMM reading it.
+ */
 int64_t convBatch(const ConvGeometry& g) {
+  static const int64_t targetCols = envInt("ALEXNET_CONV_COLS", 1024);
+  static const int64_t colBytesCap = envInt("ALEXNET_CONV_COLBYTES", 4 << 20);
   const int64_t P = std::max<int64_t>(g.plane(), 1);
-  int64_t nb = (4096 + P - 1) / P;
-  const int64_t colBytesCap = (int64_t)96 << 20;
+  int64_t nb = (targetCols + P - 1) / P;
   const int64_t perSample = std::max<int64_t>(g.colRows(), g.kg()) * P * 4;
   nb = std::min(nb, std::max<int64_t>(1, colBytesCap / std::max<int64_t>(perSample, 1)));
   return std::max<int64_t>(1, std::min(nb, g.n));
 }
 
+/** One im2col row: d[oh outW + ow] = x plane c at (oh sh - ph + r, ow sw - pw + s), 0 outside the image. */
+inline void im2colRow(const float* xp, const ConvGeometry& g, int64_t r, int64_t s, float* d) {
+  int64_t ow0, ow1;
+  validRange(s - g.padW, g.strideW, g.w, g.outW, &ow0, &ow1);
+  for (int64_t oh = 0; oh < g.outH; ++oh) {
+    float* dr = d + oh * g.outW;
+    const int64_t ih = oh * g.strideH - g.padH + r;
+    if (ih < 0 || ih >= g.h) { std::memset(dr, 0, (size_t)g.outW * sizeof(float)); continue; }
+    const float* xr = xp + ih * g.w + s - g.padW;
+    for (int64_t ow = 0; ow < ow0; ++ow) dr[ow] = 0.0f;
+    if (g.strideW == 1) {
+      std::memcpy(dr + ow0, xr + ow0, (size_t)(ow1 - ow0) * sizeof(float));
+    } else {
+      const int64_t sw = g.strideW;
+      for (int64_t ow = ow0; ow < ow1; ++ow) dr[ow] = xr[ow * sw];
+    }
+    for (int64_t ow = ow1; ow < g.outW; ++ow) dr[ow] = 0.0f;
+  }
+}
+
 /**
- * col [colRows, cnt * P]: row (c r s), column (j p) = x[n0 + j, grp cg + c, oh sh - ph + r, ow sw - pw + s]
- * (0 outside the image).
+ * Writes src[0, len) as columns q0.. of row `row` of a K-row matrix packed in nr-column panels
+ * (the GEMM's pre-packed B layout: element (row, q) at dst[(q / nr) K nr + row nr + q % nr]).
  */
-void im2col(Ctx& ctx, const float* x, const ConvGeometry& g, int64_t n0, int64_t cnt, int64_t grp, float* col) {
+inline void rowToPanels(const float* src, int64_t len, int64_t q0, int64_t row, int64_t K, int nr, float* dst) {
+  int64_t i = 0;
+  while (i < len) {
+    const int64_t q = q0 + i, panel = q / nr, off = q % nr;
+    const int64_t run = std::min<int64_t>(nr - off, len - i);
+    std::memcpy(dst + panel * K * nr + row * nr + off, src + i, (size_t)run * sizeof(float));
+    i += run;
+  }
+}
+
+thread_local std::vector<float> tlsRow;
+float* rowScratch(size_t n) {
+  if (tlsRow.size() < n) tlsRow.resize(n);
+  return tlsRow.data();
+}
+
+/**
+ * im2col straight into the GEMM's packed-B panels: B = col [rows, L], row (c r s), column (j p) =
+ * x[n0 + j, grp cg + c, oh sh - ph + r, ow sw - pw + s]; columns past L are zero.
+ */
+void im2colPanels(Ctx& ctx, const float* x, const ConvGeometry& g, int64_t n0, int64_t cnt, int64_t grp, int nr,
+                  float* dst) {
   const int64_t P = g.plane(), L = cnt * P, rows = g.colRows(), R = g.r, S = g.s;
+  const int64_t Lpad = (L + nr - 1) / nr * nr;
   ctx.pool.parallelFor(rows * cnt, 4, [&](int64_t b, int64_t e) {
+    float* buf = rowScratch((size_t)P);
     for (int64_t t = b; t < e; ++t) {
       const int64_t row = t / cnt, j = t % cnt;
       const int64_t c = row / (R * S), r = (row / S) % R, s = row % S;
-      const float* xp = x + ((n0 + j) * g.c + grp * g.cg() + c) * g.h * g.w;
-      float* d = col + row * L + j * P;
-      int64_t ow0, ow1;
-      validRange(s - g.padW, g.strideW, g.w, g.outW, &ow0, &ow1);
-      for (int64_t oh = 0; oh < g.outH; ++oh) {
-        float* dr = d + oh * g.outW;
-        const int64_t ih = oh * g.strideH - g.padH + r;
-        if (ih < 0 || ih >= g.h) { std::memset(dr, 0, (size_t)g.outW * sizeof(float)); continue; }
-        const float* xr = xp + ih * g.w + s - g.padW;
-        for (int64_t ow = 0; ow < ow0; ++ow) dr[ow] = 0.0f;
-        if (g.strideW == 1) {
-          std::memcpy(dr + ow0, xr + ow0, (size_t)(ow1 - ow0) * sizeof(float));
-        } else {
-          const int64_t sw = g.strideW;
-          for (int64_t ow = ow0; ow < ow1; ++ow) dr[ow] = xr[ow * sw];
-        }
-        for (int64_t ow = ow1; ow < g.outW; ++ow) dr[ow] = 0.0f;
+      im2colRow(x + ((n0 + j) * g.c + grp * g.cg() + c) * g.h * g.w, g, r, s, buf);
+      rowToPanels(buf, P, j * P, row, rows, nr, dst);
+      if (j == cnt - 1 && Lpad > L) {
+        float* z = dst + (L / nr) * rows * nr + row * nr + L % nr;
+        std::memset(z, 0, (size_t)(Lpad - L) * sizeof(float));
+      }
+    }
+  });
+}
+
+/**
+ * im2col transposed into packed-B panels for the filter gradient: op(B) = col^T [L, rows], so panel
+ * q holds rows [q nr, q nr + nr) of col, element (l, row) at dst[q L nr + l nr + row % nr].
+ */
+void im2colPanelsT(Ctx& ctx, const float* x, const ConvGeometry& g, int64_t n0, int64_t cnt, int64_t grp, int nr,
+                   float* dst) {
+  const int64_t P = g.plane(), L = cnt * P, rows = g.colRows(), R = g.r, S = g.s;
+  const int64_t panels = (rows + nr - 1) / nr;
+  ctx.pool.parallelFor(panels * cnt, 1, [&](int64_t b, int64_t e) {
+    float* buf = rowScratch((size_t)(nr * P));
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t q = t / cnt, j = t % cnt;
+      for (int i = 0; i < nr; ++i) {
+        const int64_t row = q * nr + i;
+        if (row >= rows) { std::memset(buf + i * P, 0, (size_t)P * sizeof(float)); continue; }
+        const int64_t c = row / (R * S), r = (row / S) % R, s = row % S;
+        im2colRow(x + ((n0 + j) * g.c + grp * g.cg() + c) * g.h * g.w, g, r, s, buf + i * P);
+      }
+      float* d = dst + q * L * nr + j * P * nr;
+      for (int64_t l = 0; l < P; ++l)
+        for (int i = 0; i < nr; ++i) d[l * nr + i] = buf[i * P + l];
+    }
+  });
+}
+
+/** dy of one group gathered straight into packed-B panels: B [kg, L], (kk, j p) = dy[n0 + j, grp kg + kk, p]. */
+void dyPanels(Ctx& ctx, const float* dy, const ConvGeometry& g, int64_t n0, int64_t cnt, int64_t grp, int nr,
+              float* dst) {
+  const int64_t P = g.plane(), L = cnt * P, kg = g.kg();
+  const int64_t Lpad = (L + nr - 1) / nr * nr;
+  ctx.pool.parallelFor(kg * cnt, 8, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t kk = t / cnt, j = t % cnt;
+      rowToPanels(dy + ((n0 + j) * g.k + grp * kg + kk) * P, P, j * P, kk, kg, nr, dst);
+      if (j == cnt - 1 && Lpad > L) {
+        float* z = dst + (L / nr) * kg * nr + kk * nr + L % nr;
+        std::memset(z, 0, (size_t)(Lpad - L) * sizeof(float));
       }
     }
   });
@@ -278,20 +360,23 @@ void scatterGroup(Ctx& ctx, const float* tmp, const float* bias, const ConvGeome
 void conv2dForward(Ctx& ctx, const float* x, const float* w, const float* bias, float* y, const ConvGeometry& g) {
   const int64_t P = g.plane(), rows = g.colRows(), kg = g.kg();
   if (g.ySize() == 0) return;
+  const Isa isa = activeIsa();
+  const int nr = gemmPanelWidth(isa);
   const int64_t nb = convBatch(g);
-  float* col = ctx.ws.get(0, (size_t)(rows * nb * P));
+  const int64_t Lmax = (nb * P + nr - 1) / nr * nr;
+  float* col = ctx.ws.get(0, (size_t)(rows * Lmax));
   float* tmp = nb > 1 ? ctx.ws.get(1, (size_t)(kg * nb * P)) : nullptr;
   for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const float* wg = w + grp * kg * rows;
-      im2col(ctx, x, g, n0, cnt, grp, col);
+      im2colPanels(ctx, x, g, n0, cnt, grp, nr, col);
       if (cnt == 1) {
         float* out = y + (n0 * g.k + grp * kg) * P;
-        sgemm(ctx.pool, false, false, kg, P, rows, 1.0f, wg, rows, col, L, 0.0f, out, P);
+        sgemmPackedB(ctx.pool, isa, false, kg, P, rows, 1.0f, wg, rows, col, 0.0f, out, P);
         if (bias) biasAdd(ctx, out, bias + grp * kg, 1, kg, P);
       } else {
-        sgemm(ctx.pool, false, false, kg, L, rows, 1.0f, wg, rows, col, L, 0.0f, tmp, L);
+        sgemmPackedB(ctx.pool, isa, false, kg, L, rows, 1.0f, wg, rows, col, 0.0f, tmp, L);
         scatterGroup(ctx, tmp, bias, g, n0, cnt, grp, y);
       }
     }
@@ -302,22 +387,19 @@ void conv2dBackwardData(Ctx& ctx, const float* dy, const float* w, float* dx, co
   const int64_t P = g.plane(), rows = g.colRows(), kg = g.kg();
   if (g.xSize() == 0) return;
   if (P == 0 || kg == 0) { std::memset(dx, 0, (size_t)g.xSize() * sizeof(float)); return; }
+  const Isa isa = activeIsa();
+  const int nr = gemmPanelWidth(isa);
   const int64_t nb = convBatch(g);
+  const int64_t Lmax = (nb * P + nr - 1) / nr * nr;
   float* col = ctx.ws.get(0, (size_t)(rows * nb * P));
-  float* tmp = nb > 1 ? ctx.ws.get(1, (size_t)(kg * nb * P)) : nullptr;
+  float* dyp = ctx.ws.get(1, (size_t)(kg * Lmax));
   for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const float* wg = w + grp * kg * rows;
-      const float* dyg;
-      if (cnt == 1) {
-        dyg = dy + (n0 * g.k + grp * kg) * P;
-      } else {
-        gatherGroup(ctx, dy, g, n0, cnt, grp, tmp);
-        dyg = tmp;
-      }
-      // dcol [rows, L] = wg^T [rows, kg] x dyg [kg, L]
-      sgemm(ctx.pool, true, false, rows, L, kg, 1.0f, wg, rows, dyg, L, 0.0f, col, L);
+      dyPanels(ctx, dy, g, n0, cnt, grp, nr, dyp);
+      // dcol [rows, L] = wg^T [rows, kg] x dy_g [kg, L]
+      sgemmPackedB(ctx.pool, isa, true, rows, L, kg, 1.0f, wg, rows, dyp, 0.0f, col, L);
       col2im(ctx, col, g, n0, cnt, grp, dx);
     }
   }
@@ -332,14 +414,17 @@ void conv2dBackwardFilter(Ctx& ctx, const float* x, const float* dy, float* dw, 
     for (int64_t i = 0; i < g.wSize(); ++i) dw[i] = beta == 0.0f ? 0.0f : beta * dw[i];
     return;
   }
+  const Isa isa = activeIsa();
+  const int nr = gemmPanelWidth(isa);
   const int64_t nb = convBatch(g);
-  float* col = ctx.ws.get(0, (size_t)(rows * nb * P));
+  const int64_t rowsPad = (rows + nr - 1) / nr * nr;
+  float* col = ctx.ws.get(0, (size_t)(rowsPad * nb * P));
   float* tmp = nb > 1 ? ctx.ws.get(1, (size_t)(kg * nb * P)) : nullptr;
   for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
     const float b = n0 == 0 ? beta : 1.0f;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
-      im2col(ctx, x, g, n0, cnt, grp, col);
+      im2colPanelsT(ctx, x, g, n0, cnt, grp, nr, col);
       const float* dyg;
       if (cnt == 1) {
         dyg = dy + (n0 * g.k + grp * kg) * P;
@@ -347,8 +432,8 @@ void conv2dBackwardFilter(Ctx& ctx, const float* x, const float* dy, float* dw, 
         gatherGroup(ctx, dy, g, n0, cnt, grp, tmp);
         dyg = tmp;
       }
-      // dw_g [kg, rows] = b dw_g + dyg [kg, L] x col^T ([rows, L] stored)
-      sgemm(ctx.pool, false, true, kg, rows, L, 1.0f, dyg, L, col, L, b, dw + grp * kg * rows, rows);
+      // dw_g [kg, rows] = b dw_g + dy_g [kg, L] x col^T [L, rows]
+      sgemmPackedB(ctx.pool, isa, false, kg, rows, L, 1.0f, dyg, L, col, b, dw + grp * kg * rows, rows);
     }
   }
 }

@@ -1,0 +1,69 @@
+// What every kernel file includes: the CUDA runtime (nvcc) or its host emulation (g++), the shared
+// Philox generator, and the launch macro that is `<<<grid, block, 0, stream>>>` on a GPU and a queued
+// grid of fibers under emulation. Kernels are written once, for both.
+#pragma once
+#if defined(ALEXNET_CUDA_EMU)
+#include "../emu/cuda_emu.h"
+#else
+#include <cuda_runtime.h>
+#endif
+#include <stdint.h>
+#include <math.h>
+
+#include "../../common/philox.h"
+
+#if defined(ALEXNET_CUDA_EMU)
+#define ALEXNET_LAUNCH(kernel, grid, block, stream, ...) \
+  ::emu::launch((stream), dim3(grid), dim3(block), [=]() { kernel(__VA_ARGS__); })
+#else
+#define ALEXNET_LAUNCH(kernel, grid, block, stream, ...) kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__)
+#endif
+
+namespace alexnet {
+namespace cuda {
+
+/** Convolution shape as the kernels see it (int32: the engine refuses buffers of 2^31 elements or more). */
+struct ConvShape {
+  int n, c, h, w;
+  int k, r, s;
+  int strideH, strideW, padH, padW;
+  int groups;
+  int outH, outW;
+};
+
+struct PoolShape {
+  int n, c, h, w;
+  int kh, kw;
+  int strideH, strideW, padH, padW;
+  int outH, outW;
+};
+
+constexpr int kThreads = 256;  // block size of the elementwise and reduction kernels
+
+__device__ __forceinline__ int imin(int a, int b) { return a < b ? a : b; }
+__device__ __forceinline__ int imax(int a, int b) { return a > b ? a : b; }
+
+/**
+ * Block-wide reduction through shared memory (kThreads threads; every thread gets the result).
+ * `scratch` is the caller's __shared__ float[kThreads]. Each step needs the barrier: without it a
+ * thread reads a partner's slot before the partner has written it.
+ */
+template <bool IsMax>
+__device__ __forceinline__ float blockReduce(float v, float* scratch) {
+  const int t = threadIdx.x;
+  scratch[t] = v;
+  __syncthreads();
+  for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
+    if (t < stride) {
+      float o = scratch[t + stride];
+      scratch[t] = IsMax ? fmaxf(scratch[t], o) : scratch[t] + o;
+    }
+    __syncthreads();
+  }
+  float r = scratch[0];
+  __syncthreads();  // scratch may be reused right after
+  return r;
+}
+
+}  // namespace cuda
+}  // namespace alexnet

@@ -1,0 +1,246 @@
+// The one GEMM of the CUDA backend: C[b][m, n] = sum_k A[b][m, k] B[b][k, n], tiled through shared
+// memory (BM x BK and BK x BN tiles) and registers (TM x TN outputs per thread). Where A and B come
+// from and where C goes are template policies, so the same kernel is the plain SGEMM (dense loaders),
+// and the three convolutions as implicit GEMMs (loaders that gather the im2col matrix on the fly from
+// NCHW activations: no column buffer). Split-K: blockIdx.z = split * batch + b; each split covers
+// kChunk values of k and, when there are several, writes a partial product that gemmSplitReduce sums
+// in a fixed order (deterministic, no atomics).
+#pragma once
+#include "common.cuh"
+
+namespace alexnet {
+namespace cuda {
+
+template <int BM_, int BN_, int BK_, int TM_, int TN_>
+struct GemmTile {
+  static constexpr int BM = BM_, BN = BN_, BK = BK_, TM = TM_, TN = TN_;
+  static constexpr int kThreads = (BM / TM) * (BN / TN);
+};
+using TileLarge = GemmTile<128, 128, 8, 8, 8>;  // 256 threads, 64 outputs each
+using TileSmall = GemmTile<64, 64, 8, 4, 4>;    // 256 threads, 16 outputs each: small M or N
+
+// ---- loaders: element (row, col) of batch b; called only inside [0, rows) x [0, cols).
+// kFast says which index runs along memory, so consecutive threads load consecutive addresses.
+
+/** A[m, k] of a row-major matrix ([m, k], or [k, m] when Trans), `bstride` elements apart per batch. */
+template <bool Trans>
+struct DenseA {
+  const float* p; int ld; long long bstride;
+  static constexpr bool kFast = !Trans;
+  __device__ __forceinline__ float operator()(int b, int m, int k) const {
+    return Trans ? p[b * bstride + (long long)k * ld + m] : p[b * bstride + (long long)m * ld + k];
+  }
+};
+/** B[k, n] of a row-major matrix ([k, n], or [n, k] when Trans). */
+template <bool Trans>
+struct DenseB {
+  const float* p; int ld; long long bstride;
+  static constexpr bool kFast = Trans;
+  __device__ __forceinline__ float operator()(int b, int k, int n) const {
+    return Trans ? p[b * bstride + (long long)n * ld + k] : p[b * bstride + (long long)k * ld + n];
+  }
+};
+
+// Convolutions, batch index b = sample * groups + group (forward, data gradient) or group (filter
+// gradient). Shapes: x [n, c, h, w], w [k, c/G, r, s], y [n, k, outH, outW]; crs = (c/G) r s.
+
+/** Forward A: the group's weights as [k/G, crs]. */
+struct ConvFwdA {
+  const float* w; ConvShape g;
+  static constexpr bool kFast = true;
+  __device__ __forceinline__ float operator()(int b, int m, int kk) const {
+    const int grp = b % g.groups, kg = g.k / g.groups, crs = (g.c / g.groups) * g.r * g.s;
+    return w[(long long)(grp * kg + m) * crs + kk];
+  }
+};
+/** Forward B: im2col(x) [crs, outH outW] of one sample and group, gathered with zero padding. */
+struct ConvFwdB {
+  const float* x; ConvShape g;
+  static constexpr bool kFast = false;
+  __device__ __forceinline__ float operator()(int b, int kk, int p) const {
+    const int i = b / g.groups, grp = b % g.groups, cg = g.c / g.groups, rs = g.r * g.s;
+    const int ci = kk / rs, ky = (kk % rs) / g.s, kx = kk % g.s;
+    const int oy = p / g.outW, ox = p % g.outW;
+    const int iy = oy * g.strideH - g.padH + ky, ix = ox * g.strideW - g.padW + kx;
+    if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return 0.f;
+    return x[((long long)(i * g.c + grp * cg + ci) * g.h + iy) * g.w + ix];
+  }
+};
+/** Data gradient A: w^T [c/G, (k/G) r s]: A[ci, (o, ky, kx)] = w[grp k/G + o, ci, ky, kx]. */
+struct ConvBwdDataA {
+  const float* w; ConvShape g;
+  static constexpr bool kFast = true;
+  __device__ __forceinline__ float operator()(int b, int ci, int kk) const {
+    const int grp = b % g.groups, kg = g.k / g.groups, cg = g.c / g.groups, rs = g.r * g.s;
+    const int o = kk / rs, q = kk % rs;
+    return w[((long long)(grp * kg + o) * cg + ci) * rs + q];
+  }
+};
+/**
+ * Data gradient B [(k/G) r s, h w]: B[(o, ky, kx), (iy, ix)] = dy[o, oy, ox] where iy = oy strideH -
+ * padH + ky (likewise x), else 0. The transposed convolution as a gather: no scatter, no atomics.
+ */
+struct ConvBwdDataB {
+  const float* dy; ConvShape g;
+  static constexpr bool kFast = false;
+  __device__ __forceinline__ float operator()(int b, int kk, int p) const {
+    const int i = b / g.groups, grp = b % g.groups, kg = g.k / g.groups, rs = g.r * g.s;
+    const int o = kk / rs, ky = (kk % rs) / g.s, kx = kk % g.s;
+    const int iy = p / g.w, ix = p % g.w;
+    const int ty = iy + g.padH - ky, tx = ix + g.padW - kx;
+    if (ty < 0 || tx < 0 || ty % g.strideH || tx % g.strideW) return 0.f;
+    const int oy = ty / g.strideH, ox = tx / g.strideW;
+    if (oy >= g.outH || ox >= g.outW) return 0.f;
+    return dy[((long long)(i * g.k + grp * kg + o) * g.outH + oy) * g.outW + ox];
+  }
+};
+/** Filter gradient A [k/G, n outH outW]: A[o, (i, p)] = dy[i, grp k/G + o, p]. */
+struct ConvBwdFilterA {
+  const float* dy; ConvShape g;
+  static constexpr bool kFast = true;
+  __device__ __forceinline__ float operator()(int grp, int o, int kk) const {
+    const int plane = g.outH * g.outW, kg = g.k / g.groups;
+    const int i = kk / plane, p = kk % plane;
+    return dy[(long long)(i * g.k + grp * kg + o) * plane + p];
+  }
+};
+/** Filter gradient B [n outH outW, crs]: im2col(x) of sample i, transposed. */
+struct ConvBwdFilterB {
+  const float* x; ConvShape g;
+  static constexpr bool kFast = true;
+  __device__ __forceinline__ float operator()(int grp, int kk, int col) const {
+    const int plane = g.outH * g.outW, cg = g.c / g.groups, rs = g.r * g.s;
+    const int i = kk / plane, p = kk % plane;
+    const int ci = col / rs, ky = (col % rs) / g.s, kx = col % g.s;
+    const int oy = p / g.outW, ox = p % g.outW;
+    const int iy = oy * g.strideH - g.padH + ky, ix = ox * g.strideW - g.padW + kx;
+    if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return 0.f;
+    return x[((long long)(i * g.c + grp * cg + ci) * g.h + iy) * g.w + ix];
+  }
+};
+
+// ---- epilogues: store(b, m, n, sum) for m < M, n < N ----
+
+/** C = alpha sum + beta C (C not read when beta = 0, so NaN in it never leaks through). */
+struct StoreGemm {
+  float* c; int ldc; long long bstride; float alpha, beta;
+  __device__ __forceinline__ void operator()(int b, int m, int n, float v) const {
+    float* o = c + b * bstride + (long long)m * ldc + n;
+    *o = beta == 0.f ? alpha * v : alpha * v + beta * *o;
+  }
+};
+/** y[i, grp k/G + m, p] = sum + bias. */
+struct StoreConvFwd {
+  float* y; const float* bias; ConvShape g;
+  __device__ __forceinline__ void operator()(int b, int m, int p, float v) const {
+    const int i = b / g.groups, grp = b % g.groups, o = grp * (g.k / g.groups) + m;
+    y[(long long)(i * g.k + o) * (g.outH * g.outW) + p] = bias ? v + bias[o] : v;
+  }
+};
+/** dx[i, grp c/G + m, p] = sum. */
+struct StoreConvBwdData {
+  float* dx; ConvShape g;
+  __device__ __forceinline__ void operator()(int b, int m, int p, float v) const {
+    const int i = b / g.groups, grp = b % g.groups;
+    dx[(long long)(i * g.c + grp * (g.c / g.groups) + m) * (g.h * g.w) + p] = v;
+  }
+};
+/** dw[grp k/G + m, col] = beta dw + sum. */
+struct StoreConvBwdFilter {
+  float* dw; ConvShape g; float beta;
+  __device__ __forceinline__ void operator()(int grp, int m, int col, float v) const {
+    const int crs = (g.c / g.groups) * g.r * g.s;
+    float* o = dw + (long long)(grp * (g.k / g.groups) + m) * crs + col;
+    *o = beta == 0.f ? v : beta * *o + v;
+  }
+};
+/** Split-K partial: ws[z][m][n] with z = split * batch + b (the raw blockIdx.z). */
+struct StorePartial {
+  float* ws; int M, N;
+  __device__ __forceinline__ void operator()(int z, int m, int n, float v) const {
+    ws[((long long)z * M + m) * N + n] = v;
+  }
+};
+
+/**
+ * The tiled kernel. Grid (ceil(N / BN), ceil(M / BM), splits * batch); block Tile::kThreads.
+ * Each k-step: the block stages a BM x BK tile of A and a BK x BN tile of B in shared memory
+ * (barrier), every thread accumulates its TM x TN outputs from them (barrier before the next step
+ * overwrites the tiles). Padding of 4 floats per row keeps both the stores and the float4-aligned
+ * reads free of bank conflicts.
+ */
+template <class Tile, class LA, class LB, class Epi, bool Partial>
+__global__ void __launch_bounds__(Tile::kThreads)
+gemmKernel(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk) {
+  constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, TM = Tile::TM, TN = Tile::TN;
+  constexpr int NT = Tile::kThreads;
+  __shared__ float As[BK][BM + 4];
+  __shared__ float Bs[BK][BN + 4];
+  const int tid = threadIdx.x;
+  const int z = blockIdx.z, b = z % batch, split = z / batch;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int kBegin = split * kChunk, kEnd = imin(K, kBegin + kChunk);
+  const int tx = tid % (BN / TN), ty = tid / (BN / TN);
+  float acc[TM][TN];
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < TN; ++j) acc[i][j] = 0.f;
+
+  for (int k0 = kBegin; k0 < kEnd; k0 += BK) {
+#pragma unroll
+    for (int i = 0; i < BM * BK / NT; ++i) {
+      const int e = tid + i * NT;
+      const int m = LA::kFast ? e / BK : e % BM, k = LA::kFast ? e % BK : e / BM;
+      const int gm = m0 + m, gk = k0 + k;
+      As[k][m] = (gm < M && gk < kEnd) ? la(b, gm, gk) : 0.f;
+    }
+#pragma unroll
+    for (int i = 0; i < BN * BK / NT; ++i) {
+      const int e = tid + i * NT;
+      const int n = LB::kFast ? e / BK : e % BN, k = LB::kFast ? e % BK : e / BN;
+      const int gn = n0 + n, gk = k0 + k;
+      Bs[k][n] = (gn < N && gk < kEnd) ? lb(b, gk, gn) : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < BK; ++k) {
+      float a[TM], bv[TN];
+#pragma unroll
+      for (int i = 0; i < TM; ++i) a[i] = As[k][ty * TM + i];
+#pragma unroll
+      for (int j = 0; j < TN; ++j) bv[j] = Bs[k][tx * TN + j];
+#pragma unroll
+      for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], bv[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < TM; ++i) {
+    const int gm = m0 + ty * TM + i;
+    if (gm >= M) continue;
+#pragma unroll
+    for (int j = 0; j < TN; ++j) {
+      const int gn = n0 + tx * TN + j;
+      if (gn < N) epi(Partial ? z : b, gm, gn, acc[i][j]);
+    }
+  }
+}
+
+/** out(b, m, n) = sum over splits of ws[split * batch + b][m][n], in split order. */
+template <class Epi>
+__global__ void gemmSplitReduce(const float* ws, Epi epi, int M, int N, int batch, int splits) {
+  const long long total = (long long)batch * M * N;
+  for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+       idx += (long long)gridDim.x * blockDim.x) {
+    float s = 0.f;
+    for (int q = 0; q < splits; ++q) s += ws[(long long)q * total + idx];
+    const int n = (int)(idx % N), m = (int)((idx / N) % M), b = (int)(idx / ((long long)M * N));
+    epi(b, m, n, s);
+  }
+}
+
+}  // namespace cuda
+}  // namespace alexnet

@@ -1,0 +1,181 @@
+/**
+ * Benchmark of the native CPU engine: GEMM on 4096^3 and on every AlexNet GEMM shape, each conv
+ * layer's forward / backward-data / backward-filter, LRN and max-pool, on 1 and 2 threads, against
+ * the machine's measured peak (an FMA loop with no memory traffic) and PyTorch's figures
+ * (/work/shared/reference/README.md, PyTorch 1.13 + OpenBLAS/oneDNN on this kind of machine).
+ *
+ *   npm run bench -w @alexnet/tensor                  default (batch 128, about 3-5 minutes)
+ *   node dist/bench/index.js --quick                  batch 32 convs, fewer reps
+ *   node dist/bench/index.js --json figures.json      also write the figures
+ *   node dist/bench/index.js --threads 2 --only gemm  one thread count, one section (gemm|conv|lrn)
+ *
+ * Times are the best of several runs: the machine is shared, so the best run is the least disturbed.
+ */
+import { writeFileSync } from 'node:fs';
+import type { ConvGeometry, PoolGeometry } from '../backend.js';
+import { CpuEngine, cpuIsa, cpuPeakGflops } from '../cpu/index.js';
+import type { CpuBuffer } from '../cpu/engine.js';
+
+interface Row { section: string; name: string; threads: number; ms: number; gflops?: number; peakShare?: number; pytorch?: string }
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(name);
+const option = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const quick = flag('--quick');
+const jsonPath = option('--json');
+const only = option('--only');
+const threadList = option('--threads') ? [Number(option('--threads'))] : [1, 2];
+const convBatch = Number(option('--batch') ?? (quick ? 32 : 128));
+const reps = Number(option('--reps') ?? (quick ? 2 : 3));
+
+// PyTorch on this machine (reference/README.md): sgemm 4096^3 183 (1 thread) / 375 (2 threads)
+// GFLOP/s; its five convolutions at 330-365 GFLOP/s on 2 threads; LRN (unfused) 38 % of a batch-32
+// training step at 25.9 img/s on 2 threads, i.e. about 0.47 s for both LRN layers forward + backward.
+const PYTORCH_GEMM: Record<number, number> = { 1: 183, 2: 375 };
+const PYTORCH_LRN_B32_2T_MS = 0.38 * (32 / 25.9) * 1000;
+
+const engine = new CpuEngine(0);
+const rows: Row[] = [];
+const peak: Record<number, number> = {};
+
+function bestOf(n: number, f: () => void): number {
+  let best = Infinity;
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    f();
+    engine.synchronizeSync();
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
+}
+
+function buffer(length: number, seed: number): CpuBuffer {
+  const b = engine.alloc('float32', length);
+  engine.random(b, 'uniform', seed, 0, -1, 1);
+  return b;
+}
+
+function record(section: string, name: string, threads: number, ms: number, flops?: number, pytorch?: string): void {
+  const gflops = flops !== undefined ? flops / ms / 1e6 : undefined;
+  rows.push({ section, name, threads, ms, gflops, peakShare: gflops !== undefined ? gflops / peak[threads]! : undefined, pytorch });
+  const g = gflops !== undefined ? `${gflops.toFixed(1).padStart(7)} GFLOP/s ${(100 * gflops / peak[threads]!).toFixed(0).padStart(3)} % of peak` : ''.padEnd(29);
+  console.log(`${section.padEnd(6)} ${name.padEnd(44)} ${String(threads).padStart(2)}t ${ms.toFixed(2).padStart(9)} ms ${g}${pytorch ? `   PyTorch: ${pytorch}` : ''}`);
+}
+
+function gemmCase(name: string, ta: boolean, tb: boolean, m: number, n: number, k: number, threads: number, pytorch?: string) {
+  const a = buffer(m * k, 1), b = buffer(k * n, 2), c = engine.alloc('float32', m * n);
+  engine.synchronizeSync();
+  const flops = 2 * m * n * k;
+  const inner = Math.max(1, Math.min(20, Math.round(2e9 / flops)));
+  const ms = bestOf(reps, () => { for (let i = 0; i < inner; i++) engine.gemm(ta, tb, m, n, k, 1, a, b, 0, c); }) / inner;
+  record('gemm', `${name} ${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} ${m}x${n}x${k}`, threads, ms, flops, pytorch);
+  for (const x of [a, b, c]) engine.free(x);
+}
+
+function conv(n: number, c: number, h: number, k: number, r: number, stride: number, pad: number, groups: number): ConvGeometry {
+  const out = Math.floor((h + 2 * pad - r) / stride) + 1;
+  return { n, c, h, w: h, k, r, s: r, strideH: stride, strideW: stride, padH: pad, padW: pad, groups, outH: out, outW: out };
+}
+
+/** AlexNet's convolutions (§3.5; conv1 on 227x227 with no padding, Caffe's choice). */
+function alexnetConvs(n: number): [string, ConvGeometry][] {
+  return [
+    ['conv1', conv(n, 3, 227, 96, 11, 4, 0, 1)],
+    ['conv2', conv(n, 96, 27, 256, 5, 1, 2, 2)],
+    ['conv3', conv(n, 256, 13, 384, 3, 1, 1, 1)],
+    ['conv4', conv(n, 384, 13, 384, 3, 1, 1, 2)],
+    ['conv5', conv(n, 384, 13, 256, 3, 1, 1, 2)],
+  ];
+}
+
+/** Samples per GEMM chunk, as native/cpu/kernels.cpp chooses them (convBatch). */
+function chunk(g: ConvGeometry): number {
+  const P = g.outH * g.outW, rows = (g.c / g.groups) * g.r * g.s;
+  let nb = Math.ceil(4096 / P);
+  nb = Math.min(nb, Math.max(1, Math.floor((96 << 20) / (Math.max(rows, g.k / g.groups) * P * 4))));
+  return Math.max(1, Math.min(nb, g.n));
+}
+
+function gemmSection(threads: number): void {
+  gemmCase('square', false, false, 4096, 4096, 4096, threads, `${PYTORCH_GEMM[threads]} GFLOP/s`);
+  for (const [name, g] of alexnetConvs(128)) {
+    const nb = chunk(g), L = nb * g.outH * g.outW, rows = (g.c / g.groups) * g.r * g.s, kg = g.k / g.groups;
+    gemmCase(`${name} fwd (${nb} img/GEMM)`, false, false, kg, L, rows, threads);
+    gemmCase(`${name} bwd-data`, true, false, rows, L, kg, threads);
+    gemmCase(`${name} bwd-filter`, false, true, kg, rows, L, threads);
+  }
+  for (const [name, inF, outF] of [['fc6', 9216, 4096], ['fc7', 4096, 4096], ['fc8', 4096, 1000]] as const) {
+    gemmCase(`${name} fwd b128`, false, true, 128, outF, inF, threads);
+    gemmCase(`${name} bwd-data`, false, false, 128, inF, outF, threads);
+    gemmCase(`${name} bwd-filter`, true, false, outF, inF, 128, threads);
+  }
+}
+
+function convSection(threads: number): void {
+  for (const [name, g] of alexnetConvs(convBatch)) {
+    const xs = g.n * g.c * g.h * g.w, ws = g.k * (g.c / g.groups) * g.r * g.s, ys = g.n * g.k * g.outH * g.outW;
+    const x = buffer(xs, 3), w = buffer(ws, 4), bias = buffer(g.k, 5), y = engine.alloc('float32', ys);
+    const dy = buffer(ys, 6), dx = engine.alloc('float32', xs), dw = engine.alloc('float32', ws), db = engine.alloc('float32', g.k);
+    engine.synchronizeSync();
+    const flops = 2 * g.n * g.k * g.outH * g.outW * (g.c / g.groups) * g.r * g.s;
+    const py = threads === 2 ? '330-365 GFLOP/s' : undefined;
+    const label = `${name} b${g.n}`;
+    engine.conv2dForward(x, w, bias, y, g); // warm the workspace
+    record('conv', `${label} forward`, threads, bestOf(reps, () => engine.conv2dForward(x, w, bias, y, g)), flops, py);
+    if (name !== 'conv1') {
+      record('conv', `${label} backward-data`, threads, bestOf(reps, () => engine.conv2dBackwardData(dy, w, dx, g)), flops, py);
+    }
+    record('conv', `${label} backward-filter`, threads, bestOf(reps, () => engine.conv2dBackwardFilter(x, dy, dw, db, g, 0)), flops, py);
+    for (const b of [x, w, bias, y, dy, dx, dw, db]) engine.free(b);
+  }
+}
+
+function lrnPoolSection(threads: number): void {
+  const p = { size: 5, alpha: 1e-4, beta: 0.75, k: 2 };
+  let lrnTotal = 0;
+  const n = convBatch;
+  for (const [name, c, hw] of [['lrn1', 96, 55 * 55], ['lrn2', 256, 27 * 27]] as const) {
+    const len = n * c * hw;
+    const x = buffer(len, 7), y = engine.alloc('float32', len), dy = buffer(len, 8), dx = engine.alloc('float32', len);
+    engine.synchronizeSync();
+    const f = bestOf(reps, () => engine.lrnForward(x, y, p, n, c, hw));
+    const b = bestOf(reps, () => engine.lrnBackward(x, y, dy, dx, p, n, c, hw));
+    record('lrn', `${name} b${n} forward`, threads, f);
+    record('lrn', `${name} b${n} backward`, threads, b);
+    lrnTotal += f + b;
+    for (const buf of [x, y, dy, dx]) engine.free(buf);
+  }
+  const b32 = lrnTotal * 32 / n;
+  const py = threads === 2 ? `~${PYTORCH_LRN_B32_2T_MS.toFixed(0)} ms at b32 (ours ${b32.toFixed(1)} ms: ${(PYTORCH_LRN_B32_2T_MS / b32).toFixed(1)}x)` : undefined;
+  record('lrn', `lrn1+lrn2 fwd+bwd b${n}`, threads, lrnTotal, undefined, py);
+  for (const [name, c, h] of [['pool1', 96, 55], ['pool2', 256, 27], ['pool5', 256, 13]] as const) {
+    const out = Math.floor((h - 3) / 2) + 1;
+    const g: PoolGeometry = { n, c, h, w: h, kh: 3, kw: 3, strideH: 2, strideW: 2, padH: 0, padW: 0, outH: out, outW: out };
+    const x = buffer(n * c * h * h, 9), y = engine.alloc('float32', n * c * out * out), am = engine.alloc('int32', n * c * out * out);
+    const dx = engine.alloc('float32', n * c * h * h);
+    engine.synchronizeSync();
+    record('pool', `${name} b${n} forward`, threads, bestOf(reps, () => engine.maxPoolForward(x, y, am, g)));
+    record('pool', `${name} b${n} backward`, threads, bestOf(reps, () => engine.maxPoolBackward(y, am, dx, g)));
+    for (const buf of [x, y, am, dx]) engine.free(buf);
+  }
+}
+
+const isa = cpuIsa();
+console.log(`@alexnet/tensor cpu engine: ${isa.active} (detected ${isa.detected}), GEMM kernel ${isa.gemm.kernel}, ` +
+  `KC ${isa.gemm.kc} MC ${isa.gemm.mc} NC ${isa.gemm.nc}; best of ${reps} runs; conv/LRN/pool at batch ${convBatch}`);
+for (const t of threadList) {
+  peak[t] = Math.max(cpuPeakGflops(t, 0.3), cpuPeakGflops(t, 0.3));
+  console.log(`peak (FMA loop, no memory traffic) on ${t} thread(s): ${peak[t]!.toFixed(1)} GFLOP/s`);
+}
+for (const t of threadList) {
+  engine.setThreads(t);
+  console.log(`\n---- ${t} thread(s) ----`);
+  if (!only || only === 'gemm') gemmSection(t);
+  if (!only || only === 'conv') convSection(t);
+  if (!only || only === 'lrn') lrnPoolSection(t);
+}
+engine.destroy();
+if (jsonPath) {
+  writeFileSync(jsonPath, JSON.stringify({ isa, peak, convBatch, reps, rows }, null, 2));
+  console.log(`\nfigures written to ${jsonPath}`);
+}
