@@ -1,0 +1,200 @@
+#!/usr/bin/env node
+// Builds the two addons of @alexnet/cuda from native/cuda (no node-gyp: the compilers are called
+// directly, so nvcc can compile the kernels):
+//   build/Release/alexnet_cuda_emu.node  g++ only, always: the kernels on the host emulation ('cuda-emu')
+//   build/Release/alexnet_cuda.node      nvcc + g++, when nvcc is found: the kernels on the GPU ('cuda'),
+//                                        static CUDA runtime, sm_80 and sm_90 SASS plus compute_90 PTX
+// and build/Release/build-info.json, which the package reads to say how it was built.
+//
+//   node scripts/build.mjs            build both, fail loudly (npm run build)
+//   node scripts/build.mjs --install  at npm install: a failed or skipped build is a warning, never an error
+//   node scripts/build.mjs --emu-only | --cuda-only
+// Environment: NVCC (path to nvcc), ALEXNET_CUDA_ARCHS (default "80,90": SASS for each, PTX for the
+// last), ALEXNET_CUDA_SKIP=1 (no nvcc build), CXX (default g++), ALEXNET_BUILD_JOBS (default 2).
+// Incremental: an addon is rebuilt only when a source under native/ is newer than it.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, realpathSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const pkg = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const args = new Set(process.argv.slice(2));
+const atInstall = args.has('--install');
+const require = createRequire(join(pkg, 'package.json'));
+const out = join(pkg, 'build', 'Release');
+const objDir = join(pkg, 'build', 'obj');
+const log = (m) => console.log(`[@alexnet/cuda] ${m}`);
+
+// native sources: <repo>/native in the monorepo, ./native in a packed tarball (scripts/copy-native.mjs)
+const nativeRoot = [join(pkg, 'native'), resolve(pkg, '..', '..', 'native')].find((d) => existsSync(join(d, 'cuda', 'engine.cu')));
+const infoPath = join(out, 'build-info.json');
+const info = existsSync(infoPath) ? safeJson(readFileSync(infoPath, 'utf8')) : {};
+
+function safeJson(s) { try { return JSON.parse(s); } catch { return {}; } }
+function saveInfo() { mkdirSync(out, { recursive: true }); writeFileSync(infoPath, JSON.stringify(info, null, 2) + '\n'); }
+
+if (!nativeRoot) {
+  info.emu = { built: false, reason: 'the native sources (native/cuda) are missing from this install' };
+  info.cuda = { built: false, reason: info.emu.reason };
+  saveInfo();
+  finish(false, info.emu.reason);
+}
+
+function nodeInclude() {
+  const cands = [];
+  if (process.env.npm_config_nodedir) cands.push(join(process.env.npm_config_nodedir, 'include', 'node'));
+  cands.push(join(resolve(dirname(process.execPath), '..'), 'include', 'node'));
+  cands.push('/usr/include/node', '/usr/local/include/node');
+  const home = process.env.HOME ?? '';
+  for (const base of [join(home, '.cache', 'node-gyp'), join(home, '.node-gyp')]) {
+    cands.push(join(base, process.versions.node, 'include', 'node'));
+  }
+  return cands.find((d) => existsSync(join(d, 'node_api.h')));
+}
+
+function addonApiInclude() {
+  try { return dirname(require.resolve('node-addon-api/package.json')); } catch { return undefined; }
+}
+
+function which(cmd) {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+function newestSource(dirs) {
+  let newest = 0;
+  for (const d of dirs) {
+    if (!existsSync(d)) continue;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) newest = Math.max(newest, newestSource([p]));
+      else newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  }
+  return newest;
+}
+
+function upToDate(target) {
+  if (!existsSync(target)) return false;
+  const src = newestSource([join(nativeRoot, 'cuda'), join(nativeRoot, 'common'), join(pkg, 'scripts', 'build.mjs')]);
+  return statSync(target).mtimeMs > src;
+}
+
+function run(cmd, argv) {
+  return new Promise((resolveP) => {
+    const t0 = Date.now();
+    const p = spawn(cmd, argv, { stdio: ['ignore', 'inherit', 'inherit'] });
+    p.on('error', (e) => resolveP({ ok: false, error: e.message, seconds: 0 }));
+    p.on('close', (code) => resolveP({ ok: code === 0, error: code === 0 ? undefined : `${cmd} exited with ${code}`, seconds: (Date.now() - t0) / 1000 }));
+  });
+}
+
+async function parallel(jobs, limit) {
+  const results = [];
+  let next = 0;
+  async function worker() {
+    while (next < jobs.length) { const j = jobs[next++]; results.push(await j()); }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, limit) }, worker));
+  return results;
+}
+
+const CXX = process.env.CXX || 'g++';
+const JOBS = Number(process.env.ALEXNET_BUILD_JOBS || 2);
+const nodeInc = nodeInclude();
+const napiInc = addonApiInclude();
+const cuda = join(nativeRoot, 'cuda');
+const common = ['-std=c++17', '-O2', '-fPIC', '-pthread', '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED'];
+
+async function buildEmu() {
+  const target = join(out, 'alexnet_cuda_emu.node');
+  if (upToDate(target)) { log('alexnet_cuda_emu.node is up to date'); return { built: true, upToDate: true }; }
+  if (!nodeInc || !napiInc) return { built: false, reason: `Node.js headers ${nodeInc ? '' : '(node_api.h) '}${napiInc ? '' : 'node-addon-api '}not found` };
+  const dir = join(objDir, 'emu');
+  mkdirSync(dir, { recursive: true });
+  mkdirSync(out, { recursive: true });
+  const defs = [...common, '-DALEXNET_CUDA_EMU', '-DNODE_GYP_MODULE_NAME=alexnet_cuda_emu', `-I${nodeInc}`, `-I${napiInc}`];
+  const units = [['engine.o', ['-x', 'c++', join(cuda, 'engine.cu')]], ['runtime.o', [join(cuda, 'emu', 'runtime.cpp')]], ['addon.o', [join(cuda, 'addon.cpp')]]];
+  const t0 = Date.now();
+  const res = await parallel(units.map(([o, src]) => () => run(CXX, [...defs, '-c', ...src, '-o', join(dir, o)])), JOBS);
+  const bad = res.find((r) => !r.ok);
+  if (bad) return { built: false, reason: `compiling the emulated backend failed: ${bad.error}` };
+  const link = await run(CXX, ['-shared', '-pthread', ...units.map(([o]) => join(dir, o)), '-o', target]);
+  if (!link.ok) return { built: false, reason: `linking the emulated backend failed: ${link.error}` };
+  const seconds = (Date.now() - t0) / 1000;
+  log(`built alexnet_cuda_emu.node in ${seconds.toFixed(1)} s`);
+  return { built: true, seconds };
+}
+
+function findNvcc() {
+  if (process.env.NVCC && existsSync(process.env.NVCC)) return process.env.NVCC;
+  return which('nvcc') ?? ['/usr/local/cuda/bin/nvcc'].find((p) => existsSync(p));
+}
+
+function cudaLibDir(nvcc) {
+  let root;
+  try {
+    // /usr/local/bin/nvcc may be a wrapper script: ask nvcc where it lives
+    const r = spawnSync(nvcc, ['--dryrun', '--version'], { encoding: 'utf8' });
+    const m = /TOP=(\S+)/.exec((r.stderr ?? '') + (r.stdout ?? ''));
+    root = m ? resolve(m[1]) : resolve(dirname(realpathSync(nvcc)), '..');
+  } catch { root = resolve(dirname(nvcc), '..'); }
+  const cands = [join(root, 'lib64'), join(root, 'lib'), join(root, 'targets', 'x86_64-linux', 'lib'), '/usr/local/cuda/lib64', '/usr/local/cuda/lib'];
+  return cands.find((d) => existsSync(join(d, 'libcudart_static.a')));
+}
+
+async function buildCuda() {
+  const target = join(out, 'alexnet_cuda.node');
+  if (process.env.ALEXNET_CUDA_SKIP === '1') return { built: false, reason: 'built without CUDA: ALEXNET_CUDA_SKIP=1 was set at install' };
+  const nvcc = findNvcc();
+  if (!nvcc) return { built: false, reason: 'built without CUDA: nvcc was not found at install (set NVCC or put nvcc on PATH, then run `npm rebuild @alexnet/cuda`)' };
+  const archs = (process.env.ALEXNET_CUDA_ARCHS || '80,90').split(',').map((s) => s.trim().replace(/^sm_/, '')).filter(Boolean);
+  if (upToDate(target) && JSON.stringify(info.cuda?.archs) === JSON.stringify(archs)) { log('alexnet_cuda.node is up to date'); return { ...info.cuda, upToDate: true }; }
+  if (!nodeInc || !napiInc) return { built: false, reason: 'built without CUDA: Node.js headers or node-addon-api not found' };
+  const lib = cudaLibDir(nvcc);
+  if (!lib) return { built: false, reason: `built without CUDA: libcudart_static.a was not found next to ${nvcc}` };
+  const dir = join(objDir, 'cuda');
+  mkdirSync(dir, { recursive: true });
+  mkdirSync(out, { recursive: true });
+  const gencode = archs.flatMap((a) => ['-gencode', `arch=compute_${a},code=sm_${a}`]);
+  const last = archs[archs.length - 1];
+  gencode.push('-gencode', `arch=compute_${last},code=compute_${last}`);
+  const t0 = Date.now();
+  log(`compiling the CUDA kernels with ${nvcc} for sm_${archs.join(', sm_')} + compute_${last} PTX`);
+  const res = await parallel([
+    () => run(nvcc, ['-std=c++17', '-O3', '-Xcompiler', '-fPIC', '--expt-relaxed-constexpr', ...gencode, '-c', join(cuda, 'engine.cu'), '-o', join(dir, 'engine.o')]),
+    () => run(CXX, [...common, '-DNODE_GYP_MODULE_NAME=alexnet_cuda', `-I${nodeInc}`, `-I${napiInc}`, '-c', join(cuda, 'addon.cpp'), '-o', join(dir, 'addon.o')]),
+  ], JOBS);
+  const bad = res.find((r) => !r.ok);
+  if (bad) return { built: false, reason: `built without CUDA: compiling failed (${bad.error})` };
+  const link = await run(CXX, ['-shared', '-pthread', join(dir, 'addon.o'), join(dir, 'engine.o'), `-L${lib}`, '-lcudart_static', '-ldl', '-lpthread', '-lrt', '-o', target]);
+  if (!link.ok) return { built: false, reason: `built without CUDA: linking failed (${link.error})` };
+  const seconds = (Date.now() - t0) / 1000;
+  const ver = spawnSync(nvcc, ['--version'], { encoding: 'utf8' }).stdout?.split('\n').find((l) => l.includes('release'))?.trim();
+  log(`built alexnet_cuda.node in ${seconds.toFixed(1)} s`);
+  return { built: true, seconds, archs, nvcc: ver };
+}
+
+function finish(ok, reason) {
+  if (ok) process.exit(0);
+  if (atInstall) {
+    console.warn(`[@alexnet/cuda] WARNING: ${reason}. The package still loads; cuda.available() says why.`);
+    process.exit(0);
+  }
+  console.error(`[@alexnet/cuda] build failed: ${reason}`);
+  process.exit(1);
+}
+
+const wantEmu = !args.has('--cuda-only'), wantCuda = !args.has('--emu-only');
+const [emu, cu] = await Promise.all([
+  wantEmu ? buildEmu() : Promise.resolve(info.emu ?? { built: false, reason: 'not built' }),
+  // the nvcc build waits for nothing, but keep the machine usable: run it after the emulated one
+  Promise.resolve(),
+]).then(async ([e]) => [e, wantCuda ? await buildCuda() : (info.cuda ?? { built: false, reason: 'built without CUDA' })]);
+info.emu = emu;
+info.cuda = cu;
+info.node = process.version;
+saveInfo();
+if (cu.built === false) log(cu.reason);
+finish(emu.built, emu.reason);
