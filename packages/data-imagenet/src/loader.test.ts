@@ -143,6 +143,19 @@ describe('Loader', () => {
     }
   });
 
+  it('bounds the prefetch queue', async () => {
+    const l = createLoader(train, { batchSize: 2, workers: 2, prefetch: 3 });
+    let most = 0;
+    for await (const b of l.epoch(0)) {
+      void b;
+      await new Promise((r) => setTimeout(r, 30)); // a slow consumer
+      most = Math.max(most, l.pendingBatches);
+    }
+    expect(most).toBe(2); // 3 requested ahead, one of them just handed out
+    expect(l.pendingBatches).toBe(0);
+    await l.close();
+  });
+
   it('validates options with sentences', async () => {
     expect(() => createLoader(train, { batchSize: 0 })).toThrow('Expected a positive integer for batchSize but received 0 of type number');
     expect(() => createLoader(train, { batchSize: 1, crop: 300, workers: 0 })).toThrow('Expected crop <= 256 (the image side) but received 300');

@@ -157,6 +157,8 @@ export class Loader {
   private readonly prefetch: number;
   private readonly recycle: boolean;
   private free: ArrayBuffer[] = [];
+  private requested = 0;
+  private yielded = 0;
 
   constructor(readonly dataset: Dataset, opts: LoaderOptions) {
     this.batchSize = checkPositiveInteger(opts.batchSize, 'batchSize');
@@ -208,6 +210,11 @@ export class Loader {
     this.recycle = opts.recycle ?? true;
   }
 
+  /** Batches requested from the workers but not yet handed to the consumer (at most `prefetch`). */
+  get pendingBatches(): number {
+    return this.requested - this.yielded;
+  }
+
   /** The data-set positions in epoch `epoch`'s order. */
   order(epoch: number): Int32Array {
     checkNonNegativeInteger(epoch, 'epoch');
@@ -231,6 +238,7 @@ export class Loader {
       const p = this.pool.run<BatchResult>({ type: 'batch', epoch, samples, ...(buffer ? { buffer } : {}) }, buffer ? [buffer] : []);
       p.catch(() => undefined);
       inflight[b] = p;
+      this.requested++;
     };
     let next = 0;
     let previous: ArrayBuffer | null = null;
@@ -245,6 +253,7 @@ export class Loader {
       previous = r.images.buffer as ArrayBuffer;
       const samples = slice(b);
       const cpi = cropsPerImage(this.spec);
+      this.yielded++;
       yield {
         index: b,
         images: r.images,

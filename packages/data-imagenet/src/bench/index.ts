@@ -66,29 +66,46 @@ def one(path):
         return np.asarray(im.crop((l, t, l + 256, t + 256)))
 def chunk(files):
     return sum(int(one(f)[128, 128, 0]) for f in files)
+ARRAYS = MEAN = None
+def chunk2(args):
+    idx, seed = args
+    rng = np.random.default_rng(seed); s = 0.0
+    for i in idx:
+        a = ARRAYS[i]; y, x = rng.integers(0, 33, 2)
+        crop = a[y:y + 224, x:x + 224].astype(np.float32) - MEAN[y:y + 224, x:x + 224]
+        if rng.random() < 0.5: crop = crop[:, ::-1]
+        s += float(np.ascontiguousarray(crop.transpose(2, 0, 1))[0, 0, 0])
+    return s
+def timed(fn, make, n, passes):
+    out = []
+    for nproc in (1, 2):
+        pool = mp.get_context('fork').Pool(nproc) if nproc > 1 else None
+        ts = []
+        for p in range(passes + 1):
+            t0 = time.perf_counter()
+            if pool: pool.map(fn, make(nproc, p))
+            else: [fn(c) for c in make(1, p)]
+            if p: ts.append(time.perf_counter() - t0)
+        if pool: pool.close(); pool.join()
+        out.append(n / statistics.median(ts))
+    return out
 files = sorted(glob.glob(os.path.join(sys.argv[1], '*.jpg')))[:int(sys.argv[2])]
-out = []
-for nproc in (1, 2):
-    pool = mp.get_context('fork').Pool(nproc) if nproc > 1 else None
-    ts = []
-    for p in range(int(sys.argv[3]) + 1):
-        t0 = time.perf_counter()
-        if pool: pool.map(chunk, [files[i::nproc] for i in range(nproc)])
-        else: chunk(files)
-        if p: ts.append(time.perf_counter() - t0)
-    if pool: pool.close(); pool.join()
-    out.append(len(files) / statistics.median(ts))
-print(out[0], out[1])
+passes = int(sys.argv[3]); n = len(files)
+r1 = timed(chunk, lambda k, p: [files[i::k] for i in range(k)], n, passes)
+ARRAYS = [one(f) for f in files]
+MEAN = np.mean(np.stack(ARRAYS).astype(np.float32), axis=0)
+m = 8 * n
+r2 = timed(chunk2, lambda k, p: [([j % n for j in range(i, m, k)], 1000 * p + i) for i in range(k)], m, passes)
+print(r1[0], r1[1], r2[0], r2[1])
 `;
 
-function pil(dir: string): [number, number] | null {
+function pil(dir: string): number[] | null {
   const py = '/usr/bin/python3';
   if (!existsSync(py)) return null;
   try {
     const s = join(tmpdir(), 'alexnet-bench-pil.py');
     writeFileSync(s, PIL_SCRIPT);
-    const [a, b] = execFileSync(py, [s, dir, String(N), String(PASSES)], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
-    return [a!, b!];
+    return execFileSync(py, [s, dir, String(N), String(PASSES)], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
   } catch (e) {
     console.error(`PIL reference not measured: ${(e as Error).message.split('\n')[0]}`);
     return null;
@@ -116,8 +133,10 @@ async function main(): Promise<void> {
   }
   if (values.pil) {
     const p = pil(values.dir!);
-    fig.pil_t1 = p ? p[0] : null;
-    fig.pil_t2 = p ? p[1] : null;
+    fig.pil_t1 = p ? p[0]! : null;
+    fig.pil_t2 = p ? p[1]! : null;
+    fig.numpy_transform_t1 = p ? p[2]! : null;
+    fig.numpy_transform_t2 = p ? p[3]! : null;
   }
 
   // 2. prepareImageNet end to end: one class folder of symlinks to the JPEGs.
@@ -172,6 +191,7 @@ async function main(): Promise<void> {
     ['prepareImageNet end to end (shards + statistics)', f(fig.prepare_w1), f(fig.prepare_w2)],
     ['train transform in memory: crop 224 + flip + lighting + mean image', f(fig.transform_t1), '-'],
     ['  same without lighting (the numpy reference\'s work)', f(fig.transform_nolight_t1), '-'],
+    ['  numpy: crop 224 + flip + float32 + mean image (reference)', values.pil ? f(fig.numpy_transform_t1) : 'use --pil', values.pil ? f(fig.numpy_transform_t2) : ''],
     ['loader from shards, train transform, batch 128', f(fig.loader_w1), f(fig.loader_w2)],
   ];
   const w0 = Math.max(...rows.map((r) => r[0].length)), w1 = 14;
