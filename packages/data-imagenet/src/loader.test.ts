@@ -153,6 +153,8 @@ describe('Loader', () => {
     }
     expect(most).toBe(2); // 3 requested ahead, one of them just handed out
     expect(l.pendingBatches).toBe(0);
+    for await (const b of l.epoch(1)) if (b.index === 1) break; // stop early
+    expect(l.pendingBatches).toBe(0);
     await l.close();
   });
 

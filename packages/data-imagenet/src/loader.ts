@@ -241,28 +241,35 @@ export class Loader {
       this.requested++;
     };
     let next = 0;
+    let handed = 0;
     let previous: ArrayBuffer | null = null;
-    for (let b = 0; b < nb; b++) {
-      while (next < nb && next < b + this.prefetch) submit(next++);
-      const r = await inflight[b]!;
-      delete inflight[b];
-      if (b > 0 && this.recycle && previous && this.free.length <= this.prefetch) {
-        // Detach the consumer's view of the previous batch (zero-copy move) before its memory is reused.
-        this.free.push(structuredClone(previous, { transfer: [previous] }));
+    try {
+      for (let b = 0; b < nb; b++) {
+        while (next < nb && next < b + this.prefetch) submit(next++);
+        const r = await inflight[b]!;
+        delete inflight[b];
+        if (b > 0 && this.recycle && previous && this.free.length <= this.prefetch) {
+          // Detach the consumer's view of the previous batch (zero-copy move) before its memory is reused.
+          this.free.push(structuredClone(previous, { transfer: [previous] }));
+        }
+        previous = r.images.buffer as ArrayBuffer;
+        const samples = slice(b);
+        const cpi = cropsPerImage(this.spec);
+        this.yielded++;
+        handed++;
+        yield {
+          index: b,
+          images: r.images,
+          shape: [samples.length * cpi, 3, this.spec.crop, this.spec.crop],
+          labels: Int32Array.from(samples, (s) => this.dataset.labels[s]!),
+          samples,
+          cropsPerImage: cpi,
+          failures: r.failures,
+        };
       }
-      previous = r.images.buffer as ArrayBuffer;
-      const samples = slice(b);
-      const cpi = cropsPerImage(this.spec);
-      this.yielded++;
-      yield {
-        index: b,
-        images: r.images,
-        shape: [samples.length * cpi, 3, this.spec.crop, this.spec.crop],
-        labels: Int32Array.from(samples, (s) => this.dataset.labels[s]!),
-        samples,
-        cropsPerImage: cpi,
-        failures: r.failures,
-      };
+    } finally {
+      // A consumer that stops early leaves requested batches behind: stop counting them.
+      this.requested -= next - handed;
     }
   }
 

@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { mkdtempSync, rmSync, readdirSync, readFileSync, writeFileSync, existsSync, truncateSync, statSync } from 'node:fs';
+import { cpSync, copyFileSync, mkdtempSync, rmSync, readdirSync, readFileSync, writeFileSync, existsSync, truncateSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSampleImageNet } from './sample.js';
@@ -129,6 +129,24 @@ describe('prepareImageNet', () => {
     // Running again reuses everything.
     const r3 = await prepareImageNet({ source: src, out, shardSize: 3, workers: 2 });
     expect(r3.reusedShards).toBe(9);
+  });
+
+  it('does not reuse a shard whose files or labels changed since it was written', async () => {
+    const copy = join(dir, 'changing');
+    cpSync(src, copy, { recursive: true });
+    const out = join(dir, 'changing-out');
+    await prepareImageNet({ source: copy, out, shardSize: 4, workers: 2, splits: ['train'] });
+    // A new image sorts into the middle of class 1: shards from there on hold different files.
+    const idx0 = await indexImageNet(copy);
+    const wnid = idx0.classes[1]!.wnid;
+    copyFileSync(idx0.splits.train![0]!.path, join(copy, 'train', wnid, `${wnid}_1a.JPEG`));
+    const r = await prepareImageNet({ source: copy, out, shardSize: 4, workers: 2, splits: ['train'] });
+    const idx = await indexImageNet(copy);
+    const firstChanged = Math.floor(idx.splits.train!.findIndex((s) => s.path.endsWith('_1a.JPEG')) / 4);
+    expect(r.reusedShards).toBe(firstChanged);
+    const ds = await openShards(out);
+    expect(Array.from(ds.labels)).toEqual(idx.splits.train!.map((s) => s.label));
+    expect(readShardInfo(join(out, 'train-00005.shard')).meta.sources).toEqual(idx.splits.train!.slice(20).map((s) => s.path.slice(copy.length + 1)));
   });
 
   it('optionally stores JPEG records at a chosen quality, close to the raw pixels', async () => {

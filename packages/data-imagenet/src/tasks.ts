@@ -68,13 +68,19 @@ export interface BatchResult {
 
 export type Task = ShardTask | InitTask | BatchTask;
 
-function sameLayout(info: ShardInfo, t: ShardTask): boolean {
-  const h = info.header;
-  return (
-    h.height === t.size && h.width === t.size && h.channels === 3 && h.encoding === t.encoding &&
-    (t.encoding === 'raw' || h.quality === t.quality) && info.meta.first === t.first && info.meta.end === t.end &&
-    info.meta.split === t.split
-  );
+/** A finished shard is reused only if it was made with the same options from the same files and labels. */
+function sameShard(info: ShardInfo, t: ShardTask): boolean {
+  const h = info.header, m = info.meta;
+  if (
+    h.height !== t.size || h.width !== t.size || h.channels !== 3 || h.encoding !== t.encoding ||
+    (t.encoding === 'jpeg' && h.quality !== t.quality) || m.first !== t.first || m.end !== t.end || m.split !== t.split ||
+    m.sources.length !== info.entries.length || m.sources.length + m.failures.length !== t.paths.length
+  ) {
+    return false;
+  }
+  const label = new Map(t.paths.map((p, i) => [relative(t.root, p), t.labels[i]!] as const));
+  if (!m.failures.every((f) => label.has(f.path))) return false;
+  return m.sources.every((p, i) => label.get(p) === info.entries[i]!.label);
 }
 
 async function decodeJpegRecord(bytes: Uint8Array, size: number): Promise<Uint8Array> {
@@ -103,7 +109,7 @@ export async function runShardTask(t: ShardTask, progress: (images: number) => v
     } catch {
       info = null;
     }
-    if (info && sameLayout(info, t)) {
+    if (info && sameShard(info, t)) {
       if (acc) {
         const reader = new ShardReader();
         try {
