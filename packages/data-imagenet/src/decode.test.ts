@@ -81,6 +81,10 @@ describe('decodeResizeCrop', () => {
     expect(Math.abs(g[0]! - 90)).toBeLessThanOrEqual(3);
     const png = await decodeResizeCrop(c.pngAsJpeg!, {}, 'x.JPEG');
     expect(at(png, 10, 10)).toEqual([10, 200, 30]);
+    // 16-bit PNG: scaled to 8 bits, not rejected for its depth.
+    const deep = await img(40, 30, () => [200, 100, 50]).toColourspace('rgb16').png().toBuffer();
+    expect((await sharp(deep).metadata()).depth).toBe('ushort');
+    expect(at(await decodeResizeCrop(deep), 20, 20)).toEqual([200, 100, 50]);
   });
 
   it('applies EXIF orientation', async () => {
@@ -107,7 +111,7 @@ describe('decodeResizeCrop', () => {
   it('rejects truncated, empty and non-image files with a reason', async () => {
     const c = await corpus();
     await expect(decodeResizeCrop(c.empty!, {}, 'e.JPEG')).rejects.toThrow('e.JPEG could not be decoded: the file is empty (0 bytes)');
-    await expect(decodeResizeCrop(c.text!, {}, 't.JPEG')).rejects.toThrow(/^t\.JPEG could not be decoded: not an image format sharp reads/);
+    await expect(decodeResizeCrop(c.text!, {}, 't.JPEG')).rejects.toThrow('t.JPEG could not be decoded: not an image format sharp reads (JPEG, PNG, WebP, GIF, TIFF, ...)');
     await expect(decodeResizeCrop(c.truncated!, {}, 'tr.JPEG')).rejects.toThrow(/^tr\.JPEG could not be decoded: .*(premature end|truncated)/i);
     await expect(decodeResizeCrop(join(dir, 'missing.JPEG'))).rejects.toBeInstanceOf(UndecodableImageError);
   });

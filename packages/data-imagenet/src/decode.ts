@@ -61,7 +61,10 @@ export async function decodeResizeCrop(input: string | Uint8Array, opts: DecodeO
     }
     return new Uint8Array(data.buffer, data.byteOffset, data.length);
   } catch (e) {
-    const msg = (e as Error).message.split('\n')[0]!.replace(/^Input (buffer|file) (has corrupt header|contains unsupported image format)?:?\s*/, (m) => m.includes('unsupported') ? 'not an image format sharp reads: ' : '');
+    const first = (e as Error).message.split('\n')[0]!;
+    const msg = /unsupported image format/.test(first)
+      ? 'not an image format sharp reads (JPEG, PNG, WebP, GIF, TIFF, ...)'
+      : first.replace(/^Input (buffer|file) has corrupt header:\s*/, '');
     throw new UndecodableImageError(name, msg || 'unsupported or corrupt image');
   }
 }
