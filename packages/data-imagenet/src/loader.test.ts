@@ -158,6 +158,17 @@ describe('Loader', () => {
     await l.close();
   });
 
+  it('prepares any ImageFolder index as a train split', async () => {
+    const { indexImageFolder } = await import('./layout.js');
+    const out = join(dir, 'folder-shards');
+    const r = await prepareImageNet({ source: await indexImageFolder(join(dir, 'in', 'train')), out, workers: 1 });
+    expect(r.splits.train!.images).toBe(18);
+    const ds = await openShards(out);
+    const [a] = await epochs(ds, { batchSize: 18, mode: 'center', workers: 0 }, [0]);
+    const [b] = await epochs(train, { batchSize: 18, mode: 'center', workers: 0 }, [0]);
+    expect(same(a!, b!)).toBe(true);
+  });
+
   it('validates options with sentences', async () => {
     expect(() => createLoader(train, { batchSize: 0 })).toThrow('Expected a positive integer for batchSize but received 0 of type number');
     expect(() => createLoader(train, { batchSize: 1, crop: 300, workers: 0 })).toThrow('Expected crop <= 256 (the image side) but received 300');

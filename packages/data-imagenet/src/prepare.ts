@@ -8,7 +8,7 @@ import { mkdir, readdir, rm, writeFile, rename } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ImageNetDataError, checkPositiveInteger } from './errors.js';
-import { indexImageNet, type ImageNetIndex, type SplitName, type ClassInfo } from './layout.js';
+import { indexImageNet, type ImageFolderIndex, type ImageNetIndex, type SplitName, type ClassInfo } from './layout.js';
 import { WorkerPool } from './pool.js';
 import { ProgressMeter, stderrProgress, type ProgressState } from './progress.js';
 import { shardFileName, type ShardEncoding } from './shard.js';
@@ -26,8 +26,11 @@ export const MANIFEST = 'manifest.json';
 export const REPORT = 'prepare-report.json';
 
 export interface PrepareOptions {
-  /** An ImageNet folder (indexed with indexImageNet) or an index you built. */
-  source: string | ImageNetIndex;
+  /**
+   * An ImageNet folder (indexed with indexImageNet), an index you built, or an ImageFolder index
+   * (indexImageFolder), which is prepared as the train split.
+   */
+  source: string | ImageNetIndex | ImageFolderIndex;
   /** Output folder for shards, manifest and statistics. */
   out: string;
   /** Splits to prepare; default every split the index has. */
@@ -75,7 +78,11 @@ export interface Manifest {
 
 export async function prepareImageNet(opts: PrepareOptions): Promise<PrepareReport> {
   const t0 = performance.now();
-  const index = typeof opts.source === 'string' ? await indexImageNet(opts.source) : opts.source;
+  const src = opts.source;
+  const index: ImageNetIndex =
+    typeof src === 'string' ? await indexImageNet(src)
+    : 'samples' in src ? { root: resolve(src.root, '..'), classes: src.classes, splits: { train: src.samples }, sources: {} }
+    : src;
   const out = resolve(opts.out);
   const size = checkPositiveInteger(opts.size ?? 256, 'size');
   const shardSize = checkPositiveInteger(opts.shardSize ?? 1024, 'shardSize');

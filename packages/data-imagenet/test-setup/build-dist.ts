@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
 
@@ -18,6 +19,7 @@ export default function setup(): void {
   const built = join(pkg, 'dist', 'worker.js');
   const stamp = existsSync(built) ? newest(join(pkg, 'dist')) : 0;
   if (stamp < newest(join(pkg, 'src'))) {
-    execFileSync(process.execPath, [join(pkg, '..', '..', 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: pkg, stdio: 'inherit' });
+    const tsc = createRequire(join(pkg, 'package.json')).resolve('typescript/bin/tsc');
+    execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: pkg, stdio: 'inherit' });
   }
 }
