@@ -610,34 +610,84 @@ void lrnBackward(Ctx& ctx, const float* x, const float* y, const float* dy, floa
 
 // ---- max pooling ----
 
-void maxPoolForward(Ctx& ctx, const float* x, float* y, int32_t* argmax, const PoolGeometry& g) {
-  const int64_t planes = g.n * g.c, inPlane = g.h * g.w, outPlane = g.outH * g.outW;
-  ctx.pool.parallelFor(planes, 4, [&](int64_t b, int64_t e) {
-    for (int64_t pl = b; pl < e; ++pl) {
-      const float* xp = x + pl * inPlane;
-      float* yp = y + pl * outPlane;
-      int32_t* ap = argmax + pl * outPlane;
-      for (int64_t oh = 0; oh < g.outH; ++oh) {
-        const int64_t h0 = oh * g.strideH - g.padH;
-        const int64_t ha = std::max<int64_t>(h0, 0), hb = std::min<int64_t>(h0 + g.kh, g.h);
-        for (int64_t ow = 0; ow < g.outW; ++ow) {
-          const int64_t w0 = ow * g.strideW - g.padW;
-          const int64_t wa = std::max<int64_t>(w0, 0), wb = std::min<int64_t>(w0 + g.kw, g.w);
-          float best = -std::numeric_limits<float>::infinity();
-          int64_t idx = -1;
-          for (int64_t ih = ha; ih < hb; ++ih) {
-            const float* xr = xp + ih * g.w;
-            for (int64_t iw = wa; iw < wb; ++iw) {
-              const float v = xr[iw];
-              if (idx < 0 || v > best || (v != v && best == best)) { best = v; idx = ih * g.w + iw; }
-            }
-          }
-          // A window wholly in the padding has no winner: -Infinity, argmax -1 (backward skips it).
-          yp[oh * g.outW + ow] = best;
-          ap[oh * g.outW + ow] = (int32_t)idx;
+namespace {
+
+/**
+ * One plane, one output row at a time: for each window cell (row-major, so ties keep the first) the
+ * whole row of outputs is compared at once, which vectorises (stride-2 loads for the paper's 3x3 s2).
+ * best/idx: scratch of outW. NaN wins (and stays), as in PyTorch.
+ */
+ALEXNET_INLINE void poolPlaneBody(const float* xp, float* yp, int32_t* ap, const PoolGeometry& g, float* best,
+                                  int32_t* idx, float* v) {
+  const int64_t W = g.w, OW = g.outW, sw = g.strideW, KW = g.kw;
+  const int64_t OWp = (OW + 15) / 16 * 16;  // whole vectors, no scalar remainder
+  // De-interleave the plane first: v[(ih KW + kw) OWp + ow] = x[ih, ow sw + kw - padW]. Written well
+  // before the compares read it (a wide load right after narrow stores would stall store forwarding).
+  for (int64_t ih = 0; ih < g.h; ++ih) {
+    const float* xr = xp + ih * W;
+    for (int64_t kw = 0; kw < KW; ++kw) {
+      int64_t lo, hi;
+      validRange(kw - g.padW, sw, W, OW, &lo, &hi);
+      float* vr = v + (ih * KW + kw) * OWp;
+      const float* src = xr + kw - g.padW;
+      for (int64_t ow = lo; ow < hi; ++ow) vr[ow] = src[ow * sw];
+    }
+  }
+  for (int64_t oh = 0; oh < g.outH; ++oh) {
+    const int64_t h0 = oh * g.strideH - g.padH;
+    const int64_t ha = std::max<int64_t>(h0, 0), hb = std::min<int64_t>(h0 + g.kh, g.h);
+    for (int64_t ow = 0; ow < OWp; ++ow) { best[ow] = -std::numeric_limits<float>::infinity(); idx[ow] = -1; }
+    for (int64_t ih = ha; ih < hb; ++ih) {
+      for (int64_t kw = 0; kw < KW; ++kw) {
+        int64_t lo, hi;
+        validRange(kw - g.padW, sw, W, OW, &lo, &hi);
+        const int32_t base = (int32_t)(ih * W + kw - g.padW);
+        const float* vr = v + (ih * KW + kw) * OWp;
+        const int32_t l32 = (int32_t)lo, h32 = (int32_t)hi, s32 = (int32_t)sw;
+        for (int32_t ow = 0; ow < (int32_t)OWp; ++ow) {
+          const float x = vr[ow], b = best[ow];
+          const int32_t cur = idx[ow];
+          const bool take = (ow >= l32) & (ow < h32) & ((cur < 0) | (x > b) | ((x != x) & (b == b)));
+          best[ow] = take ? x : b;
+          idx[ow] = take ? base + ow * s32 : cur;
         }
       }
     }
+    std::memcpy(yp + oh * OW, best, (size_t)OW * sizeof(float));
+    std::memcpy(ap + oh * OW, idx, (size_t)OW * sizeof(int32_t));
+  }
+}
+
+void poolPlanePortable(const float* xp, float* yp, int32_t* ap, const PoolGeometry& g, float* best, int32_t* idx,
+                       float* v) {
+  poolPlaneBody(xp, yp, ap, g, best, idx, v);
+}
+#if ALEXNET_X86
+ALEXNET_TARGET_AVX512 void poolPlaneAvx512(const float* xp, float* yp, int32_t* ap, const PoolGeometry& g, float* best,
+                                           int32_t* idx, float* v) {
+  poolPlaneBody(xp, yp, ap, g, best, idx, v);
+}
+ALEXNET_TARGET_AVX2 void poolPlaneAvx2(const float* xp, float* yp, int32_t* ap, const PoolGeometry& g, float* best,
+                                       int32_t* idx, float* v) {
+  poolPlaneBody(xp, yp, ap, g, best, idx, v);
+}
+#endif
+
+}  // namespace
+
+void maxPoolForward(Ctx& ctx, const float* x, float* y, int32_t* argmax, const PoolGeometry& g) {
+  const int64_t planes = g.n * g.c, inPlane = g.h * g.w, outPlane = g.outH * g.outW;
+  auto fn = poolPlanePortable;
+#if ALEXNET_X86
+  if (activeIsa() == Isa::Avx512) fn = poolPlaneAvx512;
+  else if (activeIsa() == Isa::Avx2) fn = poolPlaneAvx2;
+#endif
+  ctx.pool.parallelFor(planes, 4, [&](int64_t b, int64_t e) {
+    const size_t owp = (size_t)(g.outW + 15) / 16 * 16;
+    std::vector<float> best(owp), v(owp * (size_t)(g.h * g.kw), 0.0f);
+    std::vector<int32_t> idx(owp);
+    for (int64_t pl = b; pl < e; ++pl)
+      fn(x + pl * inPlane, y + pl * outPlane, argmax + pl * outPlane, g, best.data(), idx.data(), v.data());
   });
 }
 

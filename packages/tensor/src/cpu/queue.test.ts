@@ -67,8 +67,8 @@ describe('queue', () => {
     expect(both).toBeLessThan(700);
   });
 
-  it('two engines with one thread each compute concurrently (GEMMs overlap in time)', () => {
-    const m = 1024;
+  it('two engines with one thread each compute concurrently (GEMMs overlap in time)', async () => {
+    const m = 768;
     const bufs = [e0, e1].map((e) => {
       e.setThreads(1);
       const a = e.alloc('float32', m * m), c = e.alloc('float32', m * m);
@@ -76,15 +76,20 @@ describe('queue', () => {
       e.synchronizeSync();
       return { e, a, c };
     });
-    const work = (list: typeof bufs) => time(() => {
-      for (const { e, a, c } of list) for (let i = 0; i < 12; i++) e.gemm(false, true, m, m, m, 1, a, a, 0, c);
-      for (const { e } of list) e.synchronizeSync();
-    });
-    work(bufs); // warm up
-    // The machine is shared: take the best of three. Serial would be 2x; overlapping is about 1x.
-    let ratio = Infinity;
-    for (let t = 0; t < 3 && ratio >= 1.6; t++) ratio = Math.min(ratio, work(bufs) / work([bufs[0]!]));
-    expect(ratio).toBeLessThan(1.6);
+    // Same work on both queues. Run one after the other, the first would finish at T and the second
+    // at 2T; side by side they finish together. Finish times, unlike durations, do not depend on
+    // whether other processes share the cores; still, take the best of three tries.
+    let closeness = 0;
+    for (let t = 0; t < 3 && closeness < 0.75; t++) {
+      const t0 = performance.now();
+      const done = bufs.map(({ e, a, c }) => {
+        for (let i = 0; i < 8; i++) e.gemm(false, true, m, m, m, 1, a, a, 0, c);
+        return e.synchronize().then(() => performance.now() - t0);
+      });
+      const [f0, f1] = await Promise.all(done);
+      closeness = Math.max(closeness, Math.min(f0!, f1!) / Math.max(f0!, f1!));
+    }
+    expect(closeness).toBeGreaterThan(0.75);
     for (const { e, a, c } of bufs) { e.free(a); e.free(c); }
   });
 });
