@@ -213,7 +213,9 @@ describe('finite-difference gradient checks (float64, reference backend)', () =>
         const v = y.dataSync();
         y.dispose();
         net.releaseCache();
-        return v.reduce((s, vi, i) => s + vi * r[i]!, 0);
+        let s = 0;
+        for (let i = 0; i < v.length; i++) s += v[i]! * r[i]!;
+        return s;
       };
       const y = net.forward(x, { training: true, step: 1 });
       y.dispose();

@@ -49,8 +49,12 @@ export interface ModelDescription {
 export interface ModelOptions {
   /** Number of classes (the last layer's outputs). Default 1000. */
   classes?: number;
-  /** 227 (conv1 padding 0, Caffe's crop; the default) or 224 (conv1 padding 2, torchvision's). */
-  inputSize?: 224 | 227;
+  /**
+   * 227 (conv1 padding 0, Caffe's crop; the default) or 224 (conv1 padding 2, torchvision's). Any
+   * other side >= 67 (conv1 unpadded) runs the same layers on smaller images, for demos and tests:
+   * fc6 then sees fewer than 6x6 maps.
+   */
+  inputSize?: number;
   /** §5 weight standard deviation (0.01). */
   weightStd?: number;
   /**
@@ -62,8 +66,13 @@ export interface ModelOptions {
   lrnConvention?: 'paper' | 'pytorch';
 }
 
+/** Smallest input for which pool5 still has a 1x1 map (conv1 s4 -> pool 3/2 -> pool 3/2 -> pool 3/2). */
+export const MIN_INPUT_SIZE = 67;
+
 function conv1Padding(inputSize: number): number {
-  if (inputSize !== 224 && inputSize !== 227) throw new RangeError(`Expected inputSize 224 or 227 but received ${String(inputSize)}`);
+  if (!Number.isSafeInteger(inputSize) || inputSize < MIN_INPUT_SIZE) {
+    throw new RangeError(`Expected inputSize 224 or 227 (or another integer >= ${MIN_INPUT_SIZE}) but received ${String(inputSize)}`);
+  }
   return inputSize === 224 ? 2 : 0;
 }
 

@@ -37,7 +37,8 @@ export class ConstantLR implements LrSchedule {
   constructor(o: { lr?: number } = {}) {
     this.lr = num('lr', o.lr ?? 0.01, 0);
   }
-  epochEnd(): number {
+  /** The metric is ignored. */
+  epochEnd(_metric?: number): number {
     this.epoch++;
     return this.lr;
   }
@@ -67,7 +68,8 @@ export class StepLR implements LrSchedule {
   get lr(): number {
     return this.base * this.gamma ** Math.floor(this.epoch / this.stepSize);
   }
-  epochEnd(): number {
+  /** The metric is ignored. */
+  epochEnd(_metric?: number): number {
     this.epoch++;
     return this.lr;
   }
