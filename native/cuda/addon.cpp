@@ -10,6 +10,9 @@
 #include <unordered_map>
 
 #include "engine.h"
+#if defined(ALEXNET_CUDA_EMU)
+#include "emu/selftest.h"
+#endif
 
 using namespace alexnet::cuda;
 
@@ -641,6 +644,27 @@ Napi::Value SetTf32Js(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), tf32());
 }
 
+#if defined(ALEXNET_CUDA_EMU)
+Napi::Value EmuSelfTestJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int threads = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 2;
+  emu::SelfTest r = emu::runSelfTest(threads < 1 ? 1 : threads);
+  auto arr = [&](const std::vector<float>& v) {
+    Napi::Array a = Napi::Array::New(env, v.size());
+    for (size_t i = 0; i < v.size(); ++i) a.Set((uint32_t)i, Napi::Number::New(env, v[i]));
+    return a;
+  };
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("expected", arr(r.expected));
+  o.Set("withBarrier", arr(r.withBarrier));
+  o.Set("withoutBarrier", arr(r.withoutBarrier));
+  o.Set("atomicCount", r.atomicCount);
+  o.Set("atomicExpected", r.atomicExpected);
+  o.Set("threads", r.threads);
+  return o;
+}
+#endif
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = NativeEngine::Define(env);
   NativeEngine::constructor_ = Napi::Persistent(ctor);
@@ -648,6 +672,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeEngine", ctor);
   exports.Set("probe", Napi::Function::New(env, ProbeJs));
   exports.Set("setTf32", Napi::Function::New(env, SetTf32Js));
+#if defined(ALEXNET_CUDA_EMU)
+  exports.Set("emuSelfTest", Napi::Function::New(env, EmuSelfTestJs));
+#endif
   return exports;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/common.cuh"
+#include "kernels/conv.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/gemm.cuh"
 #include "kernels/lrn.cuh"
@@ -278,19 +279,14 @@ void Engine::waitEvent(void* event) {
 void Engine::destroyEvent(void* event) { cudaEventDestroy(static_cast<cudaEvent_t>(event)); }
 
 void Engine::setThreads(int threads) {
+  threads_ = threads;
 #if defined(ALEXNET_CUDA_EMU)
   emu::setStreamThreads(S(stream_), threads);
-#else
-  (void)threads;
 #endif
 }
 
 int Engine::getThreads() const {
-#if defined(ALEXNET_CUDA_EMU)
-  return emu::getStreamThreads(S(stream_));
-#else
-  return 1;
-#endif
+  return threads_;
 }
 
 int Engine::gridFor(long long n) const {
@@ -494,6 +490,16 @@ void Engine::conv2dBackwardData(Buffer* dy, Buffer* w, Buffer* dx, const ConvArg
   use();
   const ConvShape g = shapeOf(a);
   const int cg = g.c / g.groups, krs = (g.k / g.groups) * g.r * g.s;
+  if (g.strideH > 1 || g.strideW > 1 || cg < 32) {
+    long long total = (long long)g.n * g.c * g.h * g.w;
+    if (!total) return;
+    const float* dyp = static_cast<const float*>(dy->ptr);
+    const float* wp = static_cast<const float*>(w->ptr);
+    float* dxp = static_cast<float*>(dx->ptr);
+    ALEXNET_LAUNCH(convBackwardDataDirectKernel, gridFor(total), kThreads, S(stream_), dyp, wp, dxp, g);
+    ALEXNET_CHECK_LAUNCH("conv2dBackwardData (direct)");
+    return;
+  }
   gemmAuto(ConvBwdDataA{static_cast<const float*>(w->ptr), g}, ConvBwdDataB{static_cast<const float*>(dy->ptr), g},
            StoreConvBwdData{static_cast<float*>(dx->ptr), g}, cg, g.h * g.w, krs, g.n * g.groups);
 }

@@ -126,6 +126,7 @@ class Engine {
 
   int index_, physical_;
   int sms_ = 1;
+  int threads_ = 1;  // host threads of the emulated device (a GPU ignores it)
   void* stream_ = nullptr;
   std::multimap<size_t, void*> cache_;  // free device blocks by capacity
   size_t inUse_ = 0, cachedBytes_ = 0;

@@ -66,6 +66,7 @@ function newestSource(dirs) {
   let newest = 0;
   for (const d of dirs) {
     if (!existsSync(d)) continue;
+    if (!statSync(d).isDirectory()) { newest = Math.max(newest, statSync(d).mtimeMs); continue; }
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);
       if (e.isDirectory()) newest = Math.max(newest, newestSource([p]));
@@ -115,7 +116,7 @@ async function buildEmu() {
   mkdirSync(dir, { recursive: true });
   mkdirSync(out, { recursive: true });
   const defs = [...common, '-DALEXNET_CUDA_EMU', '-DNODE_GYP_MODULE_NAME=alexnet_cuda_emu', `-I${nodeInc}`, `-I${napiInc}`];
-  const units = [['engine.o', ['-x', 'c++', join(cuda, 'engine.cu')]], ['runtime.o', [join(cuda, 'emu', 'runtime.cpp')]], ['addon.o', [join(cuda, 'addon.cpp')]]];
+  const units = [['engine.o', ['-x', 'c++', join(cuda, 'engine.cu')]], ['runtime.o', [join(cuda, 'emu', 'runtime.cpp')]], ['selftest.o', [join(cuda, 'emu', 'selftest.cpp')]], ['addon.o', [join(cuda, 'addon.cpp')]]];
   const t0 = Date.now();
   const res = await parallel(units.map(([o, src]) => () => run(CXX, [...defs, '-c', ...src, '-o', join(dir, o)])), JOBS);
   const bad = res.find((r) => !r.ok);

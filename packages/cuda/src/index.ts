@@ -70,6 +70,17 @@ interface NativeAddon {
   NativeEngine: new (index: number) => NativeEngine;
   probe(): NativeProbe;
   setTf32(on: boolean): boolean;
+  emuSelfTest?(threads: number): EmulationSelfTest;
+}
+
+/** Result of the emulation layer's own check (see native/cuda/emu/selftest.cpp). */
+export interface EmulationSelfTest {
+  expected: number[];
+  withBarrier: number[];
+  withoutBarrier: number[];
+  atomicCount: number;
+  atomicExpected: number;
+  threads: number;
 }
 
 /** How the package was built (build/Release/build-info.json, written by scripts/build.mjs). */
@@ -161,7 +172,7 @@ export class CudaEngine implements Engine {
   write(buf: DeviceBuffer, data: TypedArray, offset = 0): void {
     const id = this.id(buf, 'buf', 'write');
     const want = ARRAY_OF[buf.dtype];
-    const host = (data.constructor === want) ? data : want.from(data);
+    const host = (data.constructor as unknown) === want ? data : want.from(data);
     this.native.write(id, host, offset);
   }
   read(buf: DeviceBuffer, offset?: number, length?: number): Promise<TypedArray> {
@@ -331,6 +342,21 @@ export const cuda = {
    * reserved: the kernels of this version are FP32 SIMT only, so this returns false.
    */
   setTf32(on: boolean): boolean { return gpuAddon().addon?.setTf32(on) ?? false; },
+};
+
+/** The emulated backend ('cuda-emu'): the kernels of native/cuda on host threads. */
+export const cudaEmu = {
+  available(): boolean { return emuAddon().probe?.available ?? false; },
+  reason(): string | undefined { return emuAddon().probe?.available ? undefined : emuAddon().reason; },
+  /**
+   * Runs the emulation layer's self-check: a block-wide reduction with and without __syncthreads
+   * (wrong without a working barrier) and atomics from a grid spread over `threads` workers.
+   */
+  selfTest(threads = 2): EmulationSelfTest {
+    const l = emuAddon();
+    if (!l.addon?.emuSelfTest) throw new Error(`cuda-emu is not available: ${l.reason ?? 'unknown reason'}`);
+    return l.addon.emuSelfTest(threads);
+  },
 };
 
 registerCudaBackends();
