@@ -311,21 +311,21 @@ void scaleC(int64_t m, int64_t n, float beta, float* C, int64_t ldc) {
 /** Bpre: B pre-packed in full-k panels (see sgemmPackedB), or null to pack B here. */
 void blocked(const Config& cf, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
              const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
-             const float* Bpre = nullptr) {
+             const float* Bpre = nullptr, const float* Apre = nullptr) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == 0.0f) { scaleC(m, n, beta, C, ldc); return; }
   const int64_t MC = cf.mc, KC = cf.kc, NC = cf.nc;
   const int64_t mcMax = std::min(MC, (m + cf.mr - 1) / cf.mr * cf.mr);
   const int64_t ncMax = std::min(NC, (n + cf.nr - 1) / cf.nr * cf.nr);
   const int64_t kcMax = std::min(KC, k);
-  float* Ap = tlsA.get((size_t)(mcMax * kcMax));
+  float* Ap = Apre ? nullptr : tlsA.get((size_t)(mcMax * kcMax));
   float* Bp = Bpre ? nullptr : tlsB.get((size_t)(ncMax * kcMax));
   for (int64_t ic = 0; ic < m; ic += MC) {
     const int64_t mc = std::min(MC, m - ic);
     for (int64_t pc = 0; pc < k; pc += KC) {
       const int64_t kc = std::min(KC, k - pc);
       const float betaEff = pc == 0 ? beta : 1.0f;
-      cf.packA(ta, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, mc, kc, Ap);
+      if (!Apre) cf.packA(ta, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, mc, kc, Ap);
       for (int64_t jc = 0; jc < n; jc += NC) {
         const int64_t nc = std::min(NC, n - jc);
         // Panel jr / nr of this block starts at b0 + jr / nr * bStride.
@@ -341,7 +341,7 @@ void blocked(const Config& cf, bool ta, bool tb, int64_t m, int64_t n, int64_t k
         }
         for (int64_t ir = 0; ir < mc; ir += cf.mr) {
           const int mr = (int)std::min<int64_t>(cf.mr, mc - ir);
-          const float* a = Ap + ir * kc;
+          const float* a = Apre ? Apre + (ic + ir) * k + pc * cf.mr : Ap + ir * kc;
           float* crow = C + (ic + ir) * ldc + jc;
           const float* b = b0;
           for (int64_t jr = 0; jr < nc; jr += cf.nr, b += bStride) {
@@ -364,7 +364,7 @@ void sgemmSerial(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
 namespace {
 void parallelGemm(ThreadPool& pool, const Config& cf, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                   const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
-                  const float* Bpre) {
+                  const float* Bpre, const float* Apre = nullptr) {
   if (m <= 0 || n <= 0) return;
   const double work = (double)m * (double)n * (double)std::max<int64_t>(k, 1);
   int threads = pool.size();
@@ -373,19 +373,19 @@ void parallelGemm(ThreadPool& pool, const Config& cf, bool ta, bool tb, int64_t 
   const bool splitN = (double)n / cf.nr >= (double)m / cf.mr;
   const int64_t units = splitN ? (n + cf.nr - 1) / cf.nr : (m + cf.mr - 1) / cf.mr;
   if (units < threads) threads = (int)std::max<int64_t>(units, 1);
-  if (threads <= 1) { blocked(cf, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, Bpre); return; }
+  if (threads <= 1) { blocked(cf, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, Bpre, Apre); return; }
   pool.run([&](int tid, int nt) {
     const int64_t u0 = units * tid / nt, u1 = units * (tid + 1) / nt;
     if (splitN) {
       const int64_t j0 = u0 * cf.nr, j1 = std::min(n, u1 * cf.nr);
       if (j0 >= j1) return;
       blocked(cf, ta, tb, m, j1 - j0, k, alpha, A, lda, Bpre ? B : tb ? B + j0 * ldb : B + j0, ldb, beta, C + j0,
-              ldc, Bpre ? Bpre + u0 * k * cf.nr : nullptr);
+              ldc, Bpre ? Bpre + u0 * k * cf.nr : nullptr, Apre);
     } else {
       const int64_t i0 = u0 * cf.mr, i1 = std::min(m, u1 * cf.mr);
       if (i0 >= i1) return;
-      blocked(cf, ta, tb, i1 - i0, n, k, alpha, ta ? A + i0 : A + i0 * lda, lda, B, ldb, beta, C + i0 * ldc, ldc,
-              Bpre);
+      blocked(cf, ta, tb, i1 - i0, n, k, alpha, Apre ? A : ta ? A + i0 : A + i0 * lda, lda, B, ldb, beta,
+              C + i0 * ldc, ldc, Bpre, Apre ? Apre + i0 * k : nullptr);
     }
   }, threads);
 }
@@ -397,8 +397,18 @@ void sgemm(ThreadPool& pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, 
 }
 
 void sgemmPackedB(ThreadPool& pool, Isa isa, bool ta, int64_t m, int64_t n, int64_t k, float alpha, const float* A,
-                  int64_t lda, const float* Bp, float beta, float* C, int64_t ldc) {
-  parallelGemm(pool, configFor(isa), ta, false, m, n, k, alpha, A, lda, nullptr, 0, beta, C, ldc, Bp);
+                  int64_t lda, const float* Bp, float beta, float* C, int64_t ldc, const float* Ap) {
+  parallelGemm(pool, configFor(isa), ta, false, m, n, k, alpha, A, lda, nullptr, 0, beta, C, ldc, Bp, Ap);
+}
+
+void gemmPackA(Isa isa, bool ta, const float* A, int64_t lda, int64_t m, int64_t k, float* dst) {
+  const Config& cf = configFor(isa);
+  if (m > 0 && k > 0) cf.packA(ta, A, lda, m, k, dst);
+}
+
+int64_t gemmPackedASize(Isa isa, int64_t m, int64_t k) {
+  const Config& cf = configFor(isa);
+  return (m + cf.mr - 1) / cf.mr * cf.mr * k;
 }
 
 int gemmPanelWidth(Isa isa) { return configFor(isa).nr; }

@@ -24,7 +24,16 @@ void sgemmSerial(bool transA, bool transB, int64_t m, int64_t n, int64_t k, floa
  * Bp[q k nr + p nr + j], columns past n zero. `isa` must be the one whose panel width nr was used.
  */
 void sgemmPackedB(ThreadPool& pool, Isa isa, bool transA, int64_t m, int64_t n, int64_t k, float alpha,
-                  const float* A, int64_t lda, const float* Bp, float beta, float* C, int64_t ldc);
+                  const float* A, int64_t lda, const float* Bp, float beta, float* C, int64_t ldc,
+                  const float* Ap = nullptr);
+
+/**
+ * Packs op(A) (m x k) once for several sgemmPackedB calls (Ap argument; A and lda are then unused):
+ * mr-row panels over all of k, panel i at dst[i k mr], element (row r, p) at + p mr + r. dst holds
+ * gemmPackedASize(isa, m, k) floats.
+ */
+void gemmPackA(Isa isa, bool transA, const float* A, int64_t lda, int64_t m, int64_t k, float* dst);
+int64_t gemmPackedASize(Isa isa, int64_t m, int64_t k);
 
 /** Panel width nr of the GEMM kernel of `isa` (for callers that pack B themselves). */
 int gemmPanelWidth(Isa isa);

@@ -14,6 +14,14 @@
 
 #define ALEXNET_INLINE inline __attribute__((always_inline))
 
+// Data-movement loops (im2col, col2im, panel packing) get AVX-512 / AVX2 clones picked by the loader
+// (they are bit-exact copies and sums in any ISA, so ALEXNET_CPU_ISA does not need to reach them).
+#if ALEXNET_X86 && defined(__linux__) && !defined(__clang__)
+#define ALEXNET_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define ALEXNET_CLONES
+#endif
+
 namespace alexnet {
 
 // ---- workspace ----
@@ -191,26 +199,6 @@ int64_t convBatch(const ConvGeometry& g) {
   return std::max<int64_t>(1, std::min(nb, g.n));
 }
 
-/** One im2col row: d[oh outW + ow] = x plane c at (oh sh - ph + r, ow sw - pw + s), 0 outside the image. */
-inline void im2colRow(const float* xp, const ConvGeometry& g, int64_t r, int64_t s, float* d) {
-  int64_t ow0, ow1;
-  validRange(s - g.padW, g.strideW, g.w, g.outW, &ow0, &ow1);
-  for (int64_t oh = 0; oh < g.outH; ++oh) {
-    float* dr = d + oh * g.outW;
-    const int64_t ih = oh * g.strideH - g.padH + r;
-    if (ih < 0 || ih >= g.h) { std::memset(dr, 0, (size_t)g.outW * sizeof(float)); continue; }
-    const float* xr = xp + ih * g.w + s - g.padW;
-    for (int64_t ow = 0; ow < ow0; ++ow) dr[ow] = 0.0f;
-    if (g.strideW == 1) {
-      std::memcpy(dr + ow0, xr + ow0, (size_t)(ow1 - ow0) * sizeof(float));
-    } else {
-      const int64_t sw = g.strideW;
-      for (int64_t ow = ow0; ow < ow1; ++ow) dr[ow] = xr[ow * sw];
-    }
-    for (int64_t ow = ow1; ow < g.outW; ++ow) dr[ow] = 0.0f;
-  }
-}
-
 /**
  * Writes src[0, len) as columns q0.. of row `row` of a K-row matrix packed in nr-column panels
  * (the GEMM's pre-packed B layout: element (row, q) at dst[(q / nr) K nr + row nr + q % nr]).
@@ -220,37 +208,68 @@ inline void rowToPanels(const float* src, int64_t len, int64_t q0, int64_t row, 
   while (i < len) {
     const int64_t q = q0 + i, panel = q / nr, off = q % nr;
     const int64_t run = std::min<int64_t>(nr - off, len - i);
-    std::memcpy(dst + panel * K * nr + row * nr + off, src + i, (size_t)run * sizeof(float));
+    float* d = dst + panel * K * nr + row * nr + off;
+    const float* sp = src + i;
+    for (int64_t t = 0; t < run; ++t) d[t] = sp[t];
     i += run;
   }
-}
-
-thread_local std::vector<float> tlsRow;
-float* rowScratch(size_t n) {
-  if (tlsRow.size() < n) tlsRow.resize(n);
-  return tlsRow.data();
 }
 
 /**
  * im2col straight into the GEMM's packed-B panels: B = col [rows, L], row (c r s), column (j p) =
  * x[n0 + j, grp cg + c, oh sh - ph + r, ow sw - pw + s]; columns past L are zero.
  */
-void im2colPanels(Ctx& ctx, const float* x, const ConvGeometry& g, int64_t n0, int64_t cnt, int64_t grp, int nr,
-                  float* dst) {
-  const int64_t P = g.plane(), L = cnt * P, rows = g.colRows(), R = g.r, S = g.s;
-  const int64_t Lpad = (L + nr - 1) / nr * nr;
-  ctx.pool.parallelFor(rows * cnt, 4, [&](int64_t b, int64_t e) {
-    float* buf = rowScratch((size_t)P);
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t row = t / cnt, j = t % cnt;
-      const int64_t c = row / (R * S), r = (row / S) % R, s = row % S;
-      im2colRow(x + ((n0 + j) * g.c + grp * g.cg() + c) * g.h * g.w, g, r, s, buf);
-      rowToPanels(buf, P, j * P, row, rows, nr, dst);
-      if (j == cnt - 1 && Lpad > L) {
-        float* z = dst + (L / nr) * rows * nr + row * nr + L % nr;
-        std::memset(z, 0, (size_t)(Lpad - L) * sizeof(float));
+/**
+ * The spatial half of im2col, computed once per op: map[(r S + s) P + oh outW + ow] = ih W + iw of
+ * the input pixel under kernel tap (r, s) at output (oh, ow), or -1 in the padding. Every im2col row
+ * is then one gather through it (vectorised: masked gathers on AVX-512/AVX2).
+ */
+const int32_t* spatialMap(Ctx& ctx, const ConvGeometry& g) {
+  const int64_t P = g.plane();
+  int32_t* map = reinterpret_cast<int32_t*>(ctx.ws.get(3, (size_t)(g.r * g.s * P)));
+  for (int64_t r = 0; r < g.r; ++r)
+    for (int64_t s = 0; s < g.s; ++s) {
+      int32_t* m = map + (r * g.s + s) * P;
+      for (int64_t oh = 0; oh < g.outH; ++oh) {
+        const int64_t ih = oh * g.strideH - g.padH + r;
+        for (int64_t ow = 0; ow < g.outW; ++ow) {
+          const int64_t iw = ow * g.strideW - g.padW + s;
+          m[oh * g.outW + ow] = (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) ? (int32_t)(ih * g.w + iw) : -1;
+        }
       }
     }
+  return map;
+}
+
+ALEXNET_CLONES void im2colPanelsTask(const float* x, const int32_t* map, const ConvGeometry& g, int64_t n0,
+                                     int64_t cnt, int64_t grp, int nr, float* dst, int64_t b, int64_t e) {
+  const int64_t P = g.plane(), L = cnt * P, rows = g.colRows(), RS = g.r * g.s;
+  const int64_t Lpad = (L + nr - 1) / nr * nr;
+  for (int64_t t = b; t < e; ++t) {
+    const int64_t row = t / cnt, j = t % cnt;
+    const int64_t c = row / RS, rs = row % RS;
+    const float* xc = x + ((n0 + j) * g.c + grp * g.cg() + c) * g.h * g.w;
+    const int32_t* mp = map + rs * P;
+    for (int64_t i = 0; i < P;) {
+      const int64_t q = j * P + i, off = q % nr;
+      const int64_t run = std::min<int64_t>(nr - off, P - i);
+      float* __restrict d = dst + (q / nr) * rows * nr + row * nr + off;
+      const int32_t* __restrict mr = mp + i;
+      // Scalar on purpose: AVX-512 gathers measured slower on Zen 5 than this predictable branch.
+      for (int64_t u = 0; u < run; ++u) { const int32_t m = mr[u]; d[u] = m >= 0 ? xc[m] : 0.0f; }
+      i += run;
+    }
+    if (j == cnt - 1 && Lpad > L) {
+      float* z = dst + (L / nr) * rows * nr + row * nr + L % nr;
+      std::memset(z, 0, (size_t)(Lpad - L) * sizeof(float));
+    }
+  }
+}
+
+void im2colPanels(Ctx& ctx, const float* x, const int32_t* map, const ConvGeometry& g, int64_t n0, int64_t cnt,
+                  int64_t grp, int nr, float* dst) {
+  ctx.pool.parallelFor(g.colRows() * cnt, 4, [&](int64_t b, int64_t e) {
+    im2colPanelsTask(x, map, g, n0, cnt, grp, nr, dst, b, e);
   });
 }
 
@@ -258,24 +277,66 @@ void im2colPanels(Ctx& ctx, const float* x, const ConvGeometry& g, int64_t n0, i
  * im2col transposed into packed-B panels for the filter gradient: op(B) = col^T [L, rows], so panel
  * q holds rows [q nr, q nr + nr) of col, element (l, row) at dst[q L nr + l nr + row % nr].
  */
-void im2colPanelsT(Ctx& ctx, const float* x, const ConvGeometry& g, int64_t n0, int64_t cnt, int64_t grp, int nr,
-                   float* dst) {
-  const int64_t P = g.plane(), L = cnt * P, rows = g.colRows(), R = g.r, S = g.s;
-  const int64_t panels = (rows + nr - 1) / nr;
-  ctx.pool.parallelFor(panels * cnt, 1, [&](int64_t b, int64_t e) {
-    float* buf = rowScratch((size_t)(nr * P));
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t q = t / cnt, j = t % cnt;
-      for (int i = 0; i < nr; ++i) {
-        const int64_t row = q * nr + i;
-        if (row >= rows) { std::memset(buf + i * P, 0, (size_t)P * sizeof(float)); continue; }
-        const int64_t c = row / (R * S), r = (row / S) % R, s = row % S;
-        im2colRow(x + ((n0 + j) * g.c + grp * g.cg() + c) * g.h * g.w, g, r, s, buf + i * P);
+/** Per im2col row (c r s): the input offset c H W + r W + s and the tap (r, s); rows past the end never valid. */
+struct ColRows {
+  std::vector<int32_t> off, r, s;
+};
+
+ColRows colRowTable(const ConvGeometry& g, int nr) {
+  const int64_t rows = g.colRows(), rowsPad = (rows + nr - 1) / nr * nr, RS = g.r * g.s;
+  ColRows t;
+  t.off.assign((size_t)rowsPad, 0);
+  t.r.assign((size_t)rowsPad, -(1 << 30));
+  t.s.assign((size_t)rowsPad, -(1 << 30));
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t c = row / RS, r = (row / g.s) % g.r, s = row % g.s;
+    t.off[(size_t)row] = (int32_t)(c * g.h * g.w + r * g.w + s);
+    t.r[(size_t)row] = (int32_t)r;
+    t.s[(size_t)row] = (int32_t)s;
+  }
+  return t;
+}
+
+/**
+ * im2col transposed, generated k-major straight into packed-B panels for the filter gradient:
+ * op(B) = col^T [L, rows]; panel q holds rows [q nr, q nr + nr), element (l, row) at
+ * dst[q L nr + l nr + row % nr]. Each output position writes one contiguous run of nr floats.
+ */
+__attribute__((optimize("no-tree-vectorize")))  // scalar loads beat AVX-512 gathers here
+void im2colPanelsTTask(const float* x, const ColRows& tab, const ConvGeometry& g, int64_t n0, int64_t cnt,
+                       int64_t grp, int nr, float* dst, int64_t b, int64_t e) {
+  const int64_t P = g.plane(), L = cnt * P, rows = g.colRows();
+  for (int64_t t = b; t < e; ++t) {
+    const int64_t q = t / cnt, j = t % cnt;
+    const float* xs = x + ((n0 + j) * g.c + grp * g.cg()) * g.h * g.w;
+    const int32_t* off = tab.off.data() + q * nr;
+    const int32_t* tr = tab.r.data() + q * nr;
+    const int32_t* ts = tab.s.data() + q * nr;
+    const bool fullPanel = q * nr + nr <= rows;
+    float* d = dst + q * L * nr + j * P * nr;
+    for (int64_t oh = 0; oh < g.outH; ++oh) {
+      const int64_t hb = oh * g.strideH - g.padH;
+      for (int64_t ow = 0; ow < g.outW; ++ow, d += nr) {
+        const int64_t wb = ow * g.strideW - g.padW;
+        const float* xb = xs + hb * g.w + wb;
+        if (fullPanel && hb >= 0 && hb + g.r <= g.h && wb >= 0 && wb + g.s <= g.w) {
+          for (int i = 0; i < nr; ++i) d[i] = xb[off[i]];
+        } else {
+          for (int i = 0; i < nr; ++i) {
+            const int64_t ih = hb + tr[i], iw = wb + ts[i];
+            d[i] = (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) ? xb[off[i]] : 0.0f;
+          }
+        }
       }
-      float* d = dst + q * L * nr + j * P * nr;
-      for (int64_t l = 0; l < P; ++l)
-        for (int i = 0; i < nr; ++i) d[l * nr + i] = buf[i * P + l];
     }
+  }
+}
+
+void im2colPanelsT(Ctx& ctx, const float* x, const ColRows& tab, const ConvGeometry& g, int64_t n0, int64_t cnt,
+                   int64_t grp, int nr, float* dst) {
+  const int64_t panels = (g.colRows() + nr - 1) / nr;
+  ctx.pool.parallelFor(panels * cnt, 1, [&](int64_t b, int64_t e) {
+    im2colPanelsTTask(x, tab, g, n0, cnt, grp, nr, dst, b, e);
   });
 }
 
@@ -297,9 +358,10 @@ void dyPanels(Ctx& ctx, const float* dy, const ConvGeometry& g, int64_t n0, int6
 }
 
 /** dx[n0 + j, grp cg + c] = sum over (r, s) of col rows scattered back (dx planes overwritten). */
-void col2im(Ctx& ctx, const float* col, const ConvGeometry& g, int64_t n0, int64_t cnt, int64_t grp, float* dx) {
+ALEXNET_CLONES void col2imTask(const float* col, const ConvGeometry& g, int64_t n0, int64_t cnt, int64_t grp,
+                               float* dx, int64_t b, int64_t e) {
   const int64_t P = g.plane(), L = cnt * P, R = g.r, S = g.s, cg = g.cg();
-  ctx.pool.parallelFor(cg * cnt, 1, [&](int64_t b, int64_t e) {
+  {
     for (int64_t t = b; t < e; ++t) {
       const int64_t c = t / cnt, j = t % cnt;
       float* xp = dx + ((n0 + j) * g.c + grp * cg + c) * g.h * g.w;
@@ -323,7 +385,11 @@ void col2im(Ctx& ctx, const float* col, const ConvGeometry& g, int64_t n0, int64
           }
         }
     }
-  });
+  }
+}
+
+void col2im(Ctx& ctx, const float* col, const ConvGeometry& g, int64_t n0, int64_t cnt, int64_t grp, float* dx) {
+  ctx.pool.parallelFor(g.cg() * cnt, 1, [&](int64_t b, int64_t e) { col2imTask(col, g, n0, cnt, grp, dx, b, e); });
 }
 
 /** tmp [kg, cnt * P] <-> y[n0 + j, grp kg + kk, :]; bias added on the way out when given. */
@@ -366,17 +432,24 @@ void conv2dForward(Ctx& ctx, const float* x, const float* w, const float* bias, 
   const int64_t Lmax = (nb * P + nr - 1) / nr * nr;
   float* col = ctx.ws.get(0, (size_t)(rows * Lmax));
   float* tmp = nb > 1 ? ctx.ws.get(1, (size_t)(kg * nb * P)) : nullptr;
+  const int32_t* map = spatialMap(ctx, g);
+  // The weights are A of every chunk's GEMM: pack them once per op.
+  const int64_t apSize = gemmPackedASize(isa, kg, rows);
+  float* wp = ctx.ws.get(2, (size_t)(apSize * g.groups));
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    gemmPackA(isa, false, w + grp * kg * rows, rows, kg, rows, wp + grp * apSize);
   for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const float* wg = w + grp * kg * rows;
-      im2colPanels(ctx, x, g, n0, cnt, grp, nr, col);
+      const float* wpg = wp + grp * apSize;
+      im2colPanels(ctx, x, map, g, n0, cnt, grp, nr, col);
       if (cnt == 1) {
         float* out = y + (n0 * g.k + grp * kg) * P;
-        sgemmPackedB(ctx.pool, isa, false, kg, P, rows, 1.0f, wg, rows, col, 0.0f, out, P);
+        sgemmPackedB(ctx.pool, isa, false, kg, P, rows, 1.0f, wg, rows, col, 0.0f, out, P, wpg);
         if (bias) biasAdd(ctx, out, bias + grp * kg, 1, kg, P);
       } else {
-        sgemmPackedB(ctx.pool, isa, false, kg, L, rows, 1.0f, wg, rows, col, 0.0f, tmp, L);
+        sgemmPackedB(ctx.pool, isa, false, kg, L, rows, 1.0f, wg, rows, col, 0.0f, tmp, L, wpg);
         scatterGroup(ctx, tmp, bias, g, n0, cnt, grp, y);
       }
     }
@@ -393,13 +466,17 @@ void conv2dBackwardData(Ctx& ctx, const float* dy, const float* w, float* dx, co
   const int64_t Lmax = (nb * P + nr - 1) / nr * nr;
   float* col = ctx.ws.get(0, (size_t)(rows * nb * P));
   float* dyp = ctx.ws.get(1, (size_t)(kg * Lmax));
+  const int64_t apSize = gemmPackedASize(isa, rows, kg);
+  float* wp = ctx.ws.get(2, (size_t)(apSize * g.groups));
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    gemmPackA(isa, true, w + grp * kg * rows, rows, rows, kg, wp + grp * apSize);
   for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       const float* wg = w + grp * kg * rows;
       dyPanels(ctx, dy, g, n0, cnt, grp, nr, dyp);
       // dcol [rows, L] = wg^T [rows, kg] x dy_g [kg, L]
-      sgemmPackedB(ctx.pool, isa, true, rows, L, kg, 1.0f, wg, rows, dyp, 0.0f, col, L);
+      sgemmPackedB(ctx.pool, isa, true, rows, L, kg, 1.0f, wg, rows, dyp, 0.0f, col, L, wp + grp * apSize);
       col2im(ctx, col, g, n0, cnt, grp, dx);
     }
   }
@@ -418,13 +495,14 @@ void conv2dBackwardFilter(Ctx& ctx, const float* x, const float* dy, float* dw, 
   const int nr = gemmPanelWidth(isa);
   const int64_t nb = convBatch(g);
   const int64_t rowsPad = (rows + nr - 1) / nr * nr;
+  const ColRows tab = colRowTable(g, nr);
   float* col = ctx.ws.get(0, (size_t)(rowsPad * nb * P));
   float* tmp = nb > 1 ? ctx.ws.get(1, (size_t)(kg * nb * P)) : nullptr;
   for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
     const float b = n0 == 0 ? beta : 1.0f;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
-      im2colPanelsT(ctx, x, g, n0, cnt, grp, nr, col);
+      im2colPanelsT(ctx, x, tab, g, n0, cnt, grp, nr, col);
       const float* dyg;
       if (cnt == 1) {
         dyg = dy + (n0 * g.k + grp * kg) * P;
