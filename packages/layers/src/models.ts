@@ -27,7 +27,15 @@ export type LayerSpec =
   | (WeightSpec & { kind: 'conv'; kernel: number; stride: number; padding: number })
   | (WeightSpec & { kind: 'linear' })
   | { kind: 'relu'; name: string }
-  | { kind: 'lrn'; name: string; size: number; alpha: number; beta: number; k: number; convention: 'paper' | 'pytorch' }
+  | {
+    kind: 'lrn'; name: string; size: number; alpha: number; beta: number; k: number; convention: 'paper' | 'pytorch';
+    /**
+     * In a two-tower net: 'own' (default) normalises over the tower's own maps, as each of the
+     * paper's GPUs did; 'all' over all the layer's maps, as Caffe's and PyTorch's one-device AlexNets
+     * do (one device only: it would need an exchange the paper does not have).
+     */
+    inputs?: TowerInputs;
+  }
   | { kind: 'maxpool'; name: string; size: number; stride: number }
   | { kind: 'dropout'; name: string; p: number }
   | { kind: 'flatten'; name: string }
@@ -64,6 +72,11 @@ export interface ModelOptions {
   positiveBias?: number;
   /** LRN convention (the model's alpha is the paper's 1e-4 either way; 'pytorch' means alpha / n). */
   lrnConvention?: 'paper' | 'pytorch';
+  /**
+   * Normalise over all 96 / 256 maps rather than each tower's half (Caffe's bvlc_alexnet and the
+   * PyTorch reference do this on one device). Default false: the paper's towers.
+   */
+  lrnAcrossTowers?: boolean;
 }
 
 /** Smallest input for which pool5 still has a 1x1 map (conv1 s4 -> pool 3/2 -> pool 3/2 -> pool 3/2). */
@@ -93,7 +106,9 @@ export function paperDescription(o: ModelOptions & { convKernels?: [number, numb
   const classes = checkClasses(o.classes ?? 1000);
   const inputSize = o.inputSize ?? 227;
   const std = o.weightStd ?? 0.01, one = o.positiveBias ?? 1;
-  const lrn = (name: string): LayerSpec => ({ kind: 'lrn', name, size: 5, alpha: 1e-4, beta: 0.75, k: 2, convention: o.lrnConvention ?? 'paper' });
+  const lrn = (name: string): LayerSpec => ({
+    kind: 'lrn', name, size: 5, alpha: 1e-4, beta: 0.75, k: 2, convention: o.lrnConvention ?? 'paper', inputs: o.lrnAcrossTowers ? 'all' : 'own',
+  });
   const alphaFix = (l: LayerSpec): LayerSpec => (l.kind === 'lrn' && l.convention === 'pytorch' ? { ...l, alpha: 1e-4 * 5 } : l);
   const [k1, k2, k3, k4, k5] = o.convKernels ?? [96, 256, 384, 384, 256];
   const towers = o.towers ?? 2;

@@ -67,6 +67,11 @@ export class Network {
   private steps = 0;
   private outSplit: number[] = [];
   private trainingForward = false;
+  /**
+   * When set, every stage is followed by a wait for all devices and its wall time is reported
+   * (for the benchmark's per-layer profile; it serialises the queues, so leave it unset otherwise).
+   */
+  profiler: ((stage: string, pass: 'forward' | 'backward', ms: number) => void) | undefined;
 
   constructor(description: ModelDescription, placement: PlacementOptions = {}) {
     this.description = description;
@@ -124,7 +129,11 @@ export class Network {
         return new Linear({ name, inFeatures: inShape[0]!, outFeatures: o1 - o0, params: { weight, bias }, inputGrad: !first });
       }
       case 'relu': return new ReLU({ name, inPlace: prevKind === 'conv' || prevKind === 'linear' });
-      case 'lrn': return new LocalResponseNorm({ name, size: spec.size, alpha: spec.alpha, beta: spec.beta, k: spec.k, convention: spec.convention, groups: P === 1 ? T : 1 });
+      case 'lrn': {
+        const across = spec.inputs === 'all';
+        if (across && P === 2) throw new RangeError(`${this.description.name}: ${name} normalises across both towers (inputs 'all'), which only a one-device placement can do`);
+        return new LocalResponseNorm({ name, size: spec.size, alpha: spec.alpha, beta: spec.beta, k: spec.k, convention: spec.convention, groups: P === 1 && !across ? T : 1 });
+      }
       case 'maxpool': return new MaxPool2d({ name, size: spec.size, stride: spec.stride });
       case 'dropout': return new Dropout({ name, p: spec.p, seed: this.seed, groups: P === 1 ? T : 1, part: { index: t } });
       case 'flatten': return new Flatten({ name });
@@ -151,6 +160,7 @@ export class Network {
     }
     if (x.dtype !== this.dtype) throw new TypeError(`${this.description.name}: expected x to be ${this.dtype} (the model's dtype) but received ${x.dtype}`);
     let parts = this.devices.map((d) => (x.device === d ? x.reshape(x.shape) : x.to(d)));
+    let t0 = this.profiler ? this.syncNow() : 0;
     for (const stage of this.stages) {
       let inputs = parts;
       const temps: Tensor[] = [];
@@ -164,6 +174,7 @@ export class Network {
       const outs = stage.layers.map((layer, t) => layer.forward(inputs[t]!, lctx));
       for (const p of [...temps, ...parts]) p.dispose();
       parts = outs;
+      if (this.profiler) t0 = this.report(stage.spec.name, 'forward', t0);
     }
     this.trainingForward = training;
     if (parts.length === 1) return parts[0]!;
@@ -189,10 +200,12 @@ export class Network {
     } else {
       d = [dlogits.device === this.devices[0] ? dlogits.clone() : dlogits.to(this.devices[0]!)];
     }
+    let t0 = this.profiler ? this.syncNow() : 0;
     for (let i = this.stages.length - 1; i >= 0; i--) {
       const stage = this.stages[i]!;
       const dins = stage.layers.map((layer, t) => layer.backward(d[t]!));
       if (dins.some((g) => g === null)) {
+        if (this.profiler) t0 = this.report(stage.spec.name, 'backward', t0);
         for (const g of dins) g?.dispose();
         for (let j = i - 1; j >= 0; j--) for (const l of this.stages[j]!.layers) l.releaseCache();
         return;
@@ -206,8 +219,20 @@ export class Network {
       } else {
         d = dins;
       }
+      if (this.profiler) t0 = this.report(stage.spec.name, 'backward', t0);
     }
     for (const g of d) g?.dispose(); // the image gradient, when the first layer computes one
+  }
+
+  private syncNow(): number {
+    for (const d of this.devices) d.synchronizeSync();
+    return performance.now();
+  }
+
+  private report(name: string, pass: 'forward' | 'backward', t0: number): number {
+    const t1 = this.syncNow();
+    this.profiler?.(name, pass, t1 - t0);
+    return t1;
   }
 
   /** Every parameter part (both towers' halves on two devices), in layer order. */

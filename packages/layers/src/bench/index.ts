@@ -10,6 +10,7 @@
  *   node dist/bench/index.js --modes two               only the two-tower placement
  *   node dist/bench/index.js --json figures.json       also write the figures
  *   node dist/bench/index.js --backend reference --batches 1 --reps 1   the TypeScript oracle (slow)
+ *   node dist/bench/index.js --sections profile --batches 32   per-layer times of a training step
  *
  * GFLOP/s counts the conv and linear layers only (flopsPerImage: 1.449 GFLOP forward, 4.136 training
  * per image), as PyTorch's figures do. Times are medians over --reps runs after one warm-up run; the
@@ -19,7 +20,7 @@ import { writeFileSync } from 'node:fs';
 import {
   device, listBackends, listDevices, memory, randn, registerBackend, sgdUpdate, tensor, zeros, type Backend, type Device, type Tensor,
 } from '@alexnet/tensor';
-import { createModel, flopsPerImage, paperDescription, SoftmaxCrossEntropy, type Network } from '../index.js';
+import { createModel, flopsPerImage, inferShapes, paperDescription, SoftmaxCrossEntropy, type Network } from '../index.js';
 
 const args = process.argv.slice(2);
 const option = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
@@ -27,6 +28,7 @@ const jsonPath = option('--json');
 const reps = Number(option('--reps') ?? 3);
 const modes = (option('--modes') ?? 'one,two').split(',') as ('one' | 'two')[];
 const sections = (option('--sections') ?? 'infer,train').split(',');
+const timed = sections.filter((s) => s === 'infer' || s === 'train') as ('infer' | 'train')[];
 
 /** PyTorch on this 2-core machine, 2 threads (img/s). */
 const PYTORCH: Record<string, number> = { 'infer/32': 94.8, 'infer/128': 79.9, 'train/32': 25.9, 'train/128': 24.1 };
@@ -66,6 +68,36 @@ function median(v: number[]): number {
 
 async function syncAll(devs: Device[]): Promise<void> {
   await Promise.all(devs.map((d) => d.synchronize()));
+}
+
+/**
+ * Per-layer wall times of one training step (after a warm-up step): the network waits for every
+ * device after each stage, so the towers' overlap within a stage is kept but not across stages.
+ */
+async function profileStep(net: Network, step: () => Promise<void>, batch: number, mode: string): Promise<void> {
+  await step();
+  const times = new Map<string, { forward: number; backward: number }>();
+  net.profiler = (stage, pass, ms) => {
+    const t = times.get(stage) ?? { forward: 0, backward: 0 };
+    t[pass] += ms;
+    times.set(stage, t);
+  };
+  const t0 = performance.now();
+  await step();
+  const total = performance.now() - t0;
+  net.profiler = undefined;
+  const macs = new Map(inferShapes(net.description).map((r) => [r.spec.name, r.macs]));
+  console.log(`\n  per-layer profile, ${mode === 'one' ? 'one device' : 'two towers'}, batch ${batch}: step ${total.toFixed(0)} ms (ms; GFLOP/s of conv/linear layers; backward = 2x forward FLOPs, conv1 1x)`);
+  console.log(`  ${'layer'.padEnd(8)} ${'fwd ms'.padStart(8)} ${'bwd ms'.padStart(8)} ${'%'.padStart(6)} ${'fwd GF/s'.padStart(9)} ${'bwd GF/s'.padStart(9)}`);
+  let sum = 0;
+  for (const [name, t] of times) {
+    const m = macs.get(name) ?? 0;
+    sum += t.forward + t.backward;
+    const f = m ? ((2 * m * batch) / t.forward / 1e6).toFixed(1) : '';
+    const b = m ? (((name === 'conv1' ? 2 : 4) * m * batch) / t.backward / 1e6).toFixed(1) : '';
+    console.log(`  ${name.padEnd(8)} ${t.forward.toFixed(1).padStart(8)} ${t.backward.toFixed(1).padStart(8)} ${((100 * (t.forward + t.backward)) / total).toFixed(1).padStart(6)} ${f.padStart(9)} ${b.padStart(9)}`);
+  }
+  console.log(`  ${'rest'.padEnd(8)} ${(total - sum).toFixed(1).padStart(17)} ${((100 * (total - sum)) / total).toFixed(1).padStart(6)}   (loss, SGD update of all parameters)`);
 }
 
 async function main(): Promise<void> {
@@ -114,7 +146,8 @@ async function main(): Promise<void> {
           await syncAll(devs);
         },
       };
-      for (const section of sections as ('infer' | 'train')[]) {
+      if (sections.includes('profile')) await profileStep(net, runs.train!, batch, mode);
+      for (const section of timed) {
         const run = runs[section]!;
         await run(); // warm-up
         const times: number[] = [];
