@@ -23,6 +23,16 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 describe.skipIf(!cpuAvailable)('on the native cpu backend', () => {
+  it('§5 initialisation gives the same weights as on the reference backend (Philox, seed and name)', () => {
+    const desc = paperDescription({ classes: 10 });
+    desc.input.size = 67;
+    const a = createModel(desc, { devices: ['cpu:0'], seed: 3 }), b = createModel(desc, { devices: ['reference:0'], seed: 3 });
+    const sa = a.stateDict(), sb = b.stateDict();
+    for (const k of Object.keys(sb)) expect(relErr(sa[k]!.data, sb[k]!.data), k).toBeLessThan(1e-6);
+    a.dispose();
+    b.dispose();
+  });
+
   it('two towers (cpu:1 + cpu:2) = one device (cpu:0) = reference, over three training steps, without leaks', () => {
     const desc = paperDescription({ classes: 10 });
     desc.input.size = 67;
