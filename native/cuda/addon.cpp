@@ -230,6 +230,10 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     }
     void OnOK() override {
       Napi::Env env = Env();
+      if (!owner_->engine_) {
+        deferred_.Reject(Napi::Error::New(env, "the engine was destroyed before the read finished").Value());
+        return;
+      }
       if (dtype_ < 0) {
         owner_->engine_->finishPending(p_, nullptr);
         deferred_.Resolve(env.Undefined());

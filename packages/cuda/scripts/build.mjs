@@ -10,7 +10,8 @@
 //   node scripts/build.mjs --install  at npm install: a failed or skipped build is a warning, never an error
 //   node scripts/build.mjs --emu-only | --cuda-only
 // Environment: NVCC (path to nvcc), ALEXNET_CUDA_ARCHS (default "80,90": SASS for each, PTX for the
-// last), ALEXNET_CUDA_SKIP=1 (no nvcc build), CXX (default g++), ALEXNET_BUILD_JOBS (default 2).
+// last), ALEXNET_CUDA_SKIP=1 (no nvcc build), CXX (default g++), ALEXNET_BUILD_JOBS (default 2),
+// ALEXNET_NAPI_INCLUDE (node-addon-api's headers when it is not installed: the GPU bundle).
 // Incremental: an addon is rebuilt only when a source under native/ is newer than it.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, realpathSync, statSync, writeFileSync, readFileSync } from 'node:fs';
@@ -54,6 +55,7 @@ function nodeInclude() {
 }
 
 function addonApiInclude() {
+  if (process.env.ALEXNET_NAPI_INCLUDE && existsSync(join(process.env.ALEXNET_NAPI_INCLUDE, 'napi.h'))) return process.env.ALEXNET_NAPI_INCLUDE;
   try { return dirname(require.resolve('node-addon-api/package.json')); } catch { return undefined; }
 }
 
