@@ -123,10 +123,11 @@ export interface LoaderOptions {
   /** Batches requested ahead of the consumer (default 2 per worker, at least 2). */
   prefetch?: number;
   /**
-   * Reuse the memory of a batch's `images` once the next batch is asked for (default true): a batch
-   * of 128 is 77 MB, and fresh memory costs more than the transform. The old array is detached
-   * (length 0) when recycled, so a kept reference fails loudly instead of changing under you; pass
-   * false, or copy, to keep batches.
+   * Reuse batch memory (default true): `images` is then a view on one of prefetch + 1
+   * SharedArrayBuffers that the workers write in place, valid until you ask for the next batch,
+   * after which it will be overwritten. A batch of 128 is 77 MB: fresh memory for each (allocation,
+   * page faults, and the garbage collections that moving it between threads provokes) costs more
+   * than the transform itself. Pass false, or copy, to keep batches.
    */
   recycle?: boolean;
 }
@@ -156,7 +157,9 @@ export class Loader {
   private readonly shuffle: boolean;
   private readonly prefetch: number;
   private readonly recycle: boolean;
-  private free: ArrayBuffer[] = [];
+  /** Recycled batch memory: free slots, and the slot the consumer holds now (freed when it asks for the next batch). */
+  private free: SharedArrayBuffer[] = [];
+  private held: SharedArrayBuffer | null = null;
   private requested = 0;
   private yielded = 0;
 
@@ -231,28 +234,32 @@ export class Loader {
     const inflight: Promise<BatchResult>[] = [];
     const slice = (b: number) => order.slice(b * this.batchSize, Math.min((b + 1) * this.batchSize, order.length));
     const per = cropsPerImage(this.spec) * 3 * this.spec.crop * this.spec.crop * 4;
+    const owned: (SharedArrayBuffer | undefined)[] = [];
     const submit = (b: number) => {
       const samples = slice(b);
-      const k = this.free.findIndex((buf) => buf.byteLength >= samples.length * per);
-      const buffer = k >= 0 ? this.free.splice(k, 1)[0] : undefined;
-      const p = this.pool.run<BatchResult>({ type: 'batch', epoch, samples, ...(buffer ? { buffer } : {}) }, buffer ? [buffer] : []);
+      let buffer: SharedArrayBuffer | undefined;
+      if (this.recycle) {
+        // At most prefetch batches in flight plus one held by the consumer: prefetch + 1 slots.
+        buffer = this.free.pop() ?? new SharedArrayBuffer(this.batchSize * per);
+        owned[b] = buffer;
+      }
+      const p = this.pool.run<BatchResult>({ type: 'batch', epoch, samples, ...(buffer ? { buffer } : {}) }).then((r) =>
+        buffer ? { ...r, images: new Float32Array(buffer, 0, samples.length * per / 4) } : r,
+      );
       p.catch(() => undefined);
       inflight[b] = p;
       this.requested++;
     };
     let next = 0;
     let handed = 0;
-    let previous: ArrayBuffer | null = null;
     try {
       for (let b = 0; b < nb; b++) {
         while (next < nb && next < b + this.prefetch) submit(next++);
         const r = await inflight[b]!;
         delete inflight[b];
-        if (b > 0 && this.recycle && previous && this.free.length <= this.prefetch) {
-          // Detach the consumer's view of the previous batch (zero-copy move) before its memory is reused.
-          this.free.push(structuredClone(previous, { transfer: [previous] }));
-        }
-        previous = r.images.buffer as ArrayBuffer;
+        // The consumer has asked for this batch: the one it held before may be reused.
+        if (this.held) this.free.push(this.held);
+        this.held = this.recycle ? (r.images.buffer as SharedArrayBuffer) : null;
         const samples = slice(b);
         const cpi = cropsPerImage(this.spec);
         this.yielded++;
@@ -268,8 +275,13 @@ export class Loader {
         };
       }
     } finally {
-      // A consumer that stops early leaves requested batches behind: stop counting them.
+      // A consumer that stops early leaves requested batches behind: stop counting them, and take
+      // their memory back once the workers are done with it.
       this.requested -= next - handed;
+      for (let b = handed; b < next; b++) {
+        const buf = owned[b];
+        if (buf) void inflight[b]!.then(() => this.free.push(buf), () => this.free.push(buf));
+      }
     }
   }
 

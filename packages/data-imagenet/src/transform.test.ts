@@ -116,10 +116,11 @@ describe('PCA lighting (§4.1)', () => {
     ].map((v) => expect.closeTo(v, 12)) as unknown as number[]);
   });
 
-  it('has the covariance P diag((0.1 l)^2) P^T over many uses, zero mean, and a constant shift per image', () => {
+  it('has the covariance P diag((0.1 l / 255)^2) P^T over many uses (l on the 0..255 scale), zero mean, and a constant shift per image', () => {
     const c30 = Math.cos(Math.PI / 6), s30 = Math.sin(Math.PI / 6);
     const vectors = [[c30, s30, 0], [-s30, c30, 0], [0, 0, 1]];
-    const values = [50, 20, 5];
+    // Eigenvalues on the 0..255 scale; the shift in grey levels is 0.1 l / 255 (the paper's formula on the 0..1 scale).
+    const values = [50 * 255, 20 * 255, 5 * 255];
     const size = 4, crop = 2;
     const img = new Uint8Array(size * size * 3).fill(100);
     const s: TransformSpec = { mode: 'train', size, crop, flip: true, lighting: { eigenvalues: values, eigenvectors: vectors, std: 0.1 }, mean: { kind: 'none' } };
@@ -135,7 +136,7 @@ describe('PCA lighting (§4.1)', () => {
     }
     const mean = [0, 1, 2].map((c) => shifts.reduce((a, v) => a + v[c]!, 0) / N);
     const cov = [0, 1, 2].map((i) => [0, 1, 2].map((j) => shifts.reduce((a, v) => a + (v[i]! - mean[i]!) * (v[j]! - mean[j]!), 0) / N));
-    const expected = [0, 1, 2].map((i) => [0, 1, 2].map((j) => [0, 1, 2].reduce((a, k) => a + vectors[k]![i]! * vectors[k]![j]! * (0.1 * values[k]!) ** 2, 0)));
+    const expected = [0, 1, 2].map((i) => [0, 1, 2].map((j) => [0, 1, 2].reduce((a, k) => a + vectors[k]![i]! * vectors[k]![j]! * (0.1 * values[k]! / 255) ** 2, 0)));
     // Largest variance 25: the standard error of a variance from 20000 draws is ~1 % of it; 5 %.
     for (let i = 0; i < 3; i++) {
       expect(Math.abs(mean[i]!)).toBeLessThan(0.15);
@@ -149,8 +150,8 @@ describe('PCA lighting (§4.1)', () => {
       const sh = [out[0]! - 100, out[4]! - 100, out[8]! - 100];
       v0 += (sh[2]!) ** 2;
     }
-    // Channel B only sees p3 = (0,0,1): variance (0.1 sqrt 5)^2 = 0.05.
-    expect(v0 / 4000).toBeGreaterThan(0.045);
-    expect(v0 / 4000).toBeLessThan(0.055);
+    // Channel B only sees p3 = (0,0,1): variance (0.1 sqrt(5 * 255))^2 = 12.75.
+    expect(v0 / 4000).toBeGreaterThan(12.75 * 0.9);
+    expect(v0 / 4000).toBeLessThan(12.75 * 1.1);
   });
 });

@@ -18,10 +18,11 @@ export interface LightingSpec {
   /** Standard deviation of a1..a3; the paper's 0.1. */
   std: number;
   /**
-   * What multiplies a_i: 'eigenvalue' (default) is the paper's formula read literally, a_i * l_i
-   * with l_i the covariance eigenvalue on the 0..255 scale; 'stddev' uses sqrt(l_i), the standard
-   * deviation along p_i, as fb.resnet.torch-style implementations do (a far smaller shift: see
-   * docs/data.md).
+   * What multiplies a_i: 'eigenvalue' (default) is the paper's formula a_i * l_i with pixels and
+   * eigenvalues on the 0..1 scale (as cuda-convnet and fb.resnet.torch apply it: l = 0.2175, 0.0188,
+   * 0.0045 for ImageNet), expressed in 0..255 units: a_i * (l_i / 255^2) * 255 = a_i * l_i / 255 for
+   * l_i on the 0..255 scale. Read literally on the 0..255 scale the shift would be 255 times larger
+   * (hundreds of grey levels). 'stddev' uses sqrt(l_i), the standard deviation along p_i.
    */
   magnitude?: 'eigenvalue' | 'stddev';
 }
@@ -193,7 +194,7 @@ export function transformImage(
     const a = drawAugmentation(seed, epoch, sample, spec);
     const shift = base.slice();
     if (spec.lighting) {
-      const lw = spec.lighting.magnitude === 'stddev' ? spec.lighting.eigenvalues.map((v) => Math.sqrt(Math.max(0, v))) : spec.lighting.eigenvalues;
+      const lw = spec.lighting.magnitude === 'stddev' ? spec.lighting.eigenvalues.map((v) => Math.sqrt(Math.max(0, v))) : spec.lighting.eigenvalues.map((v) => v / 255);
       const l = pcaLighting(a.alpha, lw, spec.lighting.eigenvectors);
       for (let c = 0; c < 3; c++) shift[c]! += l[c]!;
     }

@@ -11,6 +11,10 @@
  * - training transform (random crop 224, flip, PCA lighting, mean-image subtraction, float32 CHW):
  *   in memory on one thread (the numpy reference's stage 2), and through the loader from shards
  *   with 1 and 2 worker threads.
+ *
+ * Wall-clock rates are medians over --passes rounds; our passes and the reference's alternate round
+ * by round so both see the same machine load. The "per core" column divides by CPU time (all
+ * threads of the process), which stays meaningful on a machine shared with other jobs.
  */
 import sharp from 'sharp';
 import { execFileSync } from 'node:child_process';
@@ -22,6 +26,7 @@ import { decodeResizeCrop } from '../decode.js';
 import { prepareImageNet } from '../prepare.js';
 import { createLoader, openShards } from '../loader.js';
 import { transformImage, type TransformSpec } from '../transform.js';
+import { StatisticsAccumulator } from '../stats.js';
 import { makeBenchJpegs } from './jpegs.js';
 
 const { values } = parseArgs({
@@ -41,16 +46,27 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Median rate over PASSES timed passes after one warm-up pass. */
-async function rate(items: number, pass: () => Promise<void> | void): Promise<number> {
+/** Items per wall-clock second and per CPU second (all threads of this process). */
+interface Rate {
+  wall: number;
+  cpu: number;
+}
+
+async function measure(items: number, pass: () => Promise<unknown> | unknown): Promise<Rate> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
   await pass();
-  const rs: number[] = [];
-  for (let p = 0; p < PASSES; p++) {
-    const t0 = performance.now();
-    await pass();
-    rs.push(items / ((performance.now() - t0) / 1000));
-  }
-  return median(rs);
+  const wall = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  return { wall: items / wall, cpu: items / ((c.user + c.system) / 1e6) };
+}
+
+/** Median over PASSES timed passes after one warm-up pass. */
+async function rate(items: number, pass: () => Promise<unknown> | unknown): Promise<Rate> {
+  await pass();
+  const rs: Rate[] = [];
+  for (let p = 0; p < PASSES; p++) rs.push(await measure(items, pass));
+  return { wall: median(rs.map((r) => r.wall)), cpu: median(rs.map((r) => r.cpu)) };
 }
 
 const PIL_SCRIPT = `
@@ -80,15 +96,16 @@ def timed(fn, make, n, passes):
     out = []
     for nproc in (1, 2):
         pool = mp.get_context('fork').Pool(nproc) if nproc > 1 else None
-        ts = []
+        ts, cs = [], []
         for p in range(passes + 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             if pool: pool.map(fn, make(nproc, p))
             else: [fn(c) for c in make(1, p)]
-            if p: ts.append(time.perf_counter() - t0)
+            if p: ts.append(time.perf_counter() - t0); cs.append(time.process_time() - c0)
         if pool: pool.close(); pool.join()
         out.append(n / statistics.median(ts))
-    return out
+        if nproc == 1: cpu = n / statistics.median(cs)
+    return out + [cpu]
 files = sorted(glob.glob(os.path.join(sys.argv[1], '*.jpg')))[:int(sys.argv[2])]
 passes = int(sys.argv[3]); n = len(files)
 r1 = timed(chunk, lambda k, p: [files[i::k] for i in range(k)], n, passes)
@@ -96,16 +113,17 @@ ARRAYS = [one(f) for f in files]
 MEAN = np.mean(np.stack(ARRAYS).astype(np.float32), axis=0)
 m = 8 * n
 r2 = timed(chunk2, lambda k, p: [([j % n for j in range(i, m, k)], 1000 * p + i) for i in range(k)], m, passes)
-print(r1[0], r1[1], r2[0], r2[1])
+print(*r1, *r2)
 `;
 
-function pil(dir: string): number[] | null {
+/** PIL + numpy on the same files: [stage 1 wall 1 proc, 2 procs, CPU 1 proc, stage 2 wall 1, 2, CPU 1]. */
+function pil(dir: string, passes: number): number[] | null {
   const py = '/usr/bin/python3';
   if (!existsSync(py)) return null;
   try {
     const s = join(tmpdir(), 'alexnet-bench-pil.py');
     writeFileSync(s, PIL_SCRIPT);
-    return execFileSync(py, [s, dir, String(N), String(PASSES)], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+    return execFileSync(py, [s, dir, String(N), String(passes)], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
   } catch (e) {
     console.error(`PIL reference not measured: ${(e as Error).message.split('\n')[0]}`);
     return null;
@@ -119,87 +137,102 @@ async function main(): Promise<void> {
   const bufs = files.map((f) => readFileSync(f));
   const kib = bufs.reduce((a, b) => a + b.length, 0) / N / 1024;
   console.log(`${N} JPEGs in ${values.dir} (80 % 500x375, 20 % 375x500, quality 90, mean ${kib.toFixed(1)} KiB), ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  console.log(`sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}, node ${process.version}; median of ${PASSES} passes after a warm-up\n`);
+  console.log(`sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}, node ${process.version}; ${PASSES} rounds, medians\n`);
   const fig: Record<string, number | null> = {};
 
-  // 1. decode + resize + crop, T images in flight on libuv's pool.
-  for (const threads of [1, 2]) {
-    fig[`decode_resize_crop_t${threads}`] = await rate(N, async () => {
-      let next = 0;
-      await Promise.all(Array.from({ length: threads }, async () => {
-        while (next < N) await decodeResizeCrop(bufs[next++]!);
-      }));
-    });
-  }
-  if (values.pil) {
-    const p = pil(values.dir!);
-    fig.pil_t1 = p ? p[0]! : null;
-    fig.pil_t2 = p ? p[1]! : null;
-    fig.numpy_transform_t1 = p ? p[2]! : null;
-    fig.numpy_transform_t2 = p ? p[3]! : null;
-  }
+  // The training transform works on decoded 256x256 arrays in memory, as the numpy reference's stage 2.
+  const arrays = await Promise.all(bufs.map((b) => decodeResizeCrop(b)));
+  const acc = new StatisticsAccumulator(256);
+  for (const a of arrays) acc.add(a);
+  const stats = acc.finish();
+  const spec: TransformSpec = {
+    mode: 'train', size: 256, crop: 224, flip: true, mean: { kind: 'image', image: stats.meanImage },
+    lighting: { eigenvalues: stats.eigenvalues, eigenvectors: stats.eigenvectors, std: 0.1 },
+  };
+  const noLight: TransformSpec = { ...spec, lighting: null };
+  const out = new Float32Array(3 * 224 * 224);
+  const reps = 8 * N;
+  const transformPass = (sp: TransformSpec) => () => {
+    for (let i = 0; i < reps; i++) transformImage(arrays[i % N]!, sp, 1, 0, i, out, 0);
+  };
+  transformPass(spec)();
+  const decodePass = (threads: number) => async () => {
+    let next = 0;
+    await Promise.all(Array.from({ length: threads }, async () => {
+      while (next < N) await decodeResizeCrop(bufs[next++]!);
+    }));
+  };
+  await decodePass(2)();
 
-  // 2. prepareImageNet end to end: one class folder of symlinks to the JPEGs.
+  // 1. Rounds: ours, then the reference, one pass each.
+  const rounds: Record<string, number>[] = [];
+  for (let r = 0; r < PASSES; r++) {
+    const row: Record<string, number> = {};
+    const d1 = await measure(N, decodePass(1));
+    const d2 = await measure(N, decodePass(2));
+    const tr = await measure(reps, transformPass(spec));
+    const tn = await measure(reps, transformPass(noLight));
+    Object.assign(row, {
+      decode_t1: d1.wall, decode_t2: d2.wall, decode_cpu: d1.cpu,
+      transform_t1: tr.wall, transform_cpu: tr.cpu, transform_nolight_t1: tn.wall, transform_nolight_cpu: tn.cpu,
+    });
+    if (values.pil) {
+      const p = pil(values.dir!, 1);
+      if (p) Object.assign(row, { pil_t1: p[0]!, pil_t2: p[1]!, pil_cpu: p[2]!, numpy_t1: p[3]!, numpy_t2: p[4]!, numpy_cpu: p[5]! });
+    }
+    rounds.push(row);
+  }
+  for (const k of Object.keys(rounds[0]!)) fig[k] = median(rounds.map((r) => r[k]!));
+
+  // 2. prepareImageNet end to end (one class folder of symlinks to the JPEGs), and 3. the loader.
   const work = mkdtempSync(join(tmpdir(), 'alexnet-bench-'));
   try {
     const cls = join(work, 'in', 'train', 'n00000001');
     mkdirSync(cls, { recursive: true });
     files.forEach((f, i) => symlinkSync(f, join(cls, `n00000001_${i}.JPEG`)));
     for (const workers of [1, 2]) {
-      fig[`prepare_w${workers}`] = await rate(N, async () => {
+      const r = await rate(N, async () => {
         rmSync(join(work, 'out'), { recursive: true, force: true });
         await prepareImageNet({ source: join(work, 'in'), out: join(work, 'out'), workers, shardSize: Math.ceil(N / (2 * workers)) });
       });
+      fig[`prepare_w${workers}`] = r.wall;
+      if (workers === 1) fig.prepare_cpu = r.cpu;
     }
-
-    // 3. training transform, in memory on this thread (the numpy reference's stage 2 does the same work).
     const ds = await openShards(join(work, 'out'));
-    const stats = ds.statistics!;
-    const imgs = await Promise.all(bufs.slice(0, 64).map((b) => decodeResizeCrop(b)));
-    const spec: TransformSpec = {
-      mode: 'train', size: 256, crop: 224, flip: true, mean: { kind: 'image', image: stats.meanImage },
-      lighting: { eigenvalues: stats.eigenvalues, eigenvectors: stats.eigenvectors, std: 0.1 },
-    };
-    const out = new Float32Array(3 * 224 * 224);
-    const reps = 8 * N;
-    fig.transform_t1 = await rate(reps, () => {
-      for (let i = 0; i < reps; i++) transformImage(imgs[i % imgs.length]!, spec, 1, 0, i, out, 0);
-    });
-    const noLight = { ...spec, lighting: null };
-    fig.transform_nolight_t1 = await rate(reps, () => {
-      for (let i = 0; i < reps; i++) transformImage(imgs[i % imgs.length]!, noLight, 1, 0, i, out, 0);
-    });
-
-    // 4. the loader from shards: read record, transform, batch of 128, across worker threads.
     for (const workers of [1, 2]) {
       const loader = createLoader(ds, { batchSize: 128, workers, seed: 1, lighting: true });
       let epoch = 0;
       const epochs = Math.max(1, Math.round(4000 / N));
-      fig[`loader_w${workers}`] = await rate(epochs * ds.length, async () => {
+      const r = await rate(epochs * ds.length, async () => {
         for (let e = 0; e < epochs; e++) for await (const b of loader.epoch(epoch++)) void b;
       });
       await loader.close();
+      fig[`loader_w${workers}`] = r.wall;
+      if (workers === 1) fig.loader_cpu = r.cpu;
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
 
-  const f = (v: number | null | undefined) => (v == null ? 'not measured' : `${v.toFixed(0)} img/s`);
-  const rows: [string, string, string][] = [
-    ['decode + resize 256 + centre crop (sharp)', f(fig.decode_resize_crop_t1), f(fig.decode_resize_crop_t2)],
-    ['  same, PIL 9 + numpy (reference, same files)', values.pil ? f(fig.pil_t1) : 'use --pil', values.pil ? f(fig.pil_t2) : ''],
-    ['prepareImageNet end to end (shards + statistics)', f(fig.prepare_w1), f(fig.prepare_w2)],
-    ['train transform in memory: crop 224 + flip + lighting + mean image', f(fig.transform_t1), '-'],
-    ['  same without lighting (the numpy reference\'s work)', f(fig.transform_nolight_t1), '-'],
-    ['  numpy: crop 224 + flip + float32 + mean image (reference)', values.pil ? f(fig.numpy_transform_t1) : 'use --pil', values.pil ? f(fig.numpy_transform_t2) : ''],
-    ['loader from shards, train transform, batch 128', f(fig.loader_w1), f(fig.loader_w2)],
+  const f = (v: number | null | undefined) => (v == null ? 'n/a' : `${v.toFixed(0)} img/s`);
+  const ref = (k: string) => (values.pil ? f(fig[k]) : 'use --pil');
+  const rows: [string, string, string, string][] = [
+    ['decode + resize 256 + centre crop: sharp', f(fig.decode_t1), f(fig.decode_t2), f(fig.decode_cpu)],
+    ['  the same, PIL (reference, same files)', ref('pil_t1'), ref('pil_t2'), ref('pil_cpu')],
+    ['prepareImageNet end to end (+ shards, statistics)', f(fig.prepare_w1), f(fig.prepare_w2), f(fig.prepare_cpu)],
+    ['train transform in memory: crop 224, flip, lighting, mean image', f(fig.transform_t1), '-', f(fig.transform_cpu)],
+    ['  the same without lighting', f(fig.transform_nolight_t1), '-', f(fig.transform_nolight_cpu)],
+    ['  numpy crop + flip + float32 + mean image (reference)', ref('numpy_t1'), ref('numpy_t2'), ref('numpy_cpu')],
+    ['loader from shards, train transform, batch 128', f(fig.loader_w1), f(fig.loader_w2), f(fig.loader_cpu)],
   ];
-  const w0 = Math.max(...rows.map((r) => r[0].length)), w1 = 14;
-  console.log(`| ${'what'.padEnd(w0)} | ${'1 thread'.padEnd(w1)} | ${'2 threads'.padEnd(w1)} |`);
-  console.log(`|${'-'.repeat(w0 + 2)}|${'-'.repeat(w1 + 2)}|${'-'.repeat(w1 + 2)}|`);
-  for (const r of rows) console.log(`| ${r[0].padEnd(w0)} | ${r[1].padEnd(w1)} | ${r[2].padEnd(w1)} |`);
-  console.log('\nGoals (per core): prepare >= 800 img/s (2x PIL\'s 404), training transform >= 6.4k img/s (numpy).');
-  if (fig.pil_t1) console.log(`sharp / PIL, 1 thread: ${(fig.decode_resize_crop_t1! / fig.pil_t1).toFixed(2)}x`);
+  const head: [string, string, string, string] = ['what', '1 thread', '2 threads', 'per core (CPU)'];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
+  console.log(line(head));
+  console.log(`|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`);
+  for (const r of rows) console.log(line(r));
+  console.log('\nGoals per core: prepare >= 800 img/s (2x PIL), training transform >= 6.4k img/s (numpy on the reference machine).');
+  if (fig.pil_cpu && fig.decode_cpu) console.log(`sharp / PIL per core: ${(fig.decode_cpu / fig.pil_cpu).toFixed(2)}x; transform / numpy per core: ${(fig.transform_nolight_cpu! / fig.numpy_cpu!).toFixed(2)}x`);
   if (values.json) writeFileSync(values.json, JSON.stringify({ n: N, passes: PASSES, meanKiB: kib, figures: fig }, null, 2) + '\n');
 }
 
