@@ -70,7 +70,10 @@ export class CpuEngine implements Engine {
   free(buf: DeviceBuffer): void { this.native.free(handle('free', 'buf', buf)); }
 
   write(buf: DeviceBuffer, data: TypedArray, offset = 0): void {
-    this.native.write(handle('write', 'buf', buf), data, offset);
+    // N-API hands out the memory of ArrayBuffer-backed views only; a view of a SharedArrayBuffer
+    // (worker-thread batches) is copied to a plain one first.
+    const plain = data.buffer instanceof SharedArrayBuffer ? data.slice() : data;
+    this.native.write(handle('write', 'buf', buf), plain, offset);
   }
 
   async read(buf: DeviceBuffer, offset?: number, length?: number): Promise<TypedArray> {

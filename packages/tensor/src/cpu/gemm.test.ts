@@ -46,6 +46,22 @@ describe.each(isaPaths())('gemm on %s', (isa) => {
   });
 });
 
+describe('thread counts', () => {
+  it('1 to 5 threads (more than the cores) give the same results, with short and long parallel regions', () => {
+    for (const threads of [1, 3, 5]) {
+      engine.setThreads(threads);
+      expect(run(false, true, 200, 300, 100, 1, 0, 7), `${threads} threads`).toBeLessThan(1e-5);
+      expect(run(false, false, 3, 5, 7, 1, 0, 8), `${threads} threads`).toBeLessThan(1e-5);
+      const n = 100_000, x = engine.alloc('float32', n);
+      engine.fill(x, 1);
+      engine.scale(3, x);
+      expect(engine.readSync(x, n - 1, 1)[0]).toBe(3);
+      engine.free(x);
+    }
+    engine.setThreads(2);
+  });
+});
+
 describe('gemm degenerate sizes', () => {
   it('k = 0 scales C by beta; alpha = 0 never reads A or B; m = 0 is a no-op', () => {
     const C = engine.alloc('float32', 6), A = engine.alloc('float32', 6), B = engine.alloc('float32', 6);
