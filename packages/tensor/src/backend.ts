@@ -102,7 +102,7 @@ export interface Engine {
   alloc(dtype: DType, length: number): DeviceBuffer;
   /** Releases the buffer once every op queued so far that uses it has finished. Idempotent. */
   free(buf: DeviceBuffer): void;
-  /** Copies `data` (copied before returning) into buf[offset, offset + data.length). */
+  /** Copies `data` (copied before returning; it may be a view of a SharedArrayBuffer) into buf[offset, offset + data.length). */
   write(buf: DeviceBuffer, data: TypedArray, offset?: number): void;
   read(buf: DeviceBuffer, offset?: number, length?: number): Promise<TypedArray>;
   readSync(buf: DeviceBuffer, offset?: number, length?: number): TypedArray;

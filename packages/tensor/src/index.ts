@@ -3,9 +3,11 @@
  * the reference backend (float64 oracle) and the native CPU backend.
  */
 import { registerBackend } from './device.js';
+import { cpuBackend } from './cpu/index.js';
 import { referenceBackend } from './reference/engine.js';
 
 registerBackend(referenceBackend);
+registerBackend(cpuBackend);
 
 export * from './backend.js';
 export {
@@ -24,3 +26,4 @@ export {
 } from './safetensors.js';
 export { referenceBackend, ReferenceEngine } from './reference/engine.js';
 export * as referenceKernels from './reference/kernels.js';
+export { cpuBackend, cpuIsa, setCpuIsa, cpuPeakGflops, CPU_DEVICE_COUNT, type CpuIsa } from './cpu/index.js';

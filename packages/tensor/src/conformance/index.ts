@@ -313,6 +313,11 @@ export function runConformanceSuite(backendName: string, options: ConformanceOpt
       e.fill(a, 7); // queued after the read: must not affect it
       expect(Array.from(await p)).toEqual([2 ** 20, 2 ** 20, 2 ** 20]);
       expect(e.readSync(a, 0, 1)[0]).toBe(7);
+      // Host data may live in a SharedArrayBuffer (worker-thread batches), at an offset.
+      const shared = new Float32Array(new SharedArrayBuffer(64), 16, 4);
+      shared.set([1.5, -2, 3, 4]);
+      e.write(a, shared, 10);
+      expect(Array.from(e.readSync(a, 9, 6))).toEqual([7, 1.5, -2, 3, 4, 7]);
       await e.synchronize();
       e.free(a);
     });
