@@ -25,4 +25,4 @@ export { formatProgress, type ProgressState } from './progress.js';
 export { openShards, openImageFolder, createLoader, Loader, type Dataset, type LoaderOptions, type Batch } from './loader.js';
 export type { DatasetSource } from './tasks.js';
 export { createSampleImageNet, drawSampleImage, sampleWnid, sampleClassName, type SampleImageNetOptions, type SampleImageNet } from './sample.js';
-export { WorkerPool, defaultWorkers } from './pool.js';
+export { defaultWorkers } from './pool.js';
