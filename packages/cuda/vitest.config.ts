@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
-import { sharedConfig } from '../../vitest.shared';
+import { sharedConfig } from '../../vitest.shared.ts';
 
 // The shared config aliases '@alexnet/tensor' to its src/index.ts; the conformance suite is the
 // '/conformance' subpath, so it gets its own alias, listed first so that it wins.

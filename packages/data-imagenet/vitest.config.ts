@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config';
-import { sharedConfig } from '../../vitest.shared';
+import { sharedConfig } from '../../vitest.shared.ts';
 
 // Worker threads run the compiled dist/worker.js (Node 20 cannot run a .ts worker): the global
 // setup rebuilds dist/ when a source file is newer than it.

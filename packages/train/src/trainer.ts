@@ -9,7 +9,7 @@
  * loss of step s is read back only after step s + 1 has been enqueued, so JavaScript never makes the
  * devices wait.
  */
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createLoader, type Loader } from '@alexnet/data-imagenet';
@@ -183,7 +183,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const metricsPath = join(out, 'metrics.jsonl');
   const bar = new ProgressBar(process.stderr, opts.progress ?? true);
 
+  // Per-step lines are appended with each checkpoint and at epoch ends (type 'step'), epoch summaries
+  // after each epoch (type 'epoch'): metrics.jsonl never holds steps a resumed run will repeat.
+  let stepLines: string[] = [];
+  const flushSteps = async () => {
+    if (stepLines.length === 0) return;
+    const lines = stepLines;
+    stepLines = [];
+    await appendFile(metricsPath, `${lines.join('\n')}\n`);
+  };
+  // A crash during a checkpoint write leaves a temporary file beside it, never a half checkpoint.
+  for (const f of await readdir(out)) if (f.startsWith(`${CHECKPOINT_FILE}.tmp-`)) await rm(join(out, f), { force: true });
+
   const save = async () => {
+    await flushSteps();
     state.schedule = schedule.state();
     state.lr = optimizer.lr;
     await saveCheckpoint(checkpointPath, {
@@ -220,6 +233,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         state.epochLossSum += loss * p.n;
         state.epochCorrect += corrArr[0]!;
         state.epochImages += p.n;
+        stepLines.push(JSON.stringify({ type: 'step', epoch: epoch + 1, step: p.step, loss, top1: corrArr[0]! / p.n }));
         opts.onStep?.({ epoch: epoch + 1, step: p.step, loss, top1: corrArr[0]! / p.n });
       };
       let imagesThisRun = 0;
@@ -273,7 +287,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       log(`epoch ${record.epoch}/${epochs}: loss ${trainLoss.toFixed(4)}, train top-1 error ${(100 * record.trainTop1Error!).toFixed(1)}%` +
         (record.valTop1Error !== undefined ? `, val top-1 error ${(100 * record.valTop1Error).toFixed(1)}%, top-5 ${(100 * record.valTop5Error!).toFixed(1)}%` : '') +
         `, ${ips.toFixed(1)} img/s, lr ${record.lr}`);
-      await appendFile(metricsPath, `${JSON.stringify({ ...record, imagesPerSecond: ips, seconds, step: state.step, time: new Date().toISOString(), memory: memory().bytes, rss: process.memoryUsage().rss })}\n`);
+      await flushSteps();
+      await appendFile(metricsPath, `${JSON.stringify({ type: 'epoch', ...record, imagesPerSecond: ips, seconds, step: state.step, time: new Date().toISOString(), memory: memory().bytes, rss: process.memoryUsage().rss })}\n`);
       opts.onEpoch?.(record);
       // PAPER.md §5 notes: paper init on small data can collapse to a constant prediction (every fc7
       // ReLU dead, the loss pinned at ln(classes)). Warn once three epochs in a row sit there.
