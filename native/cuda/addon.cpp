@@ -179,7 +179,15 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     int64_t len = (int64_t)ta.ElementLength();
     Buffer* b = buf(info[0], "write", "buf", offset + len, kAny);
     if ((int)ta.ElementSize() != b->elemBytes) throw Napi::TypeError::New(env, "write: data has the wrong element type");
-    const uint8_t* data = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    // napi_get_typedarray_info gives the first element's address, also for views of a SharedArrayBuffer
+    // (worker-thread batches), where TypedArray::ArrayBuffer() would fail.
+    napi_typedarray_type type;
+    size_t count;
+    void* raw = nullptr;
+    if (napi_get_typedarray_info(env, ta, &type, &count, &raw, nullptr, nullptr) != napi_ok) {
+      throw Napi::TypeError::New(env, "write: cannot read the typed array");
+    }
+    const uint8_t* data = static_cast<const uint8_t*>(raw);
     return guard(env, [&] { engine(env)->write(b, data, offset, len); });
   }
 

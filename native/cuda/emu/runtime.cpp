@@ -352,7 +352,10 @@ cudaError_t cudaSetDevice(int d) {
 cudaError_t cudaGetDevice(int* d) { *d = emu::currentDevice; return cudaSuccess; }
 cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr attr, int) {
   if (attr != cudaDevAttrMultiProcessorCount) return cudaErrorInvalidValue;
-  *v = emu::kEmulatedSms;
+  // ALEXNET_CUDA_EMU_SMS: a smaller "GPU" makes the launch heuristics take their other branches
+  // (large tiles, no split-K), so tests can cover both.
+  const char* env = getenv("ALEXNET_CUDA_EMU_SMS");
+  *v = env && atoi(env) > 0 ? atoi(env) : emu::kEmulatedSms;
   return cudaSuccess;
 }
 cudaError_t cudaDeviceCanAccessPeer(int* can, int, int) { *can = 1; return cudaSuccess; }
