@@ -367,15 +367,15 @@ void parallelGemm(ThreadPool& pool, const Config& cf, bool ta, bool tb, int64_t 
                   const float* Bpre, const float* Apre = nullptr) {
   if (m <= 0 || n <= 0) return;
   const double work = (double)m * (double)n * (double)std::max<int64_t>(k, 1);
-  int threads = pool.size();
-  if (work < 2.0e6) threads = 1;
-  // Split C in stripes along its longer side, aligned to the micro-tile.
+  const int threads = work < 2.0e6 ? 1 : pool.size();
+  // Split C in stripes along its longer side, aligned to the micro-tile; threads claim stripes
+  // dynamically (about three per thread, at least 4 tiles wide), each packing its own blocks.
   const bool splitN = (double)n / cf.nr >= (double)m / cf.mr;
   const int64_t units = splitN ? (n + cf.nr - 1) / cf.nr : (m + cf.mr - 1) / cf.mr;
-  if (units < threads) threads = (int)std::max<int64_t>(units, 1);
-  if (threads <= 1) { blocked(cf, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, Bpre, Apre); return; }
-  pool.run([&](int tid, int nt) {
-    const int64_t u0 = units * tid / nt, u1 = units * (tid + 1) / nt;
+  if (threads <= 1 || units < 2) { blocked(cf, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, Bpre, Apre); return; }
+  const int64_t parts = 3 * (int64_t)threads;
+  const int64_t perTask = std::max<int64_t>(std::min<int64_t>(4, (units + 1) / 2), (units + parts - 1) / parts);
+  pool.forChunks(units, perTask, [&](int64_t u0, int64_t u1) {
     if (splitN) {
       const int64_t j0 = u0 * cf.nr, j1 = std::min(n, u1 * cf.nr);
       if (j0 >= j1) return;
@@ -387,7 +387,7 @@ void parallelGemm(ThreadPool& pool, const Config& cf, bool ta, bool tb, int64_t 
       blocked(cf, ta, tb, i1 - i0, n, k, alpha, Apre ? A : ta ? A + i0 : A + i0 * lda, lda, B, ldb, beta,
               C + i0 * ldc, ldc, Bpre, Apre ? Apre + i0 * k : nullptr);
     }
-  }, threads);
+  });
 }
 }  // namespace
 
@@ -483,7 +483,7 @@ double measurePeakGflops(ThreadPool& pool, double seconds) {
   }
   if (iters < 1) iters = 1;
   auto t0 = std::chrono::steady_clock::now();
-  pool.run([&](int, int) { sink = sink + loop(iters); });
+  pool.runOnAll([&](int, int) { sink = sink + loop(iters); });
   double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return perIter * (double)iters * pool.size() / dt / 1e9;
 }

@@ -1,6 +1,7 @@
 #include "kernels.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -771,9 +772,9 @@ void maxPoolForward(Ctx& ctx, const float* x, float* y, int32_t* argmax, const P
 
 int64_t maxPoolBackward(Ctx& ctx, const float* dy, const int32_t* argmax, float* dx, const PoolGeometry& g) {
   const int64_t planes = g.n * g.c, inPlane = g.h * g.w, outPlane = g.outH * g.outW;
-  std::vector<int64_t> bad((size_t)ctx.pool.size(), 0);
-  ctx.pool.run([&](int tid, int nt) {
-    const int64_t b = planes * tid / nt, e = planes * (tid + 1) / nt;
+  std::atomic<int64_t> bad{0};
+  ctx.pool.parallelFor(planes, 4, [&](int64_t b, int64_t e) {
+    int64_t myBad = 0;
     for (int64_t pl = b; pl < e; ++pl) {
       float* xp = dx + pl * inPlane;
       std::memset(xp, 0, (size_t)inPlane * sizeof(float));
@@ -782,13 +783,12 @@ int64_t maxPoolBackward(Ctx& ctx, const float* dy, const int32_t* argmax, float*
       for (int64_t o = 0; o < outPlane; ++o) {
         const int32_t a = ap[o];
         if (a >= 0 && a < inPlane) xp[a] += dp[o];
-        else if (a != -1) ++bad[(size_t)tid];
+        else if (a != -1) ++myBad;
       }
     }
+    bad += myBad;
   });
-  int64_t total = 0;
-  for (int64_t v : bad) total += v;
-  return total;
+  return bad.load();
 }
 
 // ---- dropout ----
