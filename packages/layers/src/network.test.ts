@@ -183,6 +183,21 @@ describe('memory', () => {
     });
   }
 
+  it('dlogits on another device than the logits: copied, used and freed', () => {
+    const net = smallPaper(['reference:1', 'reference:2']);
+    const x = randn([1, 3, 67, 67], { seed: 1, device: 'reference:0' });
+    const before = memory();
+    const y = net.forward(x, { training: true, step: 0 });
+    const d = y.to('reference:3');
+    net.backward(d);
+    for (const t of [y, d]) t.dispose();
+    expect(memory().tensors).toBe(before.tensors);
+    expect(memory().bytes).toBe(before.bytes);
+    expect(net.parameters().every((p) => p.grad.dataSync().some((v) => v !== 0) || p.name.endsWith('bias'))).toBe(true);
+    net.dispose();
+    x.dispose();
+  });
+
   it('a training forward without backward is released by releaseCache()', () => {
     const net = smallPaper(['reference:1', 'reference:2']);
     const x = randn([1, 3, 67, 67], { seed: 1, device: 'reference:0' });

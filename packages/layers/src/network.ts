@@ -194,9 +194,11 @@ export class Network {
     this.trainingForward = false;
     let d: (Tensor | null)[];
     if (this.devices.length === 2) {
-      const [a, b] = splitChannels(dlogits.device === this.devices[0] ? dlogits : dlogits.to(this.devices[0]!), this.outSplit) as [Tensor, Tensor];
+      const local = dlogits.device === this.devices[0] ? dlogits : dlogits.to(this.devices[0]!);
+      const [a, b] = splitChannels(local, this.outSplit) as [Tensor, Tensor];
       d = [a, b.to(this.devices[1]!)];
       b.dispose();
+      if (local !== dlogits) local.dispose();
     } else {
       d = [dlogits.device === this.devices[0] ? dlogits.clone() : dlogits.to(this.devices[0]!)];
     }
