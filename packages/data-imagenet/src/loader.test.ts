@@ -55,6 +55,19 @@ describe('Loader', () => {
     expect(same(other[0]!, runs[0]![0]!)).toBe(false);
   });
 
+  it('starts an epoch at a given batch (resume) with the same batches as the whole epoch', async () => {
+    const whole = await epochs(train, { batchSize: 5, seed: 4, workers: 1 }, [1]);
+    const loader = createLoader(train, { batchSize: 5, seed: 4, workers: 1 });
+    const tail: { index: number; images: Float32Array; samples: Int32Array }[] = [];
+    for await (const b of loader.epoch(1, { from: 2 })) tail.push({ index: b.index, images: b.images.slice(), samples: b.samples.slice() });
+    await loader.close();
+    expect(tail.map((b) => b.index)).toEqual(whole[0]!.slice(2).map((b) => b.index));
+    tail.forEach((b, i) => {
+      expect(b.samples).toEqual(whole[0]![i + 2]!.samples);
+      expect(b.images).toEqual(whole[0]![i + 2]!.images);
+    });
+  });
+
   it('covers every sample once per epoch in a seeded shuffle, as float32 NCHW with int32 labels', async () => {
     const [e0, e1] = await epochs(train, { batchSize: 4, seed: 1, workers: 2 }, [0, 1]);
     expect(e0!.map((b) => b.shape)).toEqual([[4, 3, 224, 224], [4, 3, 224, 224], [4, 3, 224, 224], [4, 3, 224, 224], [2, 3, 224, 224]]);

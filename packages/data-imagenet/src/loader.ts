@@ -225,8 +225,12 @@ export class Loader {
     return this.shuffle ? permutation(n, Rng.forKey(this.seed, epoch, 2)) : Int32Array.from({ length: n }, (_, i) => i);
   }
 
-  /** The batches of one epoch, in order; at most `prefetch` are computed ahead of the consumer. */
-  async *epoch(epoch: number): AsyncGenerator<Batch> {
+  /**
+   * The batches of one epoch, in order; at most `prefetch` are computed ahead of the consumer.
+   * `from` starts at that batch (a resumed run), without computing the ones before it.
+   */
+  async *epoch(epoch: number, opts: { from?: number } = {}): AsyncGenerator<Batch> {
+    const from = checkNonNegativeInteger(opts.from ?? 0, 'from');
     const order = this.order(epoch);
     this.ready ??= this.pool.broadcast({ type: 'init', source: this.dataset.source, spec: this.spec, seed: this.seed });
     await this.ready;
@@ -250,10 +254,10 @@ export class Loader {
       inflight[b] = p;
       this.requested++;
     };
-    let next = 0;
-    let handed = 0;
+    let next = from;
+    let handed = from;
     try {
-      for (let b = 0; b < nb; b++) {
+      for (let b = from; b < nb; b++) {
         while (next < nb && next < b + this.prefetch) submit(next++);
         const r = await inflight[b]!;
         delete inflight[b];

@@ -237,8 +237,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         opts.onStep?.({ epoch: epoch + 1, step: p.step, loss, top1: corrArr[0]! / p.n });
       };
       let imagesThisRun = 0;
-      for await (const batch of trainLoader.epoch(epoch)) {
-        if (batch.index < state.batch) continue; // resuming inside an epoch
+      for await (const batch of trainLoader.epoch(epoch, { from: state.batch })) {
         const n = batch.labels.length;
         const step = state.step;
         const result = tidy(() => {
