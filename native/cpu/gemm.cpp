@@ -120,6 +120,67 @@ void packB(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, floa
   }
 }
 
+#if ALEXNET_X86
+/** out[t][0..8) = column t of the 8 x 8 block rows[0..8)[0..8) (rows are `ld` apart). */
+ALEXNET_TARGET_AVX2 inline void transpose8x8(const float* src, int64_t ld, float* dst, int64_t ldd) {
+  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld), r2 = _mm256_loadu_ps(src + 2 * ld),
+         r3 = _mm256_loadu_ps(src + 3 * ld), r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld),
+         r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+         t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+         t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+         s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
+         s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
+         s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  _mm256_storeu_ps(dst + 0 * ldd, _mm256_permute2f128_ps(s0, s4, 0x20));
+  _mm256_storeu_ps(dst + 1 * ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
+  _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
+  _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
+  _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
+  _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
+  _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
+  _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+
+/** packB with AVX: 8 x 8 register transposes for transposed B, vector copies otherwise. */
+template <int NR>
+ALEXNET_TARGET_AVX2 void packBAvx(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) {
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const int nr = (int)std::min<int64_t>(NR, nc - jr);
+    float* d = dst + jr * kc;
+    if (!trans) {
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* s = B + p * ldb + jr;
+        float* dp = d + p * NR;
+        if (nr == NR) {
+          for (int j = 0; j < NR; j += 8) _mm256_storeu_ps(dp + j, _mm256_loadu_ps(s + j));
+        } else {
+          int j = 0;
+          for (; j < nr; ++j) dp[j] = s[j];
+          for (; j < NR; ++j) dp[j] = 0.0f;
+        }
+      }
+    } else {
+      int j = 0;
+      for (; j + 8 <= nr; j += 8) {
+        const float* s0 = B + (jr + j) * ldb;
+        int64_t p = 0;
+        for (; p + 8 <= kc; p += 8) transpose8x8(s0 + p, ldb, d + p * NR + j, NR);
+        for (; p < kc; ++p)
+          for (int t = 0; t < 8; ++t) d[p * NR + j + t] = s0[t * ldb + p];
+      }
+      for (; j < nr; ++j) {
+        const float* s = B + (jr + j) * ldb;
+        for (int64_t p = 0; p < kc; ++p) d[p * NR + j] = s[p];
+      }
+      for (; j < NR; ++j)
+        for (int64_t p = 0; p < kc; ++p) d[p * NR + j] = 0.0f;
+    }
+  }
+}
+#endif
+
 // ---- portable micro-kernel (baseline ISA; the compiler vectorises the j loop) ----
 
 template <int MR, int NR>
@@ -274,9 +335,9 @@ Config makeConfig(Isa isa) {
   Config c{};
 #if ALEXNET_X86
   if (isa == Isa::Avx512) {
-    c = Config{14, 32, 384, 1008, 384, kernelAvx512<14, 2>, packA<14>, packB<32>, "avx512 14x32"};
+    c = Config{14, 32, 384, 1008, 384, kernelAvx512<14, 2>, packA<14>, packBAvx<32>, "avx512 14x32"};
   } else if (isa == Isa::Avx2) {
-    c = Config{6, 16, 256, 768, 1024, kernelAvx2<6, 2>, packA<6>, packB<16>, "avx2 6x16"};
+    c = Config{6, 16, 256, 768, 1024, kernelAvx2<6, 2>, packA<6>, packBAvx<16>, "avx2 6x16"};
   } else
 #endif
   {
