@@ -28,9 +28,11 @@ beforeAll(() => {
   }
   const app = join(work, 'app');
   execFileSync('mkdir', ['-p', app]);
-  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'empty-app', version: '1.0.0', private: true, type: 'module' }));
-  const allow = packages.map(({ pkg }) => pkg.name).concat('sharp').join(',');
-  npm(['install', '--no-audit', '--no-fund', `--allow-scripts=${allow}`, ...tarballs], app);
+  // npm 11 runs dependencies' install scripts only when the project approves them (allowScripts),
+  // as a user does with `npm install-scripts approve`: the native builds of tensor and cuda.
+  const allowScripts = Object.fromEntries(packages.map(({ pkg }) => [pkg.name, true]).concat([['sharp', true]]));
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'empty-app', version: '1.0.0', private: true, type: 'module', allowScripts }));
+  npm(['install', '--no-audit', '--no-fund', ...tarballs], app);
 });
 
 afterAll(() => {
