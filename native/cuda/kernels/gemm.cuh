@@ -166,7 +166,7 @@ struct StorePartial {
  * The tiled kernel. Grid (ceil(N / BN), ceil(M / BM), splits * batch); block Tile::kThreads.
  * Each k-step: the block stages a BM x BK tile of A and a BK x BN tile of B in shared memory
  * (barrier), every thread accumulates its TM x TN outputs from them (barrier before the next step
- * overwrites the tiles). Padding of 4 floats per row keeps both the stores and the float4-aligned
+ * overwrites the tiles), while the next step's tiles are already on their way into registers. Padding of 4 floats per row keeps both the stores and the float4-aligned
  * reads free of bank conflicts.
  */
 template <class Tile, class LA, class LB, class Epi, bool Partial>
@@ -187,22 +187,47 @@ gemmKernel(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk) {
 #pragma unroll
     for (int j = 0; j < TN; ++j) acc[i][j] = 0.f;
 
-  for (int k0 = kBegin; k0 < kEnd; k0 += BK) {
+  // Register prefetch: the global loads of the next k-step are issued before the current tile is
+  // consumed, so their latency hides behind the FMAs; they land in shared memory after the barrier.
+  constexpr int LA_N = BM * BK / NT, LB_N = BN * BK / NT;
+  float ra[LA_N], rb[LB_N];
+  auto fetch = [&](int k0) {
 #pragma unroll
-    for (int i = 0; i < BM * BK / NT; ++i) {
+    for (int i = 0; i < LA_N; ++i) {
       const int e = tid + i * NT;
       const int m = LA::kFast ? e / BK : e % BM, k = LA::kFast ? e % BK : e / BM;
       const int gm = m0 + m, gk = k0 + k;
-      As[k][m] = (gm < M && gk < kEnd) ? la(b, gm, gk) : 0.f;
+      ra[i] = (gm < M && gk < kEnd) ? la(b, gm, gk) : 0.f;
     }
 #pragma unroll
-    for (int i = 0; i < BN * BK / NT; ++i) {
+    for (int i = 0; i < LB_N; ++i) {
       const int e = tid + i * NT;
       const int n = LB::kFast ? e / BK : e % BN, k = LB::kFast ? e % BK : e / BN;
       const int gn = n0 + n, gk = k0 + k;
-      Bs[k][n] = (gn < N && gk < kEnd) ? lb(b, gk, gn) : 0.f;
+      rb[i] = (gn < N && gk < kEnd) ? lb(b, gk, gn) : 0.f;
     }
-    __syncthreads();
+  };
+  auto stage = [&]() {
+#pragma unroll
+    for (int i = 0; i < LA_N; ++i) {
+      const int e = tid + i * NT;
+      As[LA::kFast ? e % BK : e / BM][LA::kFast ? e / BK : e % BM] = ra[i];
+    }
+#pragma unroll
+    for (int i = 0; i < LB_N; ++i) {
+      const int e = tid + i * NT;
+      Bs[LB::kFast ? e % BK : e / BN][LB::kFast ? e / BK : e % BN] = rb[i];
+    }
+  };
+
+  if (kBegin < kEnd) {
+    fetch(kBegin);
+    stage();
+  }
+  __syncthreads();
+  for (int k0 = kBegin; k0 < kEnd; k0 += BK) {
+    const bool more = k0 + BK < kEnd;
+    if (more) fetch(k0 + BK);
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
       float a[TM], bv[TN];
@@ -215,7 +240,11 @@ gemmKernel(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk) {
 #pragma unroll
         for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], bv[j], acc[i][j]);
     }
-    __syncthreads();
+    __syncthreads();  // everyone is done reading the tiles
+    if (more) {
+      stage();
+      __syncthreads();  // the next tiles are complete
+    }
   }
 #pragma unroll
   for (int i = 0; i < TM; ++i) {
