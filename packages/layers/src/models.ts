@@ -21,6 +21,12 @@ interface WeightSpec {
   weightStd: number;
   /** §5: the bias's initial value. */
   bias: number;
+  /**
+   * Per-layer learning-rate and weight-decay multipliers [weight, bias] (cuda-convnet's per-layer
+   * epsW / epsB, Caffe's lr_mult / decay_mult); an optimizer applies them (default [1, 1]).
+   */
+  lrMult?: [number, number];
+  decayMult?: [number, number];
 }
 
 export type LayerSpec =

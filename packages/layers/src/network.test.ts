@@ -214,6 +214,18 @@ describe('memory', () => {
 });
 
 describe('model options', () => {
+  it('per-layer learning-rate and decay multipliers from the description reach the parameters', () => {
+    const desc = paperDescription({ classes: 10 });
+    desc.input.size = 67;
+    desc.layers = desc.layers.map((l) => (l.kind === 'linear' ? { ...l, lrMult: [1, 2], decayMult: [1, 0] } : l));
+    const net = createModel(desc, { devices: ['reference:1', 'reference:2'] });
+    const fc8b = net.parameters().filter((p) => p.name === 'fc8.bias');
+    expect(fc8b.length).toBe(2); // one half per tower
+    expect(fc8b.every((p) => p.lrMult === 2 && p.decayMult === 0)).toBe(true);
+    expect(net.parameters().find((p) => p.name === 'conv1.weight')!.lrMult).toBe(1);
+    net.dispose();
+  });
+
   it('224 input uses conv1 padding 2 and gives the same 55x55 maps; evaluation is deterministic (dropout off)', () => {
     expect(inferShapes(paperDescription({ inputSize: 224 }))[0]!.outShape).toEqual([96, 55, 55]);
     const net = smallPaper(['reference:0']);

@@ -115,6 +115,8 @@ export class Network {
         const weight = initParameter(wInfo.name, [o1 - o0, ...wInfo.shape.slice(1)], { kind: 'normal', std: spec.weightStd }, this.seed,
           { ...place, fullShape: wInfo.shape, offset: o0 * rowSize });
         const bias = initParameter(bInfo.name, [o1 - o0], { kind: 'constant', value: spec.bias }, this.seed, { ...place, fullShape: bInfo.shape, offset: o0 });
+        [weight.lrMult, bias.lrMult] = spec.lrMult ?? [1, 1];
+        [weight.decayMult, bias.decayMult] = spec.decayMult ?? [1, 1];
         // In a tower, an 'own' layer sees its own tower's half of the channels; on one device it is grouped.
         const own = spec.inputs === 'own' && T === 2 && !replicated;
         if (spec.kind === 'conv') {
