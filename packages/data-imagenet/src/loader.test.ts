@@ -162,6 +162,30 @@ describe('Loader', () => {
     }
   });
 
+  it('gives the same bits with the SIMD kernel as with the JavaScript loop, in every mode and source', async () => {
+    const folder = await openImageFolder(join(dir, 'in', 'train'), { statistics: train.statistics! });
+    const cases: [Dataset, LoaderOptions][] = [
+      [train, { batchSize: 5, seed: 3, lighting: true }],
+      [train, { batchSize: 5, seed: 3, crop: 227, mean: 'channel', lighting: { magnitude: 'stddev' } }],
+      [train, { batchSize: 4, mode: 'tenCrop', crop: 227 }],
+      [train, { batchSize: 4, mode: 'center', mean: 'none' }],
+      [folder, { batchSize: 6, seed: 2, lighting: true }],
+    ];
+    for (const [ds, opts] of cases) {
+      const [js] = await epochs(ds, { ...opts, workers: 0, recycle: false }, [1]);
+      for (const workers of [0, 2]) {
+        const l = createLoader(ds, { ...opts, workers, recycle: true, simd: true });
+        let k = 0;
+        for await (const b of l.epoch(1)) {
+          expect(Buffer.from(b.images.buffer, b.images.byteOffset, b.images.byteLength).equals(Buffer.from(js![k]!.images.buffer))).toBe(true);
+          k++;
+        }
+        expect(k).toBe(js!.length);
+        await l.close();
+      }
+    }
+  });
+
   it('bounds the prefetch queue', async () => {
     const l = createLoader(train, { batchSize: 2, workers: 2, prefetch: 3 });
     let most = 0;

@@ -114,7 +114,9 @@ export function cropToCHW(
   // Unrolled by four pixels, each channel's four stores together: about 1.4x the plain loop in V8,
   // which is what brings this to the numpy reference's per-core rate (docs/data.md, Benchmark).
   const plane = crop * crop, p2 = 2 * plane;
-  const s0 = shift[0]!, s1 = shift[1]!, s2 = shift[2]!;
+  // Float32 arithmetic, f32(f32(pixel - mean) + f32(shift)), exactly what the SIMD kernel computes,
+  // so both paths give the same bits.
+  const s0 = Math.fround(shift[0]!), s1 = Math.fround(shift[1]!), s2 = Math.fround(shift[2]!);
   const step = flip ? -3 : 3;
   const m = meanImage;
   for (let r = 0; r < crop; r++) {
@@ -146,28 +148,31 @@ export function cropToCHW(
     } else {
       for (; o < end4; o += 4) {
         const ja = j + step, jb = ja + step, jc = jb + step;
-        out[o] = src[j]! - m[j]! + s0;
-        out[o + 1] = src[ja]! - m[ja]! + s0;
-        out[o + 2] = src[jb]! - m[jb]! + s0;
-        out[o + 3] = src[jc]! - m[jc]! + s0;
-        out[o + plane] = src[j + 1]! - m[j + 1]! + s1;
-        out[o + 1 + plane] = src[ja + 1]! - m[ja + 1]! + s1;
-        out[o + 2 + plane] = src[jb + 1]! - m[jb + 1]! + s1;
-        out[o + 3 + plane] = src[jc + 1]! - m[jc + 1]! + s1;
-        out[o + p2] = src[j + 2]! - m[j + 2]! + s2;
-        out[o + 1 + p2] = src[ja + 2]! - m[ja + 2]! + s2;
-        out[o + 2 + p2] = src[jb + 2]! - m[jb + 2]! + s2;
-        out[o + 3 + p2] = src[jc + 2]! - m[jc + 2]! + s2;
+        out[o] = Math.fround(src[j]! - m[j]!) + s0;
+        out[o + 1] = Math.fround(src[ja]! - m[ja]!) + s0;
+        out[o + 2] = Math.fround(src[jb]! - m[jb]!) + s0;
+        out[o + 3] = Math.fround(src[jc]! - m[jc]!) + s0;
+        out[o + plane] = Math.fround(src[j + 1]! - m[j + 1]!) + s1;
+        out[o + 1 + plane] = Math.fround(src[ja + 1]! - m[ja + 1]!) + s1;
+        out[o + 2 + plane] = Math.fround(src[jb + 1]! - m[jb + 1]!) + s1;
+        out[o + 3 + plane] = Math.fround(src[jc + 1]! - m[jc + 1]!) + s1;
+        out[o + p2] = Math.fround(src[j + 2]! - m[j + 2]!) + s2;
+        out[o + 1 + p2] = Math.fround(src[ja + 2]! - m[ja + 2]!) + s2;
+        out[o + 2 + p2] = Math.fround(src[jb + 2]! - m[jb + 2]!) + s2;
+        out[o + 3 + p2] = Math.fround(src[jc + 2]! - m[jc + 2]!) + s2;
         j = jc + step;
       }
       for (; o < end; o++, j += step) {
-        out[o] = src[j]! - m[j]! + s0;
-        out[o + plane] = src[j + 1]! - m[j + 1]! + s1;
-        out[o + p2] = src[j + 2]! - m[j + 2]! + s2;
+        out[o] = Math.fround(src[j]! - m[j]!) + s0;
+        out[o + plane] = Math.fround(src[j + 1]! - m[j + 1]!) + s1;
+        out[o + p2] = Math.fround(src[j + 2]! - m[j + 2]!) + s2;
       }
     }
   }
 }
+
+/** cropToCHW's signature: the JavaScript loop, or the SIMD kernel of simd.ts (the same bits). */
+export type CropFunction = typeof cropToCHW;
 
 /** Crops one image produces: 10 for 'tenCrop', else 1. */
 export function cropsPerImage(spec: TransformSpec): number {
@@ -186,6 +191,7 @@ export function transformImage(
   sample: number,
   out: Float32Array,
   outOffset: number,
+  crop: CropFunction = cropToCHW,
 ): void {
   const meanImage = spec.mean.kind === 'image' ? spec.mean.image : null;
   const base: [number, number, number] = spec.mean.kind === 'channel' ? [-spec.mean.values[0], -spec.mean.values[1], -spec.mean.values[2]] : [0, 0, 0];
@@ -198,13 +204,13 @@ export function transformImage(
       const l = pcaLighting(a.alpha, lw, spec.lighting.eigenvectors);
       for (let c = 0; c < 3; c++) shift[c]! += l[c]!;
     }
-    cropToCHW(src, spec.size, a.y, a.x, spec.crop, a.flip, meanImage, shift, out, outOffset);
+    crop(src, spec.size, a.y, a.x, spec.crop, a.flip, meanImage, shift, out, outOffset);
   } else if (spec.mode === 'center') {
     const c = Math.floor((spec.size - spec.crop) / 2);
-    cropToCHW(src, spec.size, c, c, spec.crop, false, meanImage, base, out, outOffset);
+    crop(src, spec.size, c, c, spec.crop, false, meanImage, base, out, outOffset);
   } else {
     tenCropOffsets(spec.size, spec.crop).forEach((p, k) => {
-      cropToCHW(src, spec.size, p.y, p.x, spec.crop, p.flip, meanImage, base, out, outOffset + k * n);
+      crop(src, spec.size, p.y, p.x, spec.crop, p.flip, meanImage, base, out, outOffset + k * n);
     });
   }
 }
