@@ -200,4 +200,7 @@ info.cuda = cu;
 info.node = process.version;
 saveInfo();
 if (cu.built === false) log(cu.reason);
+// --cuda-only answers for the GPU addon; otherwise the emulated addon is the one that must build
+// (the GPU addon is optional: without it the package says why).
+if (wantCuda && !wantEmu) finish(cu.built, cu.reason);
 finish(emu.built, emu.reason);
