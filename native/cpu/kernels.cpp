@@ -217,10 +217,6 @@ inline void rowToPanels(const float* src, int64_t len, int64_t q0, int64_t row, 
 }
 
 /**
- * im2col straight into the GEMM's packed-B panels: B = col [rows, L], row (c r s), column (j p) =
- * x[n0 + j, grp cg + c, oh sh - ph + r, ow sw - pw + s]; columns past L are zero.
- */
-/**
  * The spatial half of im2col, computed once per op: map[(r S + s) P + oh outW + ow] = ih W + iw of
  * the input pixel under kernel tap (r, s) at output (oh, ow), or -1 in the padding. Every im2col row
  * is then one gather through it (vectorised: masked gathers on AVX-512/AVX2).
@@ -242,7 +238,7 @@ const int32_t* spatialMap(Ctx& ctx, const ConvGeometry& g) {
   return map;
 }
 
-ALEXNET_CLONES void im2colPanelsTask(const float* x, const int32_t* map, const ConvGeometry& g, int64_t n0,
+ALEXNET_CLONES void im2colPanelsGatherTask(const float* x, const int32_t* map, const ConvGeometry& g, int64_t n0,
                                      int64_t cnt, int64_t grp, int nr, float* dst, int64_t b, int64_t e) {
   const int64_t P = g.plane(), L = cnt * P, rows = g.colRows(), RS = g.r * g.s;
   const int64_t Lpad = (L + nr - 1) / nr * nr;
@@ -267,10 +263,66 @@ ALEXNET_CLONES void im2colPanelsTask(const float* x, const int32_t* map, const C
   }
 }
 
+/**
+ * im2col straight into the GEMM's packed-B panels: B = col [rows, L], row (c r s), column (j p) =
+ * x[n0 + j, grp cg + c, oh sh - ph + r, ow sw - pw + s]; columns past L are zero.
+ */
+/**
+ * im2col straight into the GEMM's packed-B panels: B = col [rows, L], row (c r s), column (j p) =
+ * x[n0 + j, grp cg + c, oh sh - ph + r, ow sw - pw + s] (0 in the padding); columns past L are zero.
+ * Element (row, q) lands at dst[(q / nr) rows nr + row nr + q % nr]. Each task is one (row, sample):
+ * per output row, a zero run, a copy (contiguous when the stride is 1) and a zero run, split where
+ * the output row crosses a panel boundary.
+ */
+ALEXNET_CLONES void im2colPanelsTask(const float* x, const ConvGeometry& g, int64_t n0, int64_t cnt, int64_t grp,
+                                     int nr, float* dst, int64_t b, int64_t e) {
+  const int64_t P = g.plane(), L = cnt * P, rows = g.colRows(), RS = g.r * g.s, OW = g.outW, sw = g.strideW;
+  const int64_t Lpad = (L + nr - 1) / nr * nr;
+  for (int64_t t = b; t < e; ++t) {
+    const int64_t row = t / cnt, j = t % cnt;
+    const int64_t c = row / RS, r = (row / g.s) % g.r, s = row % g.s;
+    const float* xc = x + ((n0 + j) * g.c + grp * g.cg() + c) * g.h * g.w;
+    int64_t ow0, ow1;
+    validRange(s - g.padW, sw, g.w, OW, &ow0, &ow1);
+    for (int64_t oh = 0; oh < g.outH; ++oh) {
+      const int64_t ih = oh * g.strideH - g.padH + r;
+      const bool rowValid = ih >= 0 && ih < g.h;
+      const float* src = xc + ih * g.w + s - g.padW;  // src[ow sw] is the input under output (oh, ow)
+      const int64_t q0 = j * P + oh * OW;
+      for (int64_t a = 0; a < OW;) {
+        const int64_t q = q0 + a, off = q % nr;
+        const int64_t bEnd = std::min<int64_t>(OW, a + (nr - off));
+        float* __restrict d = dst + (q / nr) * rows * nr + row * nr + off - a;  // d[ow] for ow in [a, bEnd)
+        if (!rowValid) {
+          for (int64_t ow = a; ow < bEnd; ++ow) d[ow] = 0.0f;
+        } else {
+          const int64_t ca = std::max(a, ow0), cb = std::min(bEnd, ow1);
+          for (int64_t ow = a; ow < std::min(bEnd, ca); ++ow) d[ow] = 0.0f;
+          if (sw == 1) {
+            for (int64_t ow = ca; ow < cb; ++ow) d[ow] = src[ow];
+          } else {
+            for (int64_t ow = ca; ow < cb; ++ow) d[ow] = src[ow * sw];
+          }
+          for (int64_t ow = std::max(a, cb); ow < bEnd; ++ow) d[ow] = 0.0f;
+        }
+        a = bEnd;
+      }
+    }
+    if (j == cnt - 1 && Lpad > L) {
+      float* z = dst + (L / nr) * rows * nr + row * nr + L % nr;
+      std::memset(z, 0, (size_t)(Lpad - L) * sizeof(float));
+    }
+  }
+}
+
+/** Which im2col measured faster: copies of output-row segments for long rows, the map gather for short. */
+bool im2colBySegments(const ConvGeometry& g) { return g.outW >= 24; }
+
 void im2colPanels(Ctx& ctx, const float* x, const int32_t* map, const ConvGeometry& g, int64_t n0, int64_t cnt,
                   int64_t grp, int nr, float* dst) {
   ctx.pool.parallelFor(g.colRows() * cnt, 4, [&](int64_t b, int64_t e) {
-    im2colPanelsTask(x, map, g, n0, cnt, grp, nr, dst, b, e);
+    if (map) im2colPanelsGatherTask(x, map, g, n0, cnt, grp, nr, dst, b, e);
+    else im2colPanelsTask(x, g, n0, cnt, grp, nr, dst, b, e);
   });
 }
 
@@ -433,7 +485,7 @@ void conv2dForward(Ctx& ctx, const float* x, const float* w, const float* bias, 
   const int64_t Lmax = (nb * P + nr - 1) / nr * nr;
   float* col = ctx.ws.get(0, (size_t)(rows * Lmax));
   float* tmp = nb > 1 ? ctx.ws.get(1, (size_t)(kg * nb * P)) : nullptr;
-  const int32_t* map = spatialMap(ctx, g);
+  const int32_t* map = im2colBySegments(g) ? nullptr : spatialMap(ctx, g);
   // The weights are A of every chunk's GEMM: pack them once per op.
   const int64_t apSize = gemmPackedASize(isa, kg, rows);
   float* wp = ctx.ws.get(2, (size_t)(apSize * g.groups));
