@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <string>
 
 #if ALEXNET_X86
 #include <immintrin.h>
@@ -335,7 +336,12 @@ Config makeConfig(Isa isa) {
   Config c{};
 #if ALEXNET_X86
   if (isa == Isa::Avx512) {
-    c = Config{14, 32, 384, 1008, 384, kernelAvx512<14, 2>, packA<14>, packBAvx<32>, "avx512 14x32"};
+    const char* k = std::getenv("ALEXNET_GEMM_KERNEL");
+    const std::string kern = k ? k : "";
+    // 14x32 measured best on Zen 5 when the machine was quiet (ALEXNET_GEMM_KERNEL picks the others).
+    if (kern == "8x48") c = Config{8, 48, 384, 1008, 384, kernelAvx512<8, 3>, packA<8>, packBAvx<48>, "avx512 8x48"};
+    else if (kern == "6x64") c = Config{6, 64, 384, 1008, 384, kernelAvx512<6, 4>, packA<6>, packBAvx<64>, "avx512 6x64"};
+    else c = Config{14, 32, 384, 1008, 384, kernelAvx512<14, 2>, packA<14>, packBAvx<32>, "avx512 14x32"};
   } else if (isa == Isa::Avx2) {
     c = Config{6, 16, 256, 768, 1024, kernelAvx2<6, 2>, packA<6>, packBAvx<16>, "avx2 6x16"};
   } else
