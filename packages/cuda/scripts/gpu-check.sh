@@ -68,8 +68,8 @@ else
     echo "compute-sanitizer not found: skipped" | tee "$LOG/memcheck.txt" "$LOG/racecheck.txt"
   fi
 
-  step "the paper net's training step, batch 128, one device and two logical devices"
-  timeout 90 node "$G/node_modules/@alexnet/cuda/dist/bench/index.js" --backend cuda --batch 128 --reps 10 2>&1 | tee "$LOG/bench.txt"
+  step "the paper net's training step, batch 128, one device and two logical devices; then each kernel alone"
+  timeout 90 node "$G/node_modules/@alexnet/cuda/dist/bench/index.js" --backend cuda --batch 128 --reps 10 --kernels 2>&1 | tee "$LOG/bench.txt" | grep -v "^KERNEL "
 fi
 
 step "summary"

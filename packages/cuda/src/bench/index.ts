@@ -9,6 +9,8 @@
  *   node dist/bench/index.js                                  cuda, batch 128, one and two devices
  *   node dist/bench/index.js --backend cuda-emu --batch 2 --size 67 --reps 1   a smoke test without a GPU
  *   node dist/bench/index.js --modes one --reps 10 --json out.json
+ *   node dist/bench/index.js --kernels                       also each kernel of the step alone (llm.c's
+ *                                                             benchmark_kernel): ms and GFLOP/s per layer
  *
  * Prints a table and one `BENCH {json}` line per row (scripts/gpu-check.sh collects them).
  */
@@ -131,6 +133,67 @@ async function kernelStep(e: Engine): Promise<number> {
   return ms;
 }
 
+/** Each kernel of the step alone at the paper's shapes: median ms over --reps, synchronised per call. */
+async function kernelTable(e: Engine): Promise<void> {
+  const bufs: ReturnType<Engine['alloc']>[] = [];
+  const buf = (n: number, dtype: 'float32' | 'int32' = 'float32') => { const b = e.alloc(dtype, n); e.fill(b, dtype === 'int32' ? 0 : 0.01); bufs.push(b); return b; };
+  const timeOp = async (fn: () => void): Promise<number> => {
+    fn();
+    await e.synchronize();
+    const ts: number[] = [];
+    for (let r = 0; r < Math.max(3, reps); r++) {
+      const t0 = performance.now();
+      fn();
+      await e.synchronize();
+      ts.push(performance.now() - t0);
+    }
+    return median(ts);
+  };
+  const rows: { name: string; ms: number; gflops?: number }[] = [];
+  const add = async (name: string, flop: number | undefined, fn: () => void) => {
+    const ms = await timeOp(fn);
+    const row = { name, ms, gflops: flop ? flop / ms / 1e6 : undefined };
+    rows.push(row);
+    console.log(`  ${name.padEnd(34)} ${ms.toFixed(3).padStart(9)} ms` + (row.gflops ? `  ${row.gflops.toFixed(1).padStart(8)} GFLOP/s` : ''));
+    console.log(`KERNEL ${JSON.stringify(row)}`);
+  };
+  const s1 = Math.floor((size - 11) / 4) + 1, p1 = Math.floor((s1 - 3) / 2) + 1, p2 = Math.floor((p1 - 3) / 2) + 1, p5 = Math.floor((p2 - 3) / 2) + 1;
+  const convs: [string, ConvGeometry][] = [['conv1', conv(batch, 3, size, 96, 11, 4, 0, 1)], ['conv2', conv(batch, 96, p1, 256, 5, 1, 2, 2)],
+    ['conv3', conv(batch, 256, p2, 384, 3, 1, 1, 1)], ['conv4', conv(batch, 384, p2, 384, 3, 1, 1, 2)], ['conv5', conv(batch, 384, p2, 256, 3, 1, 1, 2)]];
+  console.log(`  each kernel alone, batch ${batch} (median of ${Math.max(3, reps)}, synchronised per call):`);
+  for (const [name, g] of convs) {
+    const xs = g.n * g.c * g.h * g.w, ws = g.k * (g.c / g.groups) * g.r * g.s, ys = g.n * g.k * g.outH * g.outW;
+    const x = buf(xs), w = buf(ws), b = buf(g.k), y = buf(ys), dx = buf(xs), dw = buf(ws), db = buf(g.k);
+    const flop = 2 * g.n * g.k * g.outH * g.outW * (g.c / g.groups) * g.r * g.s;
+    await add(`${name} forward`, flop, () => e.conv2dForward(x, w, b, y, g));
+    if (name !== 'conv1') await add(`${name} backward data`, flop, () => e.conv2dBackwardData(y, w, dx, g));
+    await add(`${name} backward filter (+bias)`, flop, () => e.conv2dBackwardFilter(x, y, dw, db, g, 0));
+  }
+  for (const [name, i, o] of [['fc6', 256 * p5 * p5, 4096], ['fc7', 4096, 4096], ['fc8', 4096, 1000]] as const) {
+    const x = buf(batch * i), w = buf(o * i), y = buf(batch * o), dx = buf(batch * i), dw = buf(o * i);
+    const flop = 2 * batch * i * o;
+    await add(`${name} forward`, flop, () => e.gemm(false, true, batch, o, i, 1, x, w, 0, y));
+    await add(`${name} backward data`, flop, () => e.gemm(false, false, batch, i, o, 1, y, w, 0, dx));
+    await add(`${name} backward weights`, flop, () => e.gemm(true, false, o, i, batch, 1, y, x, 0, dw));
+  }
+  const lrn = { size: 5, alpha: 1e-4, beta: 0.75, k: 2 };
+  for (const [name, c, hw] of [['lrn1', 96, s1 * s1], ['lrn2', 256, p1 * p1]] as const) {
+    const x = buf(batch * c * hw), y = buf(batch * c * hw), dx = buf(batch * c * hw);
+    await add(`${name} forward`, undefined, () => e.lrnForward(x, y, lrn, batch, c, hw));
+    await add(`${name} backward`, undefined, () => e.lrnBackward(x, y, y, dx, lrn, batch, c, hw));
+    const ph = Math.floor((Math.sqrt(hw) - 3) / 2) + 1, side = Math.sqrt(hw);
+    const pg = { n: batch, c, h: side, w: side, kh: 3, kw: 3, strideH: 2, strideW: 2, padH: 0, padW: 0, outH: ph, outW: ph };
+    const am = buf(batch * c * ph * ph, 'int32'), py = buf(batch * c * ph * ph);
+    await add(`pool after ${name} forward`, undefined, () => e.maxPoolForward(y, py, am, pg));
+    await add(`pool after ${name} backward`, undefined, () => e.maxPoolBackward(py, am, dx, pg));
+  }
+  const np = 60_965_224, w = buf(np), g = buf(np), v = buf(np);
+  await add('sgd update, all 61M parameters', undefined, () => e.sgdUpdate(w, g, v, { lr: 1e-6, momentum: 0.9, weightDecay: 5e-4, form: 'paper' }));
+  const total = rows.reduce((t, r) => t + r.ms, 0);
+  console.log(`  ${'sum of the kernels above'.padEnd(34)} ${total.toFixed(3).padStart(9)} ms`);
+  for (const b of bufs) e.free(b);
+}
+
 async function main(): Promise<void> {
   if (backend === 'cuda' && !cuda.available()) {
     console.log(`cuda is not available here: ${cuda.reason()}`);
@@ -157,6 +220,7 @@ async function main(): Promise<void> {
     console.log('  (@alexnet/layers is not installed: timing the step\'s kernels through the engine instead)');
     add('kernels of a step', `${backend}:0`, await kernelStep(device(`${backend}:0`).engine));
   }
+  if (args.includes('--kernels')) await kernelTable(device(`${backend}:0`).engine);
   if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ backend, batch, size, reps, rows }, null, 2) + '\n');
 }
 
