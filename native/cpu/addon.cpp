@@ -340,7 +340,12 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     tsfn_.Unref(env);
   }
 
-  ~NativeEngine() override { shutdown(); }
+  // A finalizer may run while Node tears the environment down, when the thread-safe function may
+  // already be closing (releasing it then aborts in libuv): stop the thread, leave the handle to Node.
+  ~NativeEngine() override {
+    if (core_) core_->shutdown();
+    core_.reset();
+  }
 
   EngineCore* core() const { return core_.get(); }
   const std::shared_ptr<EngineCore>& coreShared() const { return core_; }

@@ -1,5 +1,7 @@
 // The engine's queue: enqueue returns at once, reads wait, free while queued is safe, events order
 // two engines, and two engines with one thread each compute at the same time (§3.2's two towers).
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CpuEngine } from './index.js';
 
@@ -59,6 +61,27 @@ describe('queue', () => {
     expect(e1.readSync(b, 0, 2)).toEqual(Float32Array.of(60, 60));
     e0.free(a);
     e1.free(b);
+  });
+
+  it('a process that exits with engines alive, work queued and engines collected exits cleanly', () => {
+    const addon = fileURLToPath(new URL('../../build/Release/alexnet_cpu.node', import.meta.url));
+    const script = `
+      const a = require(${JSON.stringify(addon)});
+      const keep = [];
+      for (let i = 0; i < 4; i++) {
+        const e = new a.NativeEngine(i);
+        e.setThreads(2);
+        const b = e.alloc('float32', 1 << 16);
+        e.fill(b, 1);
+        e.read(b).then(() => {});
+        if (i % 2) keep.push(e, b);
+      }
+      if (global.gc) global.gc();
+      setTimeout(() => { keep[0].sleep(50); console.log('done'); }, 10);`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('done');
   });
 
   it('two engines run side by side (sleeping ops overlap)', () => {
