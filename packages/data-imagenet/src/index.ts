@@ -17,7 +17,7 @@ export {
 export { StatisticsAccumulator, symmetricEigen3, saveStatistics, loadStatistics, STATS_JSON, MEAN_IMAGE_FILE, type Statistics } from './stats.js';
 export {
   drawAugmentation, pcaLighting, tenCropOffsets, cropToCHW, cropsPerImage, transformImage,
-  type TransformSpec, type MeanSpec, type LightingSpec, type Augmentation,
+  type CropFunction, type TransformSpec, type MeanSpec, type LightingSpec, type Augmentation,
 } from './transform.js';
 export { Rng, permutation } from './rng.js';
 export { prepareImageNet, MANIFEST, REPORT, type PrepareOptions, type PrepareReport, type Manifest } from './prepare.js';
@@ -26,3 +26,4 @@ export { openShards, openImageFolder, createLoader, Loader, type Dataset, type L
 export type { DatasetSource } from './tasks.js';
 export { createSampleImageNet, drawSampleImage, sampleWnid, sampleClassName, type SampleImageNetOptions, type SampleImageNet } from './sample.js';
 export { defaultWorkers } from './pool.js';
+export { simdAvailable, createKernelMemory, createSimdCrop, kernelModuleBytes, type KernelMemory } from './simd.js';

@@ -27,6 +27,7 @@ import { prepareImageNet } from '../prepare.js';
 import { createLoader, openShards } from '../loader.js';
 import { transformImage, type TransformSpec } from '../transform.js';
 import { StatisticsAccumulator } from '../stats.js';
+import { createKernelMemory, createSimdCrop } from '../simd.js';
 import { makeBenchJpegs } from './jpegs.js';
 
 const { values } = parseArgs({
@@ -82,6 +83,11 @@ def one(path):
         return np.asarray(im.crop((l, t, l + 256, t + 256)))
 def chunk(files):
     return sum(int(one(f)[128, 128, 0]) for f in files)
+def decode_only(files):
+    s = 0
+    for f in files:
+        with Image.open(f) as im: s += im.convert('RGB').getpixel((0, 0))[0]
+    return s
 ARRAYS = MEAN = None
 def chunk2(args):
     idx, seed = args
@@ -108,15 +114,16 @@ def timed(fn, make, n, passes):
     return out + [cpu]
 files = sorted(glob.glob(os.path.join(sys.argv[1], '*.jpg')))[:int(sys.argv[2])]
 passes = int(sys.argv[3]); n = len(files)
+c0 = time.process_time(); decode_only(files); r0 = n / (time.process_time() - c0)
 r1 = timed(chunk, lambda k, p: [files[i::k] for i in range(k)], n, passes)
 ARRAYS = [one(f) for f in files]
 MEAN = np.mean(np.stack(ARRAYS).astype(np.float32), axis=0)
 m = 8 * n
 r2 = timed(chunk2, lambda k, p: [([j % n for j in range(i, m, k)], 1000 * p + i) for i in range(k)], m, passes)
-print(*r1, *r2)
+print(*r1, *r2, r0)
 `;
 
-/** PIL + numpy on the same files: [stage 1 wall 1 proc, 2 procs, CPU 1 proc, stage 2 wall 1, 2, CPU 1]. */
+/** PIL + numpy on the same files: [stage 1 wall 1 proc, 2 procs, CPU 1 proc, stage 2 wall 1, 2, CPU 1, decode alone CPU]. */
 function pil(dir: string, passes: number): number[] | null {
   const py = '/usr/bin/python3';
   if (!existsSync(py)) return null;
@@ -156,6 +163,19 @@ async function main(): Promise<void> {
     for (let i = 0; i < reps; i++) transformImage(arrays[i % N]!, sp, 1, 0, i, out, 0);
   };
   transformPass(spec)();
+  // The same through the SIMD kernel: each image is copied into the kernel's scratch image first, as
+  // the loader does for decoded records (raw records are read straight into it).
+  const km = createKernelMemory({ size: 256, meanImage: stats.meanImage, slotBytes: 64 * 3 * 224 * 224 * 4, slots: 1 })!;
+  const simdCrop = createSimdCrop(km);
+  const scratch = new Uint8Array(km.memory.buffer, km.slotOffset, 256 * 256 * 3);
+  const batch = new Float32Array(km.memory.buffer, km.slotOffset + km.scratchBytes, 64 * 3 * 224 * 224);
+  const simdPass = () => {
+    for (let i = 0; i < reps; i++) {
+      scratch.set(arrays[i % N]!);
+      transformImage(scratch, spec, 1, 0, i, batch, (i % 64) * 3 * 224 * 224, simdCrop);
+    }
+  };
+  simdPass();
   const decodePass = (threads: number) => async () => {
     let next = 0;
     await Promise.all(Array.from({ length: threads }, async () => {
@@ -170,15 +190,20 @@ async function main(): Promise<void> {
     const row: Record<string, number> = {};
     const d1 = await measure(N, decodePass(1));
     const d2 = await measure(N, decodePass(2));
+    const d0 = await measure(N, async () => {
+      for (const b of bufs) await sharp(b).raw().toBuffer();
+    });
     const tr = await measure(reps, transformPass(spec));
     const tn = await measure(reps, transformPass(noLight));
+    const ts = await measure(reps, simdPass);
     Object.assign(row, {
-      decode_t1: d1.wall, decode_t2: d2.wall, decode_cpu: d1.cpu,
+      decode_t1: d1.wall, decode_t2: d2.wall, decode_cpu: d1.cpu, decode_only_cpu: d0.cpu,
       transform_t1: tr.wall, transform_cpu: tr.cpu, transform_nolight_t1: tn.wall, transform_nolight_cpu: tn.cpu,
+      transform_simd_t1: ts.wall, transform_simd_cpu: ts.cpu,
     });
     if (values.pil) {
       const p = pil(values.dir!, 1);
-      if (p) Object.assign(row, { pil_t1: p[0]!, pil_t2: p[1]!, pil_cpu: p[2]!, numpy_t1: p[3]!, numpy_t2: p[4]!, numpy_cpu: p[5]! });
+      if (p) Object.assign(row, { pil_t1: p[0]!, pil_t2: p[1]!, pil_cpu: p[2]!, numpy_t1: p[3]!, numpy_t2: p[4]!, numpy_cpu: p[5]!, pil_decode_cpu: p[6]! });
     }
     rounds.push(row);
   }
@@ -219,11 +244,14 @@ async function main(): Promise<void> {
   const rows: [string, string, string, string][] = [
     ['decode + resize 256 + centre crop: sharp', f(fig.decode_t1), f(fig.decode_t2), f(fig.decode_cpu)],
     ['  the same, PIL (reference, same files)', ref('pil_t1'), ref('pil_t2'), ref('pil_cpu')],
+    ['  JPEG decode alone (the ceiling): sharp', '', '', f(fig.decode_only_cpu)],
+    ['  JPEG decode alone: PIL', '', '', ref('pil_decode_cpu')],
     ['prepareImageNet end to end (+ shards, statistics)', f(fig.prepare_w1), f(fig.prepare_w2), f(fig.prepare_cpu)],
-    ['train transform in memory: crop 224, flip, lighting, mean image', f(fig.transform_t1), '-', f(fig.transform_cpu)],
-    ['  the same without lighting', f(fig.transform_nolight_t1), '-', f(fig.transform_nolight_cpu)],
+    ['train transform in memory (crop 224, flip, lighting, mean image): WebAssembly SIMD', f(fig.transform_simd_t1), '-', f(fig.transform_simd_cpu)],
+    ['  the same, JavaScript loop', f(fig.transform_t1), '-', f(fig.transform_cpu)],
+    ['  the same, JavaScript loop without lighting', f(fig.transform_nolight_t1), '-', f(fig.transform_nolight_cpu)],
     ['  numpy crop + flip + float32 + mean image (reference)', ref('numpy_t1'), ref('numpy_t2'), ref('numpy_cpu')],
-    ['loader from shards, train transform, batch 128', f(fig.loader_w1), f(fig.loader_w2), f(fig.loader_cpu)],
+    ['loader from shards: read + train transform (SIMD), batch 128', f(fig.loader_w1), f(fig.loader_w2), f(fig.loader_cpu)],
   ];
   const head: [string, string, string, string] = ['what', '1 thread', '2 threads', 'per core (CPU)'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -232,7 +260,7 @@ async function main(): Promise<void> {
   console.log(`|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`);
   for (const r of rows) console.log(line(r));
   console.log('\nGoals per core: prepare >= 800 img/s (2x PIL), training transform >= 6.4k img/s (numpy on the reference machine).');
-  if (fig.pil_cpu && fig.decode_cpu) console.log(`sharp / PIL per core: ${(fig.decode_cpu / fig.pil_cpu).toFixed(2)}x; transform / numpy per core: ${(fig.transform_nolight_cpu! / fig.numpy_cpu!).toFixed(2)}x`);
+  if (fig.pil_cpu && fig.decode_cpu) console.log(`sharp / PIL per core: ${(fig.decode_cpu / fig.pil_cpu).toFixed(2)}x; SIMD transform / numpy per core: ${(fig.transform_simd_cpu! / fig.numpy_cpu!).toFixed(2)}x; JavaScript loop / numpy: ${(fig.transform_nolight_cpu! / fig.numpy_cpu!).toFixed(2)}x`);
   if (values.json) writeFileSync(values.json, JSON.stringify({ n: N, passes: PASSES, meanKiB: kib, figures: fig }, null, 2) + '\n');
 }
 
