@@ -54,22 +54,22 @@ else
   cat "$LOG/torch.txt"
 
   step "conformance suite on cuda (native, against the float64 reference)"
-  timeout 120 node "$G/conformance.mjs" --backend cuda --random 4 2>&1 | tee "$LOG/conformance.txt" | grep -v "^  ok"
+  timeout 100 node "$G/conformance.mjs" --backend cuda --random 4 2>&1 | tee "$LOG/conformance.txt" | grep -v "^  ok"
 
   SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
   if [ -n "$SAN" ]; then
     step "compute-sanitizer memcheck (quick subset)"
-    timeout 50 "$SAN" --tool memcheck --error-exitcode 99 node "$G/conformance.mjs" --backend cuda --quick --random 1 > "$LOG/memcheck.txt" 2>&1
+    timeout 40 "$SAN" --tool memcheck --error-exitcode 99 node "$G/conformance.mjs" --backend cuda --quick --random 1 > "$LOG/memcheck.txt" 2>&1
     echo "exit $?" >> "$LOG/memcheck.txt"; tail -4 "$LOG/memcheck.txt"
     step "compute-sanitizer racecheck (quick subset: shared-memory hazards around the barriers)"
-    timeout 50 "$SAN" --tool racecheck --error-exitcode 99 node "$G/conformance.mjs" --backend cuda --quick --random 1 > "$LOG/racecheck.txt" 2>&1
+    timeout 40 "$SAN" --tool racecheck --error-exitcode 99 node "$G/conformance.mjs" --backend cuda --quick --random 1 > "$LOG/racecheck.txt" 2>&1
     echo "exit $?" >> "$LOG/racecheck.txt"; tail -4 "$LOG/racecheck.txt"
   else
     echo "compute-sanitizer not found: skipped" | tee "$LOG/memcheck.txt" "$LOG/racecheck.txt"
   fi
 
   step "the paper net's training step, batch 128, one device and two logical devices; then each kernel alone"
-  timeout 90 node "$G/node_modules/@alexnet/cuda/dist/bench/index.js" --backend cuda --batch 128 --reps 10 --kernels 2>&1 | tee "$LOG/bench.txt" | grep -v "^KERNEL "
+  timeout 75 node "$G/node_modules/@alexnet/cuda/dist/bench/index.js" --backend cuda --batch 128 --reps 10 --kernels 2>&1 | tee "$LOG/bench.txt" | grep -v "^KERNEL "
 fi
 
 step "summary"
