@@ -174,6 +174,20 @@ describe('prepareImageNet', () => {
     await b.close();
   });
 
+  it("turns libvips' operation cache off for the run and restores it", async () => {
+    const sharp = (await import('sharp')).default;
+    sharp.cache({ memory: 40, files: 7, items: 90 });
+    let during = -1;
+    await prepareImageNet({
+      source: src, out: join(dir, 'cache'), shardSize: 64, workers: 0, splits: ['val'],
+      progress: () => (during = sharp.cache().items.max),
+    });
+    expect(during).toBe(0);
+    const after = sharp.cache();
+    expect([after.memory.max, after.files.max, after.items.max]).toEqual([40, 7, 90]);
+    sharp.cache(true);
+  });
+
   it('validates its options with sentences', async () => {
     await expect(prepareImageNet({ source: src, out: join(dir, 'x'), shardSize: 0 })).rejects.toThrow('Expected a positive integer for shardSize but received 0 of type number');
     await expect(prepareImageNet({ source: src, out: join(dir, 'x'), quality: 101, encoding: 'jpeg' })).rejects.toThrow(/Expected an integer 1\.\.100 for quality/);

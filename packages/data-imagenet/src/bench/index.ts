@@ -139,6 +139,7 @@ function pil(dir: string, passes: number): number[] | null {
 
 async function main(): Promise<void> {
   sharp.concurrency(1); // one libvips thread per image: "threads" below are images in flight
+  sharp.cache(false); // as prepareImageNet runs
   const t0 = performance.now();
   const files = await makeBenchJpegs(values.dir!, N);
   const bufs = files.map((f) => readFileSync(f));
