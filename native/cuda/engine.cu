@@ -403,6 +403,7 @@ void Engine::gemmAuto(LA la, LB lb, Epi epi, int M, int N, int K, int batch) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
   const long long large = (long long)((M + 127) / 128) * ((N + 127) / 128) * batch;
   if (M >= 96 && N >= 96 && large >= sms_) gemmRun<TileLarge>(la, lb, epi, M, N, K, batch);
+  else if (M <= 16 && N >= 64) gemmRun<TileThin>(la, lb, epi, M, N, K, batch);
   else gemmRun<TileSmall>(la, lb, epi, M, N, K, batch);
 }
 

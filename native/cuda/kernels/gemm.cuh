@@ -18,6 +18,7 @@ struct GemmTile {
 };
 using TileLarge = GemmTile<128, 128, 8, 8, 8>;  // 256 threads, 64 outputs each
 using TileSmall = GemmTile<64, 64, 8, 4, 4>;    // 256 threads, 16 outputs each: small M or N
+using TileThin = GemmTile<16, 128, 16, 1, 8>;   // 256 threads, 8 outputs each: M <= 16 (fc layers at small batch)
 
 // ---- loaders: element (row, col) of batch b; called only inside [0, rows) x [0, cols).
 // kFast says which index runs along memory, so consecutive threads load consecutive addresses.
