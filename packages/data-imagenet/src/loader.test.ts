@@ -212,6 +212,15 @@ describe('Loader', () => {
     expect(same(a!, b!)).toBe(true);
   });
 
+  it('caps the default prefetch at about 2 GiB of batches', async () => {
+    // A ten-crop batch of 128 at 224: 128 * 10 * 3 * 224 * 224 * 4 bytes = 770 MB, so 2 (the floor).
+    const big = createLoader(train, { batchSize: 128, mode: 'tenCrop', workers: 0, simd: false });
+    const small = createLoader(train, { batchSize: 4, workers: 3 });
+    expect([big.prefetch, small.prefetch]).toEqual([2, 6]);
+    await big.close();
+    await small.close();
+  });
+
   it('validates options with sentences', async () => {
     expect(() => createLoader(train, { batchSize: 0 })).toThrow('Expected a positive integer for batchSize but received 0 of type number');
     expect(() => createLoader(train, { batchSize: 1, crop: 300, workers: 0 })).toThrow('Expected crop <= 256 (the image side) but received 300');

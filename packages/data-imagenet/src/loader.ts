@@ -121,7 +121,7 @@ export interface LoaderOptions {
   dropLast?: boolean;
   /** Worker threads (default: all cores; 0 runs inline). */
   workers?: number;
-  /** Batches requested ahead of the consumer (default 2 per worker, at least 2). */
+  /** Batches requested ahead of the consumer (default 2 per worker, at most about 2 GiB of batches, at least 2). */
   prefetch?: number;
   /**
    * Reuse batch memory (default true): `images` is then a view on one of prefetch + 1
@@ -161,7 +161,8 @@ export class Loader {
   private readonly pool: WorkerPool;
   private ready: Promise<unknown> | null = null;
   private readonly shuffle: boolean;
-  private readonly prefetch: number;
+  /** Batches requested ahead of the consumer. */
+  readonly prefetch: number;
   private readonly recycle: boolean;
   /** Recycled batch memory: free slots, and the slot the consumer holds now (freed when it asks for the next batch). */
   private free: Slot[] = [];
@@ -217,10 +218,14 @@ export class Loader {
     this.batchesPerEpoch = opts.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
     const workers = opts.workers ?? defaultWorkers();
     this.pool = new WorkerPool(checkNonNegativeInteger(workers, 'workers'));
-    this.prefetch = checkPositiveInteger(opts.prefetch ?? Math.max(2, 2 * workers), 'prefetch');
+    // Default: two batches per worker, but no more than about 2 GiB of batches in flight (a ten-crop
+    // batch of 128 is 770 MB), and at least two.
+    const batchBytes = this.batchSize * cropsPerImage(this.spec) * 3 * crop * crop * 4;
+    const byMemory = Math.floor(2 ** 31 / batchBytes);
+    this.prefetch = checkPositiveInteger(opts.prefetch ?? Math.max(2, Math.min(2 * workers, byMemory)), 'prefetch');
     this.recycle = opts.recycle ?? true;
     const simd = opts.simd ?? true;
-    const slotBytes = this.batchSize * cropsPerImage(this.spec) * 3 * crop * crop * 4;
+    const slotBytes = batchBytes;
     this.kernel = this.recycle && simd
       ? createKernelMemory({ size: dataset.size, meanImage: mean.kind === 'image' ? mean.image : null, slotBytes, slots: this.prefetch + 1 })
       : null;
