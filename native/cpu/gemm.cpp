@@ -435,14 +435,14 @@ void parallelGemm(ThreadPool& pool, const Config& cf, bool ta, bool tb, int64_t 
   if (m <= 0 || n <= 0) return;
   const double work = (double)m * (double)n * (double)std::max<int64_t>(k, 1);
   const int threads = work < 2.0e6 ? 1 : pool.size();
-  // Split C in stripes along its longer side, aligned to the micro-tile; threads claim stripes
-  // dynamically (about three per thread, at least 4 tiles wide), each packing its own blocks.
+  // Split C in stripes along its longer side, aligned to the micro-tile; each stripe packs its own blocks.
   const bool splitN = (double)n / cf.nr >= (double)m / cf.mr;
   const int64_t units = splitN ? (n + cf.nr - 1) / cf.nr : (m + cf.mr - 1) / cf.mr;
   if (threads <= 1 || units < 2) { blocked(cf, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, Bpre, Apre); return; }
-  const int64_t parts = 3 * (int64_t)threads;
-  const int64_t perTask = std::max<int64_t>(std::min<int64_t>(4, (units + 1) / 2), (units + parts - 1) / parts);
-  pool.forChunks(units, perTask, [&](int64_t u0, int64_t u1) {
+  // About three equal stripes per thread (sizes differ by at most one tile), claimed dynamically.
+  const int64_t parts = std::min<int64_t>(units, 3 * (int64_t)threads);
+  pool.forChunks(parts, 1, [&](int64_t t0, int64_t t1) {
+    const int64_t u0 = units * t0 / parts, u1 = units * t1 / parts;
     if (splitN) {
       const int64_t j0 = u0 * cf.nr, j1 = std::min(n, u1 * cf.nr);
       if (j0 >= j1) return;

@@ -190,9 +190,12 @@ int64_t envInt(const char* name, int64_t dflt) {
  * Samples per GEMM: enough columns (nb outH outW) for an efficient GEMM, but an im2col buffer small
  * enough to stay in cache between im2col writing it and the GEMM reading it.
  */
-int64_t convBatch(const ConvGeometry& g) {
+int64_t convBatch(const ConvGeometry& g, bool filterGradient = false) {
   static const int64_t targetCols = envInt("ALEXNET_CONV_COLS", 1024);
-  static const int64_t colBytesCap = envInt("ALEXNET_CONV_COLBYTES", 4 << 20);
+  static const int64_t colBytesCapDefault = envInt("ALEXNET_CONV_COLBYTES", 4 << 20);
+  // The filter gradient's GEMM has k = columns: longer chunks mean fewer passes over dw and fewer
+  // parallel regions (conv1: one 363 x 3025 chunk per sample otherwise).
+  const int64_t colBytesCap = filterGradient ? 3 * colBytesCapDefault : colBytesCapDefault;
   const int64_t P = std::max<int64_t>(g.plane(), 1);
   int64_t nb = (targetCols + P - 1) / P;
   const int64_t perSample = std::max<int64_t>(g.colRows(), g.kg()) * P * 4;
@@ -546,7 +549,7 @@ void conv2dBackwardFilter(Ctx& ctx, const float* x, const float* dy, float* dw, 
   }
   const Isa isa = activeIsa();
   const int nr = gemmPanelWidth(isa);
-  const int64_t nb = convBatch(g);
+  const int64_t nb = convBatch(g, true);
   const int64_t rowsPad = (rows + nr - 1) / nr * nr;
   const ColRows tab = colRowTable(g, nr);
   float* col = ctx.ws.get(0, (size_t)(rowsPad * nb * P));
