@@ -348,7 +348,7 @@ Config makeConfig(Isa isa) {
 #endif
   {
     (void)isa;
-    c = Config{4, 16, 256, 512, 1024, kernelPortable<4, 16>, packA<4>, packB<16>, "portable 4x16"};
+    c = Config{4, 8, 256, 512, 1024, kernelPortable<4, 8>, packA<4>, packB<8>, "portable 4x8"};
   }
   // Tuning knobs for measurements (docs/cpu-engine.md): MC and NC are rounded to the tile.
   c.kc = envInt("ALEXNET_GEMM_KC", c.kc);
