@@ -39,9 +39,9 @@ size_t roundBytes(size_t bytes) {
 
 }  // namespace
 
-// TF32 tensor cores are not implemented in this version: the option exists so that callers can ask
-// for it, and answers false (every GEMM runs the FP32 SIMT kernel, matching float32 results).
-void setTf32(bool on) { (void)on; gTf32 = false; }
+// TF32 tensor cores for the GEMM-shaped work (gemm and the implicit-GEMM convolutions with M, N >= 64):
+// off by default, so that results match float32 (TF32 keeps 10 mantissa bits of each input).
+void setTf32(bool on) { gTf32 = on; }
 bool tf32() { return gTf32; }
 
 Probe probe() {
@@ -363,7 +363,13 @@ void Engine::channelCopy(Buffer* src, Buffer* dst, int64_t n, int64_t hw, int64_
 }
 
 // ---- GEMM: tile choice and split-K ----
-template <class Tile, class LA, class LB, class Epi>
+template <bool Tc, class Tile, class LA, class LB, class Epi, bool Partial>
+auto kernelFor() {
+  if constexpr (Tc) return &gemmKernelTf32<LA, LB, Epi, Partial>;
+  else return &gemmKernel<Tile, LA, LB, Epi, Partial>;
+}
+
+template <class Tile, bool Tc, class LA, class LB, class Epi>
 void Engine::gemmRun(LA la, LB lb, Epi epi, int M, int N, int K, int batch) {
   const int gx = (N + Tile::BN - 1) / Tile::BN, gy = (M + Tile::BM - 1) / Tile::BM;
   const long long tiles = (long long)gx * gy * batch;
@@ -382,14 +388,14 @@ void Engine::gemmRun(LA la, LB lb, Epi epi, int M, int N, int K, int batch) {
     splits = (K + kChunk - 1) / kChunk;
   }
   if (splits == 1) {
-    auto kern = gemmKernel<Tile, LA, LB, Epi, false>;
+    auto kern = kernelFor<Tc, Tile, LA, LB, Epi, false>();
     ALEXNET_LAUNCH(kern, dim3(gx, gy, batch), Tile::kThreads, S(stream_), la, lb, epi, M, N, K, batch, kChunk);
     ALEXNET_CHECK_LAUNCH("gemm");
     return;
   }
   float* ws = workspace((size_t)splits * batch * M * N);
   StorePartial part{ws, M, N};
-  auto kern = gemmKernel<Tile, LA, LB, StorePartial, true>;
+  auto kern = kernelFor<Tc, Tile, LA, LB, StorePartial, true>();
   ALEXNET_LAUNCH(kern, dim3(gx, gy, batch * splits), Tile::kThreads, S(stream_), la, lb, part, M, N, K, batch, kChunk);
   ALEXNET_CHECK_LAUNCH("gemm (split-K)");
   auto red = gemmSplitReduce<Epi>;
@@ -402,9 +408,10 @@ template <class LA, class LB, class Epi>
 void Engine::gemmAuto(LA la, LB lb, Epi epi, int M, int N, int K, int batch) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
   const long long large = (long long)((M + 127) / 128) * ((N + 127) / 128) * batch;
-  if (M >= 96 && N >= 96 && large >= sms_) gemmRun<TileLarge>(la, lb, epi, M, N, K, batch);
-  else if (M <= 16 && N >= 64) gemmRun<TileThin>(la, lb, epi, M, N, K, batch);
-  else gemmRun<TileSmall>(la, lb, epi, M, N, K, batch);
+  if (gTf32 && M >= 64 && N >= 64) gemmRun<TileTc, true>(la, lb, epi, M, N, K, batch);  // opt-in tensor cores
+  else if (M >= 96 && N >= 96 && large >= sms_) gemmRun<TileLarge, false>(la, lb, epi, M, N, K, batch);
+  else if (M <= 16 && N >= 64) gemmRun<TileThin, false>(la, lb, epi, M, N, K, batch);
+  else gemmRun<TileSmall, false>(la, lb, epi, M, N, K, batch);
 }
 
 void Engine::gemm(bool transA, bool transB, int m, int n, int k, float alpha, Buffer* a, Buffer* b, float beta,

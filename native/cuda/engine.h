@@ -35,7 +35,7 @@ struct Probe {
 Probe probe();
 /** Logical devices: max(2, GPUs), so the paper's two towers (§3.2) always have two devices. */
 int logicalDeviceCount();
-/** Whether the engine uses TF32 tensor cores for GEMM (off by default; emulation: never). */
+/** Whether GEMMs and convolutions use TF32 tensor cores (off by default; process-wide). */
 void setTf32(bool on);
 bool tf32();
 
@@ -121,7 +121,7 @@ class Engine {
   int gridFor(long long n) const;
   template <class LA, class LB, class Epi>
   void gemmAuto(LA la, LB lb, Epi epi, int M, int N, int K, int batch);
-  template <class Tile, class LA, class LB, class Epi>
+  template <class Tile, bool Tc, class LA, class LB, class Epi>
   void gemmRun(LA la, LB lb, Epi epi, int M, int N, int K, int batch);
 
   int index_, physical_;

@@ -27,6 +27,7 @@
 #define __forceinline__ inline __attribute__((always_inline))
 #define __launch_bounds__(...)
 #define __shared__ static thread_local
+#define __align__(n) __attribute__((aligned(n)))
 
 struct uint3 { unsigned int x, y, z; };
 struct dim3 {
@@ -117,3 +118,72 @@ int getStreamThreads(cudaStream_t s);
 /** Runs a grid synchronously on the calling thread (tests of the emulation layer itself). */
 void runGridHere(dim3 grid, dim3 block, const std::function<void()>& kernel);
 }  // namespace emu
+
+// ---- warp matrix ops (nvcuda::wmma), the TF32 subset the tensor-core GEMM uses ----
+// The fragment layout is unspecified in CUDA, so the emulation may choose one: every thread holds the
+// whole tile and computes the whole product (32 times redundant, but exact in what it proves: the
+// tile addressing, the leading dimensions and the TF32 rounding).
+void __syncwarp(unsigned mask = 0xffffffffu);  // a block barrier here: the GEMM calls it uniformly
+
+namespace nvcuda {
+namespace wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+namespace precision { struct tf32 {}; }
+enum layout_t { mem_row_major, mem_col_major };
+
+template <class Use, int M, int N, int K, class T, class Layout = void>
+struct fragment;
+template <int M, int N, int K, class L>
+struct fragment<matrix_a, M, N, K, precision::tf32, L> { static constexpr int num_elements = M * K; float x[M * K]; };
+template <int M, int N, int K, class L>
+struct fragment<matrix_b, M, N, K, precision::tf32, L> { static constexpr int num_elements = K * N; float x[K * N]; };
+template <int M, int N, int K>
+struct fragment<accumulator, M, N, K, float, void> { static constexpr int num_elements = M * N; float x[M * N]; };
+
+inline float __float_to_tf32(float f) {
+  // cvt.rna.tf32.f32: round to nearest, ties away from zero, to a 10-bit mantissa
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+  memcpy(&f, &u, 4);
+  return f;
+}
+template <int M, int N, int K>
+inline void fill_fragment(fragment<accumulator, M, N, K, float, void>& c, float v) {
+  for (int i = 0; i < M * N; ++i) c.x[i] = v;
+}
+template <int M, int N, int K>
+inline void load_matrix_sync(fragment<matrix_a, M, N, K, precision::tf32, row_major>& a, const float* p, unsigned ldm) {
+  for (int i = 0; i < M; ++i)
+    for (int k = 0; k < K; ++k) a.x[i * K + k] = p[i * ldm + k];
+}
+template <int M, int N, int K>
+inline void load_matrix_sync(fragment<matrix_b, M, N, K, precision::tf32, row_major>& b, const float* p, unsigned ldm) {
+  for (int k = 0; k < K; ++k)
+    for (int j = 0; j < N; ++j) b.x[k * N + j] = p[k * ldm + j];
+}
+template <int M, int N, int K>
+inline void mma_sync(fragment<accumulator, M, N, K, float, void>& d, const fragment<matrix_a, M, N, K, precision::tf32, row_major>& a,
+                     const fragment<matrix_b, M, N, K, precision::tf32, row_major>& b,
+                     const fragment<accumulator, M, N, K, float, void>& c) {
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      float s = c.x[i * N + j];
+      for (int k = 0; k < K; ++k) s = fmaf(a.x[i * K + k], b.x[k * N + j], s);
+      d.x[i * N + j] = s;
+    }
+}
+template <int M, int N, int K>
+inline void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float, void>& c, unsigned ldm, layout_t layout) {
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      if (layout == mem_row_major) p[i * ldm + j] = c.x[i * N + j];
+      else p[j * ldm + i] = c.x[i * N + j];
+    }
+}
+}  // namespace wmma
+}  // namespace nvcuda

@@ -341,6 +341,8 @@ void __syncthreads() {
   emu::toScheduler();
 }
 
+void __syncwarp(unsigned) { __syncthreads(); }
+
 using emu::Stream;
 
 cudaError_t cudaGetDeviceCount(int* count) { *count = emu::kEmulatedGpus; return cudaSuccess; }

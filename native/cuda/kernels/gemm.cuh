@@ -7,6 +7,9 @@
 // in a fixed order (deterministic, no atomics).
 #pragma once
 #include "common.cuh"
+#if !defined(ALEXNET_CUDA_EMU)
+#include <mma.h>
+#endif
 
 namespace alexnet {
 namespace cuda {
@@ -257,6 +260,112 @@ gemmKernel(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk) {
       if (gn < N) epi(Partial ? z : b, gm, gn, acc[i][j]);
     }
   }
+}
+
+/**
+ * The TF32 tensor-core variant (opt-in: cuda.setTf32(true); sm_80 and newer). Same loaders, stores,
+ * split-K and register prefetch as gemmKernel; the block's 128 x 128 tile is computed by 8 warps, each
+ * a 64 x 32 sub-tile of 4 x 2 wmma 16x16x8 fragments, inputs rounded to TF32 (10-bit mantissa), sums in
+ * float. Results differ from float32 by about 1e-3 relative, which is why it is off by default.
+ */
+using TileTc = GemmTile<128, 128, 8, 8, 8>;  // 256 threads; TM/TN only size the loads here
+
+template <class LA, class LB, class Epi, bool Partial>
+__global__ void __launch_bounds__(256)
+gemmKernelTf32(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk) {
+  using namespace nvcuda;
+  constexpr int BM = 128, BN = 128, BK = 8, NT = 256;
+  __shared__ __align__(32) float As[BM][BK + 4];   // row-major (m, k): ldm 12
+  __shared__ __align__(32) float Bs[BK][BN + 4];   // row-major (k, n): ldm 132
+  __shared__ __align__(32) float Cs[8][16 * 16];   // one 16x16 staging tile per warp for the stores
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;  // warps laid out 2 (rows) x 4 (columns)
+  const int z = blockIdx.z, b = z % batch, split = z / batch;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int kBegin = split * kChunk, kEnd = imin(K, kBegin + kChunk);
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[4][2];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
+
+  constexpr int LA_N = BM * BK / NT, LB_N = BN * BK / NT;
+  float ra[LA_N], rb[LB_N];
+  auto fetch = [&](int k0) {
+#pragma unroll
+    for (int i = 0; i < LA_N; ++i) {
+      const int e = tid + i * NT;
+      const int m = LA::kFast ? e / BK : e % BM, k = LA::kFast ? e % BK : e / BM;
+      const int gm = m0 + m, gk = k0 + k;
+      ra[i] = (gm < M && gk < kEnd) ? la(b, gm, gk) : 0.f;
+    }
+#pragma unroll
+    for (int i = 0; i < LB_N; ++i) {
+      const int e = tid + i * NT;
+      const int n = LB::kFast ? e / BK : e % BN, k = LB::kFast ? e % BK : e / BN;
+      const int gn = n0 + n, gk = k0 + k;
+      rb[i] = (gn < N && gk < kEnd) ? lb(b, gk, gn) : 0.f;
+    }
+  };
+  auto stage = [&]() {
+#pragma unroll
+    for (int i = 0; i < LA_N; ++i) {
+      const int e = tid + i * NT;
+      As[LA::kFast ? e / BK : e % BM][LA::kFast ? e % BK : e / BM] = ra[i];
+    }
+#pragma unroll
+    for (int i = 0; i < LB_N; ++i) {
+      const int e = tid + i * NT;
+      Bs[LB::kFast ? e % BK : e / BN][LB::kFast ? e / BK : e % BN] = rb[i];
+    }
+  };
+
+  if (kBegin < kEnd) {
+    fetch(kBegin);
+    stage();
+  }
+  __syncthreads();
+  for (int k0 = kBegin; k0 < kEnd; k0 += BK) {
+    const bool more = k0 + BK < kEnd;
+    if (more) fetch(k0 + BK);
+    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa[4];
+    wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb[2];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      wmma::load_matrix_sync(fa[i], &As[wm + 16 * i][0], BK + 4);
+#pragma unroll
+      for (int t = 0; t < fa[i].num_elements; ++t) fa[i].x[t] = wmma::__float_to_tf32(fa[i].x[t]);
+    }
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      wmma::load_matrix_sync(fb[j], &Bs[0][wn + 16 * j], BN + 4);
+#pragma unroll
+      for (int t = 0; t < fb[j].num_elements; ++t) fb[j].x[t] = wmma::__float_to_tf32(fb[j].x[t]);
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+    __syncthreads();
+    if (more) {
+      stage();
+      __syncthreads();
+    }
+  }
+  // Stores: each fragment goes through the warp's staging tile, then every lane writes 8 of its 256
+  // values through the epilogue (bounds-checked, so edge tiles need no special case).
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      wmma::store_matrix_sync(Cs[warp], acc[i][j], 16, wmma::mem_row_major);
+      __syncwarp();
+      for (int e = lane; e < 256; e += 32) {
+        const int gm = m0 + wm + 16 * i + e / 16, gn = n0 + wn + 16 * j + e % 16;
+        if (gm < M && gn < N) epi(Partial ? z : b, gm, gn, Cs[warp][e]);
+      }
+      __syncwarp();
+    }
 }
 
 /** out(b, m, n) = sum over splits of ws[split * batch + b][m][n], in split order. */

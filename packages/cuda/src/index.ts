@@ -338,8 +338,9 @@ export const cuda = {
   /** How the addons were built (nvcc version, archs, compile seconds, or why not). */
   buildInfo(): BuildInfo { return readBuildInfo(); },
   /**
-   * TF32 tensor cores for GEMM-shaped work on the GPU. Off by default so results match float32;
-   * reserved: the kernels of this version are FP32 SIMT only, so this returns false.
+   * TF32 tensor cores (sm_80+) for the GEMMs and the implicit-GEMM convolutions with M, N >= 64, for
+   * every 'cuda' device of this process. Off by default so that results match float32 (TF32 keeps 10
+   * mantissa bits of each input: about 1e-3 relative error). Returns the setting now in force.
    */
   setTf32(on: boolean): boolean { return gpuAddon().addon?.setTf32(on) ?? false; },
 };
@@ -348,6 +349,8 @@ export const cuda = {
 export const cudaEmu = {
   available(): boolean { return emuAddon().probe?.available ?? false; },
   reason(): string | undefined { return emuAddon().probe?.available ? undefined : emuAddon().reason; },
+  /** The TF32 path of the emulated backend (the wmma calls emulated, inputs rounded to TF32). */
+  setTf32(on: boolean): boolean { return emuAddon().addon?.setTf32(on) ?? false; },
   /**
    * Runs the emulation layer's self-check: a block-wide reduction with and without __syncthreads
    * (wrong without a working barrier) and atomics from a grid spread over `threads` workers.
