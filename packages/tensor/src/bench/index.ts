@@ -109,20 +109,23 @@ function alexnetConvs(n: number): [string, ConvGeometry][] {
 }
 
 /** Samples per GEMM chunk, as native/cpu/kernels.cpp chooses them (convBatch). */
-function chunk(g: ConvGeometry): number {
+function chunk(g: ConvGeometry, filterGradient = false): number {
   const P = g.outH * g.outW, rows = (g.c / g.groups) * g.r * g.s;
-  let nb = Math.ceil(4096 / P);
-  nb = Math.min(nb, Math.max(1, Math.floor((96 << 20) / (Math.max(rows, g.k / g.groups) * P * 4))));
+  const cap = (filterGradient ? 12 : 4) << 20;
+  let nb = Math.ceil(1024 / P);
+  nb = Math.min(nb, Math.max(1, Math.floor(cap / (Math.max(rows, g.k / g.groups) * P * 4))));
   return Math.max(1, Math.min(nb, g.n));
 }
 
 function gemmSection(threads: number): void {
   gemmCase('square', false, false, 4096, 4096, 4096, threads, `${PYTORCH_GEMM[threads]} GFLOP/s`);
   for (const [name, g] of alexnetConvs(128)) {
+    // The shapes the engine issues: nb samples' columns per GEMM (several GEMMs per layer and group).
     const nb = chunk(g), L = nb * g.outH * g.outW, rows = (g.c / g.groups) * g.r * g.s, kg = g.k / g.groups;
-    gemmCase(`${name} fwd (${nb} img/GEMM)`, false, false, kg, L, rows, threads);
+    const Lf = chunk(g, true) * g.outH * g.outW;
+    gemmCase(`${name} fwd`, false, false, kg, L, rows, threads);
     gemmCase(`${name} bwd-data`, true, false, rows, L, kg, threads);
-    gemmCase(`${name} bwd-filter`, false, true, kg, rows, L, threads);
+    gemmCase(`${name} bwd-filter`, false, true, kg, rows, Lf, threads);
   }
   for (const [name, inF, outF] of [['fc6', 9216, 4096], ['fc7', 4096, 4096], ['fc8', 4096, 1000]] as const) {
     gemmCase(`${name} fwd b128`, false, true, 128, outF, inF, threads);
