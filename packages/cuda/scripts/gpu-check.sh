@@ -68,8 +68,8 @@ else
     echo "compute-sanitizer not found: skipped" | tee "$LOG/memcheck.txt" "$LOG/racecheck.txt"
   fi
 
-  step "the paper net's training step, batch 128, one device and two logical devices; then each kernel alone"
-  timeout 75 node "$G/node_modules/@alexnet/cuda/dist/bench/index.js" --backend cuda --batch 128 --reps 10 --kernels 2>&1 | tee "$LOG/bench.txt" | grep -v "^KERNEL "
+  step "the paper net's training step, batch 128, one device and two logical devices, FP32 then TF32; then each kernel alone (FP32)"
+  timeout 90 node "$G/node_modules/@alexnet/cuda/dist/bench/index.js" --backend cuda --batch 128 --reps 10 --tf32 --kernels 2>&1 | tee "$LOG/bench.txt" | grep -v "^KERNEL "
 fi
 
 step "summary"

@@ -9,6 +9,7 @@
  *   node dist/bench/index.js                                  cuda, batch 128, one and two devices
  *   node dist/bench/index.js --backend cuda-emu --batch 2 --size 67 --reps 1   a smoke test without a GPU
  *   node dist/bench/index.js --modes one --reps 10 --json out.json
+ *   node dist/bench/index.js --tf32                          also with TF32 tensor cores (cuda.setTf32)
  *   node dist/bench/index.js --kernels                       also each kernel of the step alone (llm.c's
  *                                                             benchmark_kernel): ms and GFLOP/s per layer
  *
@@ -18,7 +19,7 @@ import { writeFileSync } from 'node:fs';
 import {
   device, listDevices, randn, sgdUpdate, tensor, zeros, type ConvGeometry, type Device, type Engine, type Tensor,
 } from '@alexnet/tensor';
-import { cuda } from '../index.js';
+import { cuda, cudaEmu } from '../index.js';
 
 const args = process.argv.slice(2);
 const option = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
@@ -211,15 +212,21 @@ async function main(): Promise<void> {
     console.log(`  ${what.padEnd(26)} ${devs.padEnd(16)} batch ${batch}: ${ms.toFixed(1).padStart(8)} ms  ${row.imgPerSec.toFixed(0).padStart(7)} img/s`);
     console.log(`BENCH ${JSON.stringify(row)}`);
   };
-  if (layers) {
-    for (const mode of modes) {
-      const devs = mode === 'one' ? [device(`${backend}:0`)] : [device(`${backend}:0`), device(`${backend}:1`)];
-      add(mode === 'one' ? 'model, one device' : 'model, two towers (§3.2)', devs.map((d) => d.name).join('+'), await modelStep(layers, devs));
+  const setTf32 = (on: boolean) => (backend === 'cuda-emu' ? cudaEmu.setTf32(on) : cuda.setTf32(on));
+  for (const tf32 of args.includes('--tf32') ? [false, true] : [false]) {
+    setTf32(tf32);
+    const tag = tf32 ? ' (TF32)' : '';
+    if (layers) {
+      for (const mode of modes) {
+        const devs = mode === 'one' ? [device(`${backend}:0`)] : [device(`${backend}:0`), device(`${backend}:1`)];
+        add((mode === 'one' ? 'model, one device' : 'model, two towers (§3.2)') + tag, devs.map((d) => d.name).join('+'), await modelStep(layers, devs));
+      }
+    } else {
+      if (!tf32) console.log('  (@alexnet/layers is not installed: timing the step\'s kernels through the engine instead)');
+      add('kernels of a step' + tag, `${backend}:0`, await kernelStep(device(`${backend}:0`).engine));
     }
-  } else {
-    console.log('  (@alexnet/layers is not installed: timing the step\'s kernels through the engine instead)');
-    add('kernels of a step', `${backend}:0`, await kernelStep(device(`${backend}:0`).engine));
   }
+  setTf32(false);
   if (args.includes('--kernels')) await kernelTable(device(`${backend}:0`).engine);
   if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ backend, batch, size, reps, rows }, null, 2) + '\n');
 }
