@@ -140,15 +140,34 @@ void startFiber(Fiber& f) {
   f.done = false;
 }
 
+/**
+ * Fibers of a block run in thread order on even blocks and in reverse order on odd ones. Between two
+ * barriers a fiber runs alone to the next barrier, so a missing barrier shows only if the reader runs
+ * before the writer: alternating the order over the blocks of a grid catches such a bug whichever of
+ * the two threads has the lower index. ALEXNET_CUDA_EMU_ORDER=forward|reverse pins one order.
+ */
+int fiberOrder() {
+  static const int order = [] {
+    const char* e = getenv("ALEXNET_CUDA_EMU_ORDER");
+    if (e && !strcmp(e, "forward")) return 1;
+    if (e && !strcmp(e, "reverse")) return 2;
+    return 0;  // alternate
+  }();
+  return order;
+}
+
 /** Runs one block (blockIdx already set) to completion on this OS thread. */
 void runBlock(const std::function<void()>& body, dim3 block) {
   const int n = (int)(block.x * block.y * block.z);
   if ((int)tls.fibers.size() < n) tls.fibers.resize(n);
   tls.body = &body;
   for (int t = 0; t < n; ++t) startFiber(tls.fibers[t]);
+  const int order = fiberOrder();
+  const bool reverse = order == 2 || (order == 0 && ((blockIdx.x + blockIdx.y + blockIdx.z) & 1));
   int live = n;
   while (live > 0) {
-    for (int t = 0; t < n; ++t) {
+    for (int i = 0; i < n; ++i) {
+      const int t = reverse ? n - 1 - i : i;
       Fiber& f = tls.fibers[t];
       if (f.done) continue;
       tls.current = t;
