@@ -439,8 +439,13 @@ void parallelGemm(ThreadPool& pool, const Config& cf, bool ta, bool tb, int64_t 
   const bool splitN = (double)n / cf.nr >= (double)m / cf.mr;
   const int64_t units = splitN ? (n + cf.nr - 1) / cf.nr : (m + cf.mr - 1) / cf.mr;
   if (threads <= 1 || units < 2) { blocked(cf, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, Bpre, Apre); return; }
-  // About three equal stripes per thread (sizes differ by at most one tile), claimed dynamically.
-  const int64_t parts = std::min<int64_t>(units, 3 * (int64_t)threads);
+  // About three equal stripes per thread (sizes differ by at most one tile), claimed dynamically. Each
+  // stripe packs the other operand again unless it came pre-packed, so then stripes stay at least
+  // 8 tiles wide (packing A per 64-column stripe cost more than the stripe's FMAs on conv1's dw).
+  static const int64_t perThread = envInt("ALEXNET_GEMM_STRIPES", 3);
+  const bool otherPrepacked = splitN ? Apre != nullptr : Bpre != nullptr;
+  const int64_t widest = otherPrepacked ? units : std::max<int64_t>(1, units / 8);
+  const int64_t parts = std::min<int64_t>(units, std::min<int64_t>(perThread * threads, std::max<int64_t>(threads, widest)));
   pool.forChunks(parts, 1, [&](int64_t t0, int64_t t1) {
     const int64_t u0 = units * t0 / parts, u1 = units * t1 / parts;
     if (splitN) {
@@ -472,6 +477,8 @@ void gemmPackA(Isa isa, bool ta, const float* A, int64_t lda, int64_t m, int64_t
   const Config& cf = configFor(isa);
   if (m > 0 && k > 0) cf.packA(ta, A, lda, m, k, dst);
 }
+
+int gemmPanelHeight(Isa isa) { return configFor(isa).mr; }
 
 int64_t gemmPackedASize(Isa isa, int64_t m, int64_t k) {
   const Config& cf = configFor(isa);

@@ -34,6 +34,8 @@ void sgemmPackedB(ThreadPool& pool, Isa isa, bool transA, int64_t m, int64_t n, 
  */
 void gemmPackA(Isa isa, bool transA, const float* A, int64_t lda, int64_t m, int64_t k, float* dst);
 int64_t gemmPackedASize(Isa isa, int64_t m, int64_t k);
+/** Panel height mr of the GEMM kernel of `isa` (row panels of a packed A start at multiples of it). */
+int gemmPanelHeight(Isa isa);
 
 /** Panel width nr of the GEMM kernel of `isa` (for callers that pack B themselves). */
 int gemmPanelWidth(Isa isa);

@@ -553,6 +553,9 @@ void conv2dBackwardFilter(Ctx& ctx, const float* x, const float* dy, float* dw, 
   const int64_t rowsPad = (rows + nr - 1) / nr * nr;
   const ColRows tab = colRowTable(g, nr);
   float* col = ctx.ws.get(0, (size_t)(rowsPad * nb * P));
+  // dy of the chunk is A of the GEMM: packed once (in parallel over row panels) for all C stripes.
+  const int mr = gemmPanelHeight(isa);
+  float* ap = ctx.ws.get(2, (size_t)gemmPackedASize(isa, kg, nb * P));
   float* tmp = nb > 1 ? ctx.ws.get(1, (size_t)(kg * nb * P)) : nullptr;
   for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
@@ -560,14 +563,22 @@ void conv2dBackwardFilter(Ctx& ctx, const float* x, const float* dy, float* dw, 
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       im2colPanelsT(ctx, x, tab, g, n0, cnt, grp, nr, col);
       const float* dyg;
+      int64_t lda;
       if (cnt == 1) {
         dyg = dy + (n0 * g.k + grp * kg) * P;
+        lda = P;
       } else {
         gatherGroup(ctx, dy, g, n0, cnt, grp, tmp);
         dyg = tmp;
+        lda = L;
       }
+      const int64_t panels = (kg + mr - 1) / mr;
+      ctx.pool.parallelFor(panels, 1, [&](int64_t pb, int64_t pe) {
+        const int64_t i0 = pb * mr, i1 = std::min<int64_t>(pe * mr, kg);
+        gemmPackA(isa, false, dyg + i0 * lda, lda, i1 - i0, L, ap + i0 * L);
+      });
       // dw_g [kg, rows] = b dw_g + dy_g [kg, L] x col^T [L, rows]
-      sgemmPackedB(ctx.pool, isa, false, kg, rows, L, 1.0f, dyg, L, col, b, dw + grp * kg * rows, rows);
+      sgemmPackedB(ctx.pool, isa, false, kg, rows, L, 1.0f, dyg, lda, col, b, dw + grp * kg * rows, rows, ap);
     }
   }
 }
