@@ -673,6 +673,7 @@ Napi::Value EmuSelfTestJs(const Napi::CallbackInfo& info) {
   o.Set("atomicCount", r.atomicCount);
   o.Set("atomicExpected", r.atomicExpected);
   o.Set("threads", r.threads);
+  o.Set("divergencesDetected", (double)r.divergencesDetected);
   return o;
 }
 #endif
@@ -686,6 +687,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setTf32", Napi::Function::New(env, SetTf32Js));
 #if defined(ALEXNET_CUDA_EMU)
   exports.Set("emuSelfTest", Napi::Function::New(env, EmuSelfTestJs));
+  exports.Set("emuBarrierDivergences", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), (double)emu::divergenceCount());
+  }));
 #endif
   return exports;
 }

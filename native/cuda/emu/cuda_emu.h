@@ -115,6 +115,8 @@ void launch(cudaStream_t s, dim3 grid, dim3 block, std::function<void()> kernel)
 /** Worker threads (the queue thread included) that run the blocks of a stream's kernels. */
 void setStreamThreads(cudaStream_t s, int threads);
 int getStreamThreads(cudaStream_t s);
+/** Blocks so far in which some threads returned while others waited at a barrier (a kernel bug). */
+long long barrierDivergences();
 /** Runs a grid synchronously on the calling thread (tests of the emulation layer itself). */
 void runGridHere(dim3 grid, dim3 block, const std::function<void()>& kernel);
 }  // namespace emu

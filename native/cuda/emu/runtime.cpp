@@ -93,6 +93,7 @@ struct FiberSys {
 };
 
 thread_local FiberSys tls;
+std::atomic<long long> gDivergences{0};
 
 void toScheduler() {
   Fiber& f = tls.fibers[tls.current];
@@ -166,6 +167,7 @@ void runBlock(const std::function<void()>& body, dim3 block) {
   const bool reverse = order == 2 || (order == 0 && ((blockIdx.x + blockIdx.y + blockIdx.z) & 1));
   int live = n;
   while (live > 0) {
+    int finished = 0;  // fibers that returned in this round (the others stopped at a barrier)
     for (int i = 0; i < n; ++i) {
       const int t = reverse ? n - 1 - i : i;
       Fiber& f = tls.fibers[t];
@@ -179,8 +181,11 @@ void runBlock(const std::function<void()>& body, dim3 block) {
 #else
       swapcontext(&tls.sched, &f.ctx);
 #endif
-      if (f.done) --live;
+      if (f.done) { --live; ++finished; }
     }
+    // Some threads returned while others wait at a barrier: __syncthreads in divergent code, undefined
+    // behaviour in CUDA. Counted (emu::barrierDivergences) so tests can require zero.
+    if (finished > 0 && live > 0) gDivergences.fetch_add(1, std::memory_order_relaxed);
   }
   tls.current = -1;
 }
@@ -348,6 +353,8 @@ void setStreamThreads(cudaStream_t s, int threads) {
 }
 
 int getStreamThreads(cudaStream_t s) { return s->pool.size(); }
+
+long long barrierDivergences() { return gDivergences.load(); }
 
 void runGridHere(dim3 grid, dim3 block, const std::function<void()>& kernel) {
   runBlocks(kernel, grid, block, 0, (int64_t)grid.x * grid.y * grid.z);

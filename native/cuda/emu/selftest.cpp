@@ -27,6 +27,11 @@ __global__ void blockSumKernel(const float* in, float* out) {
 
 __global__ void atomicCountKernel(int* counter) { atomicAdd(counter, 1); }
 
+__global__ void divergentBarrierKernel(int* out) {
+  if (threadIdx.x < 128) __syncthreads();  // wrong on purpose: half the block never arrives
+  if (threadIdx.x == 0) out[blockIdx.x] = 1;
+}
+
 }  // namespace
 
 namespace emu {
@@ -61,7 +66,15 @@ SelfTest runSelfTest(int threads) {
   cudaFree(counter);
   cudaStreamDestroy(s);
   r.atomicExpected = grid * block;
+
+  const long long before = barrierDivergences();
+  std::vector<int> flags(4, 0);
+  int* fp = flags.data();
+  runGridHere(dim3(4), dim3(kBlock), [=] { divergentBarrierKernel(fp); });
+  r.divergencesDetected = barrierDivergences() - before;
   return r;
 }
+
+long long divergenceCount() { return barrierDivergences(); }
 
 }  // namespace emu

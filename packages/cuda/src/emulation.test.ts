@@ -16,6 +16,13 @@ describe('cuda-emu emulation layer', () => {
     expect(r.withoutBarrier).not.toEqual(r.expected);
   });
 
+  it('a barrier that only part of a block reaches is detected', () => {
+    const before = cudaEmu.barrierDivergences();
+    const r = cudaEmu.selfTest(2);
+    expect(r.divergencesDetected).toBe(4); // one per block of the deliberately wrong kernel
+    expect(cudaEmu.barrierDivergences()).toBe(before + 4);
+  });
+
   it('atomicAdd from every thread of a grid spread over two workers counts each thread once', () => {
     const r = cudaEmu.selfTest(2);
     expect(r.threads).toBe(2);

@@ -71,6 +71,7 @@ interface NativeAddon {
   probe(): NativeProbe;
   setTf32(on: boolean): boolean;
   emuSelfTest?(threads: number): EmulationSelfTest;
+  emuBarrierDivergences?(): number;
 }
 
 /** Result of the emulation layer's own check (see native/cuda/emu/selftest.cpp). */
@@ -81,6 +82,8 @@ export interface EmulationSelfTest {
   atomicCount: number;
   atomicExpected: number;
   threads: number;
+  /** Blocks of a deliberately wrong kernel (a barrier only half the block reaches) that were flagged. */
+  divergencesDetected: number;
 }
 
 /** How the package was built (build/Release/build-info.json, written by scripts/build.mjs). */
@@ -360,6 +363,11 @@ export const cudaEmu = {
     if (!l.addon?.emuSelfTest) throw new Error(`cuda-emu is not available: ${l.reason ?? 'unknown reason'}`);
     return l.addon.emuSelfTest(threads);
   },
+  /**
+   * Blocks so far, in this process, in which some threads returned while others waited at
+   * __syncthreads (a barrier in divergent code: undefined behaviour on a GPU). Kernels must keep it 0.
+   */
+  barrierDivergences(): number { return emuAddon().addon?.emuBarrierDivergences?.() ?? 0; },
 };
 
 registerCudaBackends();
