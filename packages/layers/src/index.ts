@@ -15,4 +15,4 @@ export {
   paperDescription, paperHalfDescription, torchvisionDescription, describeModel, inferShapes, parameterCount,
   flopsPerImage, type ModelDescription, type LayerSpec, type TowerInputs, type ModelOptions, type ModelName, type LayerShape,
 } from './models.js';
-export { Network, createModel, type PlacementOptions, type CreateModelOptions } from './network.js';
+export { Network, createModel, reluZeroFractions, type PlacementOptions, type CreateModelOptions } from './network.js';

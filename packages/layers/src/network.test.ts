@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadSafetensors, memory, randn, tensor, type Tensor } from '@alexnet/tensor';
 import {
-  createModel, flopsPerImage, inferShapes, paperDescription, paperHalfDescription, parameterCount, SoftmaxCrossEntropy,
+  createModel, flopsPerImage, inferShapes, paperDescription, paperHalfDescription, parameterCount, reluZeroFractions, SoftmaxCrossEntropy,
   torchvisionDescription, type Network,
 } from './index.js';
 
@@ -210,6 +210,28 @@ describe('memory', () => {
     expect(memory().bytes).toBe(before.bytes);
     net.dispose();
     x.dispose();
+  });
+});
+
+describe('diagnostics', () => {
+  it('reluZeroFractions finds a dead layer (the §5 collapse) on both placements', () => {
+    for (const devices of [['reference:0'], ['reference:1', 'reference:2']]) {
+      const desc = paperDescription({ classes: 10 });
+      desc.input.size = 67;
+      desc.layers = desc.layers.map((l) => (l.kind === 'linear' && l.name === 'fc7' ? { ...l, bias: -100 } : l));
+      const net = createModel(desc, { devices });
+      const x = randn([2, 3, 67, 67], { seed: 1, device: 'reference:0' });
+      const before = memory().tensors;
+      const f = reluZeroFractions(net, x);
+      expect(memory().tensors).toBe(before);
+      expect(Object.keys(f)).toEqual(['relu1', 'relu2', 'relu3', 'relu4', 'relu5', 'relu6', 'relu7']);
+      expect(f.relu7).toBe(1); // fc7's biases of -100: every unit off
+      expect(f.relu6).toBeLessThan(0.1); // biases of 1: nearly all on
+      expect(f.relu1).toBeGreaterThan(0.2);
+      expect(f.relu1).toBeLessThan(0.8);
+      x.dispose();
+      net.dispose();
+    }
   });
 });
 

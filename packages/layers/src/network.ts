@@ -72,6 +72,12 @@ export class Network {
    * (for the benchmark's per-layer profile; it serialises the queues, so leave it unset otherwise).
    */
   profiler: ((stage: string, pass: 'forward' | 'backward', ms: number) => void) | undefined;
+  /**
+   * When set, called after each stage of forward with its outputs (one per tower; borrowed: read
+   * them, do not keep or dispose them). Reading them waits for the devices, so set it only for
+   * occasional diagnostics (see reluZeroFractions).
+   */
+  observer: ((stage: string, kind: LayerSpec['kind'], outputs: readonly Tensor[]) => void) | undefined;
 
   constructor(description: ModelDescription, placement: PlacementOptions = {}) {
     this.description = description;
@@ -176,6 +182,7 @@ export class Network {
       const outs = stage.layers.map((layer, t) => layer.forward(inputs[t]!, lctx));
       for (const p of [...temps, ...parts]) p.dispose();
       parts = outs;
+      this.observer?.(stage.spec.name, stage.spec.kind, outs);
       if (this.profiler) t0 = this.report(stage.spec.name, 'forward', t0);
     }
     this.trainingForward = training;
@@ -317,6 +324,34 @@ export class Network {
   dispose(): void {
     for (const s of this.stages) for (const l of s.layers) l.dispose();
   }
+}
+
+/**
+ * The fraction of exactly-zero outputs of every ReLU of the net for the batch x, in evaluation mode
+ * (both towers together). A ReLU layer at 1.0 is dead: every unit is off for every image, and no
+ * gradient flows below it. That is how the collapse described in PAPER.md §5 shows (with the paper's
+ * biases of 1 and lr 0.01 on small data, fc7's ReLUs all die and the loss sits at ln(classes)); a
+ * trainer can check it now and then and tell the user. It reads activations back to the host.
+ */
+export function reluZeroFractions(net: Network, x: Tensor): Record<string, number> {
+  const zeros = new Map<string, { zero: number; total: number }>();
+  const previous = net.observer;
+  net.observer = (stage, kind, outputs) => {
+    if (kind !== 'relu') return;
+    const z = zeros.get(stage) ?? { zero: 0, total: 0 };
+    for (const t of outputs) {
+      const v = t.dataSync();
+      for (let i = 0; i < v.length; i++) if (v[i] === 0) z.zero++;
+      z.total += v.length;
+    }
+    zeros.set(stage, z);
+  };
+  try {
+    net.forward(x).dispose();
+  } finally {
+    net.observer = previous;
+  }
+  return Object.fromEntries([...zeros].map(([k, z]) => [k, z.zero / z.total]));
 }
 
 export interface CreateModelOptions extends ModelOptions, PlacementOptions {}
