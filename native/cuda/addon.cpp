@@ -674,6 +674,7 @@ Napi::Value EmuSelfTestJs(const Napi::CallbackInfo& info) {
   o.Set("atomicExpected", r.atomicExpected);
   o.Set("threads", r.threads);
   o.Set("divergencesDetected", (double)r.divergencesDetected);
+  o.Set("fastDivErrors", (double)r.fastDivErrors);
   return o;
 }
 #endif

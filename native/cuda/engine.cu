@@ -433,7 +433,13 @@ void Engine::gemm(bool transA, bool transB, int m, int n, int k, float alpha, Bu
 namespace {
 long long elems(const Buffer* b) { return b->length; }
 ConvShape shapeOf(const ConvArgs& a) {
-  return ConvShape{a.n, a.c, a.h, a.w, a.k, a.r, a.s, a.strideH, a.strideW, a.padH, a.padW, a.groups, a.outH, a.outW};
+  ConvShape g{a.n, a.c, a.h, a.w, a.k, a.r, a.s, a.strideH, a.strideW, a.padH, a.padW, a.groups, a.outH, a.outW};
+  g.divRS = FastDiv(a.r * a.s);
+  g.divS = FastDiv(a.s);
+  g.divOutW = FastDiv(a.outW);
+  g.divW = FastDiv(a.w);
+  g.divPlane = FastDiv(a.outH * a.outW);
+  return g;
 }
 }  // namespace
 

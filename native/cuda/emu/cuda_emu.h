@@ -61,6 +61,7 @@ inline int atomicMax(int* p, int v) {
 }
 
 template <class T> inline T __ldg(const T* p) { return *p; }
+inline unsigned int __umulhi(unsigned int a, unsigned int b) { return (unsigned int)(((uint64_t)a * b) >> 32); }
 
 // ---- the runtime subset (emu/runtime.cpp) ----
 enum cudaError_t {

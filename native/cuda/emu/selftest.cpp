@@ -72,6 +72,20 @@ SelfTest runSelfTest(int threads) {
   int* fp = flags.data();
   runGridHere(dim3(4), dim3(kBlock), [=] { divergentBarrierKernel(fp); });
   r.divergencesDetected = barrierDivergences() - before;
+
+  for (int d = 1; d <= 4100; ++d) {
+    const alexnet::cuda::FastDiv f(d);
+    const int probes[] = {0, 1, d - 1, d, d + 1, 2 * d - 1, 7919, 65535, 65536, 1 << 20, 123456789, 0x7ffffffe, 0x7fffffff};
+    for (int n : probes) {
+      if (n < 0) continue;
+      int q, rem;
+      f.divmod(n, q, rem);
+      if (q != n / d || rem != n % d) ++r.fastDivErrors;
+    }
+    for (int n = 0; n < 3 * d + 50; n += 1 + d / 64) {
+      if (f.div(n) != n / d) ++r.fastDivErrors;
+    }
+  }
   return r;
 }
 

@@ -10,7 +10,8 @@ struct SelfTest {
   std::vector<float> withoutBarrier;  // the same reduction with the barriers left out
   int atomicCount = 0, atomicExpected = 0;  // atomicAdd from every thread of a grid run on `threads` workers
   int threads = 0;
-  long long divergencesDetected = 0;  // by a kernel with a barrier inside `if (threadIdx.x < 128)`
+  long long divergencesDetected = 0;
+  long long fastDivErrors = 0;  // FastDiv (kernels/common.cuh) against `/` and `%`, many divisors and numerators  // by a kernel with a barrier inside `if (threadIdx.x < 128)`
 };
 
 SelfTest runSelfTest(int threads);

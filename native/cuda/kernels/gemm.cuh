@@ -62,9 +62,11 @@ struct ConvFwdB {
   const float* x; ConvShape g;
   static constexpr bool kFast = false;
   __device__ __forceinline__ float operator()(int b, int kk, int p) const {
-    const int i = b / g.groups, grp = b % g.groups, cg = g.c / g.groups, rs = g.r * g.s;
-    const int ci = kk / rs, ky = (kk % rs) / g.s, kx = kk % g.s;
-    const int oy = p / g.outW, ox = p % g.outW;
+    const int i = b / g.groups, grp = b % g.groups, cg = g.c / g.groups;
+    int ci, q, ky, kx, oy, ox;
+    g.divRS.divmod(kk, ci, q);
+    g.divS.divmod(q, ky, kx);
+    g.divOutW.divmod(p, oy, ox);
     const int iy = oy * g.strideH - g.padH + ky, ix = ox * g.strideW - g.padW + kx;
     if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return 0.f;
     return x[((long long)(i * g.c + grp * cg + ci) * g.h + iy) * g.w + ix];
@@ -76,7 +78,8 @@ struct ConvBwdDataA {
   static constexpr bool kFast = true;
   __device__ __forceinline__ float operator()(int b, int ci, int kk) const {
     const int grp = b % g.groups, kg = g.k / g.groups, cg = g.c / g.groups, rs = g.r * g.s;
-    const int o = kk / rs, q = kk % rs;
+    int o, q;
+    g.divRS.divmod(kk, o, q);
     return w[((long long)(grp * kg + o) * cg + ci) * rs + q];
   }
 };
@@ -88,9 +91,11 @@ struct ConvBwdDataB {
   const float* dy; ConvShape g;
   static constexpr bool kFast = false;
   __device__ __forceinline__ float operator()(int b, int kk, int p) const {
-    const int i = b / g.groups, grp = b % g.groups, kg = g.k / g.groups, rs = g.r * g.s;
-    const int o = kk / rs, ky = (kk % rs) / g.s, kx = kk % g.s;
-    const int iy = p / g.w, ix = p % g.w;
+    const int i = b / g.groups, grp = b % g.groups, kg = g.k / g.groups;
+    int o, q, ky, kx, iy, ix;
+    g.divRS.divmod(kk, o, q);
+    g.divS.divmod(q, ky, kx);
+    g.divW.divmod(p, iy, ix);
     const int ty = iy + g.padH - ky, tx = ix + g.padW - kx;
     if (ty < 0 || tx < 0 || ty % g.strideH || tx % g.strideW) return 0.f;
     const int oy = ty / g.strideH, ox = tx / g.strideW;
@@ -104,7 +109,8 @@ struct ConvBwdFilterA {
   static constexpr bool kFast = true;
   __device__ __forceinline__ float operator()(int grp, int o, int kk) const {
     const int plane = g.outH * g.outW, kg = g.k / g.groups;
-    const int i = kk / plane, p = kk % plane;
+    int i, p;
+    g.divPlane.divmod(kk, i, p);
     return dy[(long long)(i * g.k + grp * kg + o) * plane + p];
   }
 };
@@ -113,10 +119,12 @@ struct ConvBwdFilterB {
   const float* x; ConvShape g;
   static constexpr bool kFast = true;
   __device__ __forceinline__ float operator()(int grp, int kk, int col) const {
-    const int plane = g.outH * g.outW, cg = g.c / g.groups, rs = g.r * g.s;
-    const int i = kk / plane, p = kk % plane;
-    const int ci = col / rs, ky = (col % rs) / g.s, kx = col % g.s;
-    const int oy = p / g.outW, ox = p % g.outW;
+    const int cg = g.c / g.groups;
+    int i, p, ci, q, ky, kx, oy, ox;
+    g.divPlane.divmod(kk, i, p);
+    g.divRS.divmod(col, ci, q);
+    g.divS.divmod(q, ky, kx);
+    g.divOutW.divmod(p, oy, ox);
     const int iy = oy * g.strideH - g.padH + ky, ix = ox * g.strideW - g.padW + kx;
     if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return 0.f;
     return x[((long long)(i * g.c + grp * cg + ci) * g.h + iy) * g.w + ix];

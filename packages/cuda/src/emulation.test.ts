@@ -23,6 +23,10 @@ describe('cuda-emu emulation layer', () => {
     expect(cudaEmu.barrierDivergences()).toBe(before + 4);
   });
 
+  it('the kernels\' fast division by launch-time divisors matches / and % (divisors 1..4100, n up to 2^31 - 1)', () => {
+    expect(cudaEmu.selfTest(1).fastDivErrors).toBe(0);
+  });
+
   it('atomicAdd from every thread of a grid spread over two workers counts each thread once', () => {
     const r = cudaEmu.selfTest(2);
     expect(r.threads).toBe(2);

@@ -84,6 +84,8 @@ export interface EmulationSelfTest {
   threads: number;
   /** Blocks of a deliberately wrong kernel (a barrier only half the block reaches) that were flagged. */
   divergencesDetected: number;
+  /** Mismatches of the kernels' fast division (multiply-high and shift) against `/` and `%`. */
+  fastDivErrors: number;
 }
 
 /** How the package was built (build/Release/build-info.json, written by scripts/build.mjs). */
