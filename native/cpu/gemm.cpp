@@ -381,7 +381,10 @@ void blocked(const Config& cf, bool ta, bool tb, int64_t m, int64_t n, int64_t k
              const float* Bpre = nullptr, const float* Apre = nullptr) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == 0.0f) { scaleC(m, n, beta, C, ldc); return; }
-  const int64_t MC = cf.mc, KC = cf.kc, NC = cf.nc;
+  // k is cut into equal blocks of at most KC (1200 = 4 x 300, not 3 x 384 + 48: a short last
+  // block pays the C tile load/store of a full one for a fraction of the FMAs).
+  const int64_t MC = cf.mc, NC = cf.nc;
+  const int64_t kBlocks = (k + cf.kc - 1) / cf.kc, KC = (k + kBlocks - 1) / kBlocks;
   const int64_t mcMax = std::min(MC, (m + cf.mr - 1) / cf.mr * cf.mr);
   const int64_t ncMax = std::min(NC, (n + cf.nr - 1) / cf.nr * cf.nr);
   const int64_t kcMax = std::min(KC, k);
