@@ -18,7 +18,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import {
-  device, listBackends, listDevices, memory, randn, registerBackend, sgdUpdate, tensor, zeros, type Backend, type Device, type Tensor,
+  device, listBackends, listDevices, memory, randn, registerBackend, sgdUpdate, tensor, zeros, type Backend, type Device,
 } from '@alexnet/tensor';
 import { createModel, flopsPerImage, inferShapes, paperDescription, SoftmaxCrossEntropy, type Network } from '../index.js';
 
