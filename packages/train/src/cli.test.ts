@@ -61,6 +61,9 @@ describe('alexnet CLI', () => {
     expect(missing.stderr).toMatch(/^alexnet: data folder .*nowhere does not exist\n$/);
     const dev = run([...common(join(fx.root, 'dev')), '--devices', 'cpu:0,gpu:7']);
     expect(dev.stderr).toMatch(/^alexnet: Unknown device "gpu:7"/);
+    // @alexnet/cuda is picked up when installed; without a GPU (or a CUDA build) cuda:0 says why.
+    const gpu = run([...common(join(fx.root, 'gpu')), '--devices', 'cuda:0', '--max-steps', '1']);
+    if (gpu.status !== 0) expect(gpu.stderr).toMatch(/^alexnet: Device "cuda:0" is not available: \S/);
   }, 120_000);
 
   it('Ctrl-C saves a checkpoint; --resume continues with exactly the loss sequence of an uninterrupted run', async () => {

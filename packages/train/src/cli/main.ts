@@ -76,7 +76,17 @@ function need(values: Record<string, unknown>, name: string, spec: CommandSpec):
   return v;
 }
 
+/** @alexnet/cuda is an optional dependency: when it is installed, importing it registers 'cuda' devices. */
+async function loadOptionalBackends(): Promise<void> {
+  try {
+    await import('@alexnet/cuda');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
+  await loadOptionalBackends();
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') { console.log(usage()); return cmd ? 0 : 2; }
   const spec = COMMANDS[cmd];
