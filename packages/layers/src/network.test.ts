@@ -115,6 +115,21 @@ describe('two towers on two devices = one device with groups', () => {
     two.dispose();
   });
 
+  it('an odd number of classes splits fc8 unevenly (3 + 4) and still matches', () => {
+    const desc = paperDescription({ classes: 7 });
+    desc.input.size = 67;
+    const one = createModel(desc, { devices: ['reference:0'], seed: 2 });
+    const two = createModel(desc, { devices: ['reference:1', 'reference:2'], seed: 2 });
+    expect(two.parameters().filter((p) => p.name === 'fc8.bias').map((p) => p.value.shape[0])).toEqual([3, 4]);
+    const x = randn([2, 3, 67, 67], { seed: 1, device: 'reference:0' });
+    const a = one.forward(x), b = two.forward(x);
+    expect(b.shape).toEqual([2, 7]);
+    expect(relErr(b.dataSync(), a.dataSync())).toBeLessThan(1e-5);
+    for (const t of [x, a, b]) t.dispose();
+    one.dispose();
+    two.dispose();
+  });
+
   it('saves the same safetensors file from both placements, loadable into either, with PyTorch names and layouts', async () => {
     const one = smallPaper(['reference:0'], 3);
     const two = smallPaper(['reference:1', 'reference:2'], 3);
