@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadSafetensors, memory, randn, tensor, type Tensor } from '@alexnet/tensor';
+import { loadSafetensors, memory, randn, Tensor, tensor } from '@alexnet/tensor';
 import {
   createModel, flopsPerImage, inferShapes, paperDescription, paperHalfDescription, parameterCount, reluZeroFractions, SoftmaxCrossEntropy,
   torchvisionDescription, type Network,
@@ -113,6 +113,44 @@ describe('two towers on two devices = one device with groups', () => {
     x.dispose();
     one.dispose();
     two.dispose();
+  });
+
+  it('exchanges activations and gradients across devices exactly at conv3, fc6, fc7, fc8 (§3.2)', () => {
+    const net = smallPaper(['reference:1', 'reference:2']);
+    const x = randn([2, 3, 67, 67], { seed: 1, device: 'reference:1' });
+    const copies: string[] = [];
+    const original = Tensor.prototype.to;
+    Tensor.prototype.to = function (this: Tensor, target) {
+      const out = original.call(this, target);
+      if (out.device !== this.device) copies.push(`${this.device.name}->${out.device.name} [${this.shape.join(',')}]`);
+      return out;
+    } as typeof original;
+    try {
+      const y = net.forward(x, { training: true, step: 0 });
+      const forward = copies.splice(0);
+      net.backward(y);
+      y.dispose();
+      const A = 'reference:1', B = 'reference:2';
+      expect(forward).toEqual([
+        `${A}->${B} [2,3,67,67]`, // the image, whole, to the second tower
+        `${B}->${A} [2,128,3,3]`, `${A}->${B} [2,128,3,3]`, // conv3 reads both towers' pool2 maps
+        `${B}->${A} [2,128]`, `${A}->${B} [2,128]`, // fc6 (pool5 is 1x1 at this input size)
+        `${B}->${A} [2,2048]`, `${A}->${B} [2,2048]`, // fc7
+        `${B}->${A} [2,2048]`, `${A}->${B} [2,2048]`, // fc8
+        `${B}->${A} [2,5]`, // the second tower's half of the logits, gathered for the loss
+      ]);
+      expect(copies).toEqual([
+        `${A}->${B} [2,5]`, // its half of dlogits back to the second tower
+        `${B}->${A} [2,2048]`, `${A}->${B} [2,2048]`, // fc8's input gradients, each half home
+        `${B}->${A} [2,2048]`, `${A}->${B} [2,2048]`, // fc7
+        `${B}->${A} [2,128]`, `${A}->${B} [2,128]`, // fc6
+        `${B}->${A} [2,128,3,3]`, `${A}->${B} [2,128,3,3]`, // conv3
+      ]);
+    } finally {
+      Tensor.prototype.to = original;
+    }
+    x.dispose();
+    net.dispose();
   });
 
   it('an odd number of classes splits fc8 unevenly (3 + 4) and still matches', () => {
