@@ -13,8 +13,9 @@
  *   node dist/bench/index.js --sections profile --batches 32   per-layer times of a training step
  *
  * GFLOP/s counts the conv and linear layers only (flopsPerImage: 1.449 GFLOP forward, 4.136 training
- * per image), as PyTorch's figures do. Times are medians over --reps runs after one warm-up run; the
- * best run is shown too, since the machine is shared and the best run is the least disturbed.
+ * per image), as PyTorch's figures do. Every configuration runs once per round (after a warm-up
+ * round), interleaved, so that all see the same conditions on a shared machine; times are medians
+ * over --reps rounds, and the best run is shown too (the least disturbed).
  */
 import { writeFileSync } from 'node:fs';
 import {
@@ -112,68 +113,88 @@ async function main(): Promise<void> {
   const desc = paperDescription();
   const flops = flopsPerImage(desc);
   console.log(`@alexnet/layers bench: the paper net (${desc.input.size}x${desc.input.size}, ${(flops.forward / 1e9).toFixed(3)} GFLOP forward, ` +
-    `${(flops.training / 1e9).toFixed(3)} GFLOP training per image), backend '${backend}', median of ${reps} after 1 warm-up`);
+    `${(flops.training / 1e9).toFixed(3)} GFLOP training per image), backend '${backend}', median of ${reps} rounds after a warm-up round; configurations interleaved within each round`);
   const rows: Row[] = [];
 
-  for (const mode of modes) {
+  // Both placements are built up front and their runs interleaved, round by round, so that both
+  // see the same conditions on a shared machine.
+  const placements = modes.map((mode) => {
     const devs = mode === 'one' ? [device(`${backend}:0`)] : [device(`${backend}:0`), device(`${backend}:1`)];
-    if (mode === 'one') devs[0]!.setThreads(2);
-    else for (const d of devs) d.setThreads(1);
-    const threads = devs.map((d) => String(d.threads || (mode === 'one' ? 2 : 1))).join('+');
+    const apply = () => {
+      if (mode === 'one') devs[0]!.setThreads(2);
+      else for (const d of devs) d.setThreads(1);
+    };
+    apply();
     const net: Network = createModel(desc, { devices: devs, seed: 1 });
     const params = net.parameters();
     const velocity = params.map((p) => zeros(p.value.shape, { device: p.value.device }).keep());
-    const loss = new SoftmaxCrossEntropy();
+    return { mode, devs, apply, net, params, velocity, threads: mode === 'one' ? '2' : '1+1' };
+  });
+  const inputs = batches.map((batch) => ({
+    batch,
+    x: randn([batch, 3, desc.input.size, desc.input.size], { seed: 3, device: `${backend}:0` }),
+    labels: tensor(Int32Array.from({ length: batch }, (_, i) => (i * 37) % 1000), [batch], { device: `${backend}:0`, dtype: 'int32' }),
+  }));
+  const loss = new SoftmaxCrossEntropy();
+  const configs = placements.flatMap((pl) => inputs.flatMap(({ batch, x, labels }) => {
+    const { net, params, velocity, devs } = pl;
+    const runs: Record<'infer' | 'train', () => Promise<void>> = {
+      infer: async () => {
+        const y = net.forward(x);
+        await y.data(); // waits for both towers (the logits gather depends on them)
+        y.dispose();
+      },
+      train: async () => {
+        net.zeroGrad();
+        const logits = net.forward(x, { training: true });
+        const l = loss.forward(logits, labels, { training: true });
+        const d = loss.backward();
+        net.backward(d);
+        // The optimizer's step: the fused update on each parameter's own device (what SGD.step does).
+        params.forEach((p, i) => sgdUpdate(p.value, p.grad, velocity[i]!, { lr: 1e-6, momentum: 0.9, weightDecay: 0.0005 }));
+        for (const t of [logits, l, d]) t.dispose();
+        await syncAll(devs);
+      },
+    };
+    return [
+      ...(sections.includes('profile') ? [{ pl, batch, section: 'profile' as const, run: runs.train }] : []),
+      ...timed.map((section) => ({ pl, batch, section, run: runs[section] })),
+    ];
+  }));
 
-    for (const batch of batches) {
-      const x = randn([batch, 3, desc.input.size, desc.input.size], { seed: 3, device: devs[0]! });
-      const labels = tensor(Int32Array.from({ length: batch }, (_, i) => (i * 37) % 1000), [batch], { device: devs[0]!, dtype: 'int32' });
-      const runs: Record<string, () => Promise<void>> = {
-        infer: async () => {
-          const y = net.forward(x);
-          await y.data(); // waits for both towers (the logits gather depends on them)
-          y.dispose();
-        },
-        train: async () => {
-          net.zeroGrad();
-          const logits = net.forward(x, { training: true });
-          const l = loss.forward(logits, labels, { training: true });
-          const d = loss.backward();
-          net.backward(d);
-          // The optimizer's step: the fused update on each parameter's own device (what SGD.step does).
-          params.forEach((p, i) => sgdUpdate(p.value, p.grad, velocity[i]!, { lr: 1e-6, momentum: 0.9, weightDecay: 0.0005 }));
-          for (const t of [logits, l, d]) t.dispose();
-          await syncAll(devs);
-        },
-      };
-      if (sections.includes('profile')) await profileStep(net, runs.train!, batch, mode);
-      for (const section of timed) {
-        const run = runs[section]!;
-        await run(); // warm-up
-        const times: number[] = [];
-        for (let r = 0; r < reps; r++) {
-          const t0 = performance.now();
-          await run();
-          times.push(performance.now() - t0);
-        }
-        const ms = median(times), bestMs = Math.min(...times);
-        const ips = (batch * 1000) / ms, bestIps = (batch * 1000) / bestMs;
-        const gflops = (ips * (section === 'infer' ? flops.forward : flops.training)) / 1e9;
-        const row: Row = {
-          mode: mode === 'one' ? 'one device' : 'two towers', devices: devs.map((d) => d.name).join('+'), threads, section, batch, ms, bestMs,
-          imgPerSec: ips, bestImgPerSec: bestIps, gflops, pytorch: PYTORCH[`${section}/${batch}`],
-        };
-        rows.push(row);
-        console.log(`  ${row.mode.padEnd(11)} ${row.devices.padEnd(11)} threads ${threads.padEnd(4)} ${section.padEnd(6)} batch ${String(batch).padStart(4)}: ` +
-          `${ms.toFixed(0).padStart(7)} ms  ${ips.toFixed(1).padStart(7)} img/s (best ${bestIps.toFixed(1)})  ${gflops.toFixed(1).padStart(6)} GFLOP/s` +
-          (row.pytorch ? `   (PyTorch 2 threads: ${row.pytorch} img/s, ours ${(ips / row.pytorch).toFixed(2)}x)` : ''));
-      }
-      x.dispose();
-      labels.dispose();
+  for (const c of configs.filter((c) => c.section === 'profile')) {
+    c.pl.apply();
+    await profileStep(c.pl.net, c.run, c.batch, c.pl.mode);
+  }
+  const timedConfigs = configs.filter((c) => c.section !== 'profile');
+  const times = timedConfigs.map(() => [] as number[]);
+  for (let r = -1; r < reps; r++) { // round -1 warms every configuration up
+    for (const [i, c] of timedConfigs.entries()) {
+      c.pl.apply();
+      const t0 = performance.now();
+      await c.run();
+      if (r >= 0) times[i]!.push(performance.now() - t0);
     }
-    for (const v of velocity) v.dispose();
-    net.dispose();
-    for (const d of devs) d.setThreads(undefined);
+  }
+  for (const [i, c] of timedConfigs.entries()) {
+    const section = c.section as 'infer' | 'train', batch = c.batch;
+    const ms = median(times[i]!), bestMs = Math.min(...times[i]!);
+    const ips = (batch * 1000) / ms, bestIps = (batch * 1000) / bestMs;
+    const gflops = (ips * (section === 'infer' ? flops.forward : flops.training)) / 1e9;
+    const row: Row = {
+      mode: c.pl.mode === 'one' ? 'one device' : 'two towers', devices: c.pl.devs.map((d) => d.name).join('+'), threads: c.pl.threads, section, batch,
+      ms, bestMs, imgPerSec: ips, bestImgPerSec: bestIps, gflops, pytorch: PYTORCH[`${section}/${batch}`],
+    };
+    rows.push(row);
+    console.log(`  ${row.mode.padEnd(11)} ${row.devices.padEnd(11)} threads ${row.threads.padEnd(4)} ${section.padEnd(6)} batch ${String(batch).padStart(4)}: ` +
+      `${ms.toFixed(0).padStart(7)} ms  ${ips.toFixed(1).padStart(7)} img/s (best ${bestIps.toFixed(1)})  ${gflops.toFixed(1).padStart(6)} GFLOP/s` +
+      (row.pytorch ? `   (PyTorch 2 threads: ${row.pytorch} img/s, ours ${(ips / row.pytorch).toFixed(2)}x)` : ''));
+  }
+  for (const { x, labels } of inputs) { x.dispose(); labels.dispose(); }
+  for (const pl of placements) {
+    for (const v of pl.velocity) v.dispose();
+    pl.net.dispose();
+    for (const d of pl.devs) d.setThreads(undefined);
   }
 
   console.log('\n| placement | devices | threads | pass | batch | ms (median) | img/s (median) | img/s (best) | GFLOP/s (median) | PyTorch img/s (2 threads) | ratio (median) |');
