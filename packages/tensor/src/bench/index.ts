@@ -207,6 +207,28 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 engine.destroy();
+
+/**
+ * The layer ops of one AlexNet training step at batch 128 summed from the rows above: every conv
+ * pass (no data gradient for conv1), every fc GEMM, LRN and pooling both ways. ReLU, dropout, bias,
+ * softmax and the SGD update (memory-bound, a few percent) are left out, so this is a lower bound on
+ * the step time; PyTorch's figure is a measured step (reference/README.md).
+ */
+function stepEstimate(t: number): string | undefined {
+  if (only || convBatch !== 128) return undefined;
+  const pick = (section: string, test: (name: string) => boolean) =>
+    rows.filter((r) => r.threads === t && r.section === section && test(r.name)).reduce((a, r) => a + r.ms, 0);
+  const conv = pick('conv', () => true);
+  const fc = pick('gemm', (n) => /^fc[678] /.test(n));
+  const lrn = pick('lrn', (n) => n.startsWith('lrn1+lrn2'));
+  const pool = pick('pool', () => true);
+  const ms = conv + fc + lrn + pool;
+  const py = t === 2 ? 24.1 : 12.5;
+  return `AlexNet training step, batch 128, ${t} thread(s): layer ops sum to ${ms.toFixed(0)} ms ` +
+    `(conv ${conv.toFixed(0)}, fc ${fc.toFixed(0)}, LRN ${lrn.toFixed(0)}, pool ${pool.toFixed(0)}) = ` +
+    `${(128 / ms * 1000).toFixed(1)} img/s upper bound; PyTorch measured ${py} img/s`;
+}
+
 if (rounds > 1) {
   for (const row of rows) if (row.gflops !== undefined) row.peakShare = row.gflops / peak[row.threads]!;
   for (const t of threadList) {
@@ -214,7 +236,9 @@ if (rounds > 1) {
     for (const row of rows.filter((r) => r.threads === t)) printRow(row);
   }
 }
+const steps = threadList.map(stepEstimate).filter((x): x is string => x !== undefined);
+if (steps.length) console.log(`\n${steps.join('\n')}`);
 if (jsonPath) {
-  writeFileSync(jsonPath, JSON.stringify({ isa, peak, convBatch, reps, rows }, null, 2));
+  writeFileSync(jsonPath, JSON.stringify({ isa, peak, convBatch, reps, rounds, rows, steps }, null, 2));
   console.log(`\nfigures written to ${jsonPath}`);
 }
