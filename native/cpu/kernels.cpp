@@ -479,6 +479,26 @@ void scatterGroup(Ctx& ctx, const float* tmp, const float* bias, const ConvGeome
 
 }  // namespace
 
+namespace {
+/** A pool of one: helpers given it run inline on the calling thread. */
+ThreadPool& serialPool() {
+  static ThreadPool pool;
+  return pool;
+}
+/** Each thread's own im2col / GEMM scratch for the chunk-per-thread convolutions. */
+thread_local Workspace tlsConvWs;
+
+/**
+ * Whether to give each thread whole chunks (im2col, GEMM, scatter on its own, data in its own L2,
+ * no barrier between the three) rather than parallelise inside each step: when there are enough
+ * chunks to share out.
+ */
+bool chunkPerThread(const Ctx& ctx, int64_t tasks) {
+  static const bool enabled = envInt("ALEXNET_CONV_CHUNK_PER_THREAD", 1) == 1;
+  return enabled && ctx.pool.size() > 1 && tasks >= 4 * (int64_t)ctx.pool.size();
+}
+}  // namespace
+
 void conv2dForward(Ctx& ctx, const float* x, const float* w, const float* bias, float* y, const ConvGeometry& g) {
   const int64_t P = g.plane(), rows = g.colRows(), kg = g.kg();
   if (g.ySize() == 0) return;
@@ -486,30 +506,41 @@ void conv2dForward(Ctx& ctx, const float* x, const float* w, const float* bias, 
   const int nr = gemmPanelWidth(isa);
   const int64_t nb = convBatch(g);
   const int64_t Lmax = (nb * P + nr - 1) / nr * nr;
-  float* col = ctx.ws.get(0, (size_t)(rows * Lmax));
-  float* tmp = nb > 1 ? ctx.ws.get(1, (size_t)(kg * nb * P)) : nullptr;
   const int32_t* map = im2colBySegments(g) ? nullptr : spatialMap(ctx, g);
   // The weights are A of every chunk's GEMM: pack them once per op.
   const int64_t apSize = gemmPackedASize(isa, kg, rows);
   float* wp = ctx.ws.get(2, (size_t)(apSize * g.groups));
   for (int64_t grp = 0; grp < g.groups; ++grp)
     gemmPackA(isa, false, w + grp * kg * rows, rows, kg, rows, wp + grp * apSize);
-  for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
+  // One chunk of nb samples, one group: im2col, GEMM, scatter (+ bias) on the pool `c` gives.
+  auto chunk = [&](Ctx& c, int64_t n0, int64_t grp, float* col, float* tmp) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
-    for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const float* wg = w + grp * kg * rows;
-      const float* wpg = wp + grp * apSize;
-      im2colPanels(ctx, x, map, g, n0, cnt, grp, nr, col);
-      if (cnt == 1) {
-        float* out = y + (n0 * g.k + grp * kg) * P;
-        sgemmPackedB(ctx.pool, isa, false, kg, P, rows, 1.0f, wg, rows, col, 0.0f, out, P, wpg);
-        if (bias) biasAdd(ctx, out, bias + grp * kg, 1, kg, P);
-      } else {
-        sgemmPackedB(ctx.pool, isa, false, kg, L, rows, 1.0f, wg, rows, col, 0.0f, tmp, L, wpg);
-        scatterGroup(ctx, tmp, bias, g, n0, cnt, grp, y);
-      }
+    const float* wg = w + grp * kg * rows;
+    const float* wpg = wp + grp * apSize;
+    im2colPanels(c, x, map, g, n0, cnt, grp, nr, col);
+    if (cnt == 1) {
+      float* out = y + (n0 * g.k + grp * kg) * P;
+      sgemmPackedB(c.pool, isa, false, kg, P, rows, 1.0f, wg, rows, col, 0.0f, out, P, wpg);
+      if (bias) biasAdd(c, out, bias + grp * kg, 1, kg, P);
+    } else {
+      sgemmPackedB(c.pool, isa, false, kg, L, rows, 1.0f, wg, rows, col, 0.0f, tmp, L, wpg);
+      scatterGroup(c, tmp, bias, g, n0, cnt, grp, y);
     }
+  };
+  const int64_t chunks = (g.n + nb - 1) / nb, tasks = chunks * g.groups;
+  if (chunkPerThread(ctx, tasks)) {
+    ctx.pool.forChunks(tasks, 1, [&](int64_t t0, int64_t t1) {
+      Ctx local{serialPool(), tlsConvWs};
+      float* col = tlsConvWs.get(0, (size_t)(rows * Lmax));
+      float* tmp = nb > 1 ? tlsConvWs.get(1, (size_t)(kg * nb * P)) : nullptr;
+      for (int64_t t = t0; t < t1; ++t) chunk(local, (t / g.groups) * nb, t % g.groups, col, tmp);
+    });
+    return;
   }
+  float* col = ctx.ws.get(0, (size_t)(rows * Lmax));
+  float* tmp = nb > 1 ? ctx.ws.get(1, (size_t)(kg * nb * P)) : nullptr;
+  for (int64_t n0 = 0; n0 < g.n; n0 += nb)
+    for (int64_t grp = 0; grp < g.groups; ++grp) chunk(ctx, n0, grp, col, tmp);
 }
 
 void conv2dBackwardData(Ctx& ctx, const float* dy, const float* w, float* dx, const ConvGeometry& g) {
@@ -520,22 +551,33 @@ void conv2dBackwardData(Ctx& ctx, const float* dy, const float* w, float* dx, co
   const int nr = gemmPanelWidth(isa);
   const int64_t nb = convBatch(g);
   const int64_t Lmax = (nb * P + nr - 1) / nr * nr;
-  float* col = ctx.ws.get(0, (size_t)(rows * nb * P));
-  float* dyp = ctx.ws.get(1, (size_t)(kg * Lmax));
   const int64_t apSize = gemmPackedASize(isa, rows, kg);
   float* wp = ctx.ws.get(2, (size_t)(apSize * g.groups));
   for (int64_t grp = 0; grp < g.groups; ++grp)
     gemmPackA(isa, true, w + grp * kg * rows, rows, rows, kg, wp + grp * apSize);
-  for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
+  // One chunk, one group: dy into panels, dcol [rows, L] = wg^T [rows, kg] x dy_g [kg, L], col2im
+  // (which overwrites exactly this chunk's and group's planes of dx).
+  auto chunk = [&](Ctx& c, int64_t n0, int64_t grp, float* col, float* dyp) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
-    for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const float* wg = w + grp * kg * rows;
-      dyPanels(ctx, dy, g, n0, cnt, grp, nr, dyp);
-      // dcol [rows, L] = wg^T [rows, kg] x dy_g [kg, L]
-      sgemmPackedB(ctx.pool, isa, true, rows, L, kg, 1.0f, wg, rows, dyp, 0.0f, col, L, wp + grp * apSize);
-      col2im(ctx, col, g, n0, cnt, grp, dx);
-    }
+    dyPanels(c, dy, g, n0, cnt, grp, nr, dyp);
+    sgemmPackedB(c.pool, isa, true, rows, L, kg, 1.0f, w + grp * kg * rows, rows, dyp, 0.0f, col, L,
+                 wp + grp * apSize);
+    col2im(c, col, g, n0, cnt, grp, dx);
+  };
+  const int64_t chunks = (g.n + nb - 1) / nb, tasks = chunks * g.groups;
+  if (chunkPerThread(ctx, tasks)) {
+    ctx.pool.forChunks(tasks, 1, [&](int64_t t0, int64_t t1) {
+      Ctx local{serialPool(), tlsConvWs};
+      float* col = tlsConvWs.get(0, (size_t)(rows * nb * P));
+      float* dyp = tlsConvWs.get(1, (size_t)(kg * Lmax));
+      for (int64_t t = t0; t < t1; ++t) chunk(local, (t / g.groups) * nb, t % g.groups, col, dyp);
+    });
+    return;
   }
+  float* col = ctx.ws.get(0, (size_t)(rows * nb * P));
+  float* dyp = ctx.ws.get(1, (size_t)(kg * Lmax));
+  for (int64_t n0 = 0; n0 < g.n; n0 += nb)
+    for (int64_t grp = 0; grp < g.groups; ++grp) chunk(ctx, n0, grp, col, dyp);
 }
 
 void conv2dBackwardFilter(Ctx& ctx, const float* x, const float* dy, float* dw, float* db, const ConvGeometry& g,

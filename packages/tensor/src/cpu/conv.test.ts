@@ -55,6 +55,8 @@ describe.each(isaPaths())('conv2d on %s', (isa) => {
       convGeometry(2, 1, 3, 3, 2, 5, 5, 1, 2, 1),      // kernel larger than the image
       convGeometry(2, 4, 30, 30, 4, 5, 5, 1, 2, 2),    // long output rows: im2col by row segments
       convGeometry(1, 3, 53, 53, 5, 3, 3, 2, 1, 1),    // long rows, stride 2 with padding
+      convGeometry(16, 4, 30, 30, 6, 5, 5, 1, 2, 2),   // many chunks: each thread takes whole chunks
+      convGeometry(20, 2, 35, 35, 4, 3, 3, 1, 1, 1),
     ];
     cases.forEach((g, i) => checkConv(g, 10 * i + 1));
   });
