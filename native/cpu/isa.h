@@ -17,7 +17,7 @@ bool setIsa(Isa isa);
 const char* isaName(Isa isa);
 bool parseIsa(const char* name, Isa* out);
 
-#if defined(__x86_64__) || defined(__i386__)
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(ALEXNET_NO_X86)
 #define ALEXNET_X86 1
 #define ALEXNET_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,avx2")))
 #define ALEXNET_TARGET_AVX2 __attribute__((target("avx2,fma")))
