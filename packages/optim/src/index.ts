@@ -6,5 +6,5 @@
 export { SGD, CAFFE_BIAS_RULE, type SGDOptions, type SGDState, type OptimParameter, type ParamGroupRule } from './sgd.js';
 export { ConstantLR, StepLR, PlateauLR, type LrSchedule, type ScheduleState, type PlateauOptions } from './schedule.js';
 export {
-  saveOptimizerState, loadOptimizerState, optimizerStateFiles, velocityStateDict, type OptimizerStateFiles, type OptimizerStateJson,
+  saveOptimizerState, loadOptimizerState, optimizerStateFiles, velocityStateDict, loadVelocityStateDict, type OptimizerStateFiles, type OptimizerStateJson,
 } from './state.js';

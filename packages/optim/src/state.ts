@@ -64,20 +64,22 @@ export async function loadOptimizerState(path: string, opt: SGD, schedule?: LrSc
   const json = JSON.parse(await readFile(files.json, 'utf8')) as OptimizerStateJson;
   if (json?.format !== 'alexnet-optimizer-state') throw new Error(`${files.json} is not an @alexnet optimizer state file`);
   const { tensors } = await loadSafetensors(files.safetensors);
-  // Check everything before changing anything.
-  opt.params.forEach((p) => {
-    const h = tensors.get(p.name);
-    const full = p.fullShape ?? p.value.shape;
-    if (!h) throw new Error(`${files.safetensors} has no velocity for "${p.name}"`);
-    if (h.shape.length !== full.length || h.shape.some((d, j) => d !== full[j])) {
-      throw new Error(`${files.safetensors}: the velocity of "${p.name}" has shape [${h.shape.join(', ')}] but the parameter is [${full.join(', ')}]`);
-    }
-  });
+  checkVelocityStateDict(opt, tensors, files.safetensors); // everything checked before anything changes
   opt.loadState(json.optimizer);
   if (schedule) {
     if (!json.schedule) throw new Error(`${files.json} holds no schedule state`);
     schedule.loadState(json.schedule);
   }
+  loadVelocityStateDict(opt, tensors, files.safetensors);
+  return json;
+}
+
+/**
+ * Loads whole velocity tensors by parameter name (as velocityStateDict writes them) into an optimizer
+ * built for the same model, whatever its placement: each part takes its rows. Checks everything first.
+ */
+export function loadVelocityStateDict(opt: SGD, tensors: Map<string, HostTensor>, source = 'the optimizer state'): void {
+  checkVelocityStateDict(opt, tensors, source);
   opt.params.forEach((p, i) => {
     const h = tensors.get(p.name)!;
     const off = p.offset ?? 0, n = p.value.size;
@@ -87,5 +89,15 @@ export async function loadOptimizerState(path: string, opt: SGD, schedule?: LrSc
     copyInto(tmp, opt.velocityOf(i));
     tmp.dispose();
   });
-  return json;
+}
+
+function checkVelocityStateDict(opt: SGD, tensors: Map<string, HostTensor>, source: string): void {
+  opt.params.forEach((p) => {
+    const h = tensors.get(p.name);
+    const full = p.fullShape ?? p.value.shape;
+    if (!h) throw new Error(`${source} has no velocity for "${p.name}"`);
+    if (h.shape.length !== full.length || h.shape.some((d, j) => d !== full[j])) {
+      throw new Error(`${source}: the velocity of "${p.name}" has shape [${h.shape.join(', ')}] but the parameter is [${full.join(', ')}]`);
+    }
+  });
 }

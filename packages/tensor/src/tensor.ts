@@ -103,7 +103,7 @@ export class Tensor<D extends DType = DType> {
   to(target: string | Device): Tensor<D> {
     const dst = toDevice(target);
     const out = empty(this.shape, { dtype: this.dtype, device: dst }) as Tensor<D>;
-    copyInto(this, out);
+    copyInto(this, out, { fresh: true });
     return out;
   }
 
@@ -127,8 +127,12 @@ export class Tensor<D extends DType = DType> {
   }
 }
 
-/** Copies src into dst (same size and dtype), across devices and backends if needed. */
-export function copyInto(src: Tensor, dst: Tensor): void {
+/**
+ * Copies src into dst (same size and dtype), across devices and backends if needed. `fresh`: dst was
+ * just allocated, so no earlier op on dst's device can still be using its memory (engines free memory
+ * only after the ops queued on it), and the source need not wait for the destination's queue.
+ */
+export function copyInto(src: Tensor, dst: Tensor, opts: { fresh?: boolean } = {}): void {
   if (src.size !== dst.size || src.dtype !== dst.dtype) {
     throw new RangeError(`copyInto: ${src.toString()} and ${dst.toString()} differ in size or dtype`);
   }
@@ -136,9 +140,9 @@ export function copyInto(src: Tensor, dst: Tensor): void {
   if (a === b) {
     a.engine.copy(src.buffer, 0, dst.buffer, 0, src.size);
   } else if (a.backend === b.backend) {
-    // §3.2 cross-GPU exchange: src waits until dst's earlier work is done, copies on its own queue,
-    // and dst waits for the copy before its later work.
-    a.engine.waitEvent(b.engine.recordEvent());
+    // §3.2 cross-GPU exchange: src waits until dst's earlier work is done (unless dst is fresh),
+    // copies on its own queue, and dst waits for the copy before its later work.
+    if (!opts.fresh) a.engine.waitEvent(b.engine.recordEvent());
     a.engine.copyToPeer(src.buffer, b.engine, dst.buffer, src.size);
     b.engine.waitEvent(a.engine.recordEvent());
   } else {

@@ -14,8 +14,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createLoader, type Loader } from '@alexnet/data-imagenet';
 import { createModel, type ModelName, type Network } from '@alexnet/layers';
-import { PlateauLR, SGD, velocityStateDict, type SGDState, type ScheduleState } from '@alexnet/optim';
-import { loadVelocityStateDict } from './velocity.js';
+import { PlateauLR, SGD, loadVelocityStateDict, velocityStateDict, type SGDState, type ScheduleState } from '@alexnet/optim';
 import {
   device as toDevice, dispose, memory, softmax, softmaxCrossEntropy, tensor, tidy, topkCorrect, type Device, type Tensor,
 } from '@alexnet/tensor';
