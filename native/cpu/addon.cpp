@@ -224,6 +224,9 @@ class Args {
            "stride and padding give " + std::to_string(oh) + "x" + std::to_string(ow));
     mul({g.n, g.c, g.h, g.w}); mul({g.n, g.k, g.outH, g.outW}); mul({g.k, g.c, g.r, g.s});
     mul({g.c, g.r, g.s, g.n, g.outH, g.outW});
+    // im2col indexes one sample's input with int32 offsets
+    if (mul({g.c, g.h, g.w}) >= lim) fail("geometry.c * h * w must be below 2^31");
+    if (mul({g.r, g.s, g.outH, g.outW}) >= lim) fail("geometry.r * s * outH * outW must be below 2^31");
     return g;
   }
 

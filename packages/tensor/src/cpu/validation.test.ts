@@ -44,6 +44,7 @@ describe('argument validation', () => {
       () => e.conv2dForward(a, a, null, a, { ...convGeometry(1, 3, 4, 4, 2, 1, 1, 1, 0, 1), groups: 2 }),
       () => e.conv2dForward(a, a, null, a, { ...convGeometry(1, 1, 4, 4, 1, 3, 3, 1, 0, 1), strideH: 0 }),
       () => e.conv2dForward(a, a, null, a, null as never),
+      () => e.conv2dForward(a, a, null, a, convGeometry(1, 4, 40000, 40000, 1, 1, 1, 1, 0, 1)),
       () => e.maxPoolForward(a, a, a, { n: 1, c: 1, h: 4, w: 4, kh: 2, kw: 2, strideH: 2, strideW: 2, padH: 0, padW: 0, outH: 2, outW: 2 }),
       () => e.random(a, 'cauchy' as 'normal', 1, 0, 0, 1),
       () => e.random(a, 'uniform', -1, 0, 0, 1),
