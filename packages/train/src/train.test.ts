@@ -56,6 +56,12 @@ describe('training on the sample ImageNet', () => {
     expect(n.width).toBe(6 + 96 + 6 + 220 + 6 * (96 + 6));
   }, 600_000);
 
+  it('detects the collapse PAPER.md §5 describes (paper biases of 1, lr 0.01, small data) and says what to change', async () => {
+    const r = await train({ ...SMALL, positiveBias: 1, data: fx.prepared, out: join(fx.root, 'collapse'), epochs: 4, patience: 5, seed: 0 });
+    expect(r.history.at(-1)!.trainLoss).toBeCloseTo(Math.log(10), 1);
+    expect(r.warning).toMatch(/loss sits at ln\(10\) = 2\.303.*every unit of relu7 is zero \(dead ReLUs\).*--positive-bias 0\.1/);
+  }, 300_000);
+
   it('two devices (the §3.2 towers on cpu:0 and cpu:1) equal one device after the same steps', async () => {
     const one = await train({ ...SMALL, data: fx.prepared, out: join(fx.root, 'one'), devices: ['cpu:0'], epochs: 1, maxSteps: 4, seed: 3 });
     const two = await train({ ...SMALL, data: fx.prepared, out: join(fx.root, 'two'), devices: ['cpu:0', 'cpu:1'], epochs: 1, maxSteps: 4, seed: 3 });

@@ -13,7 +13,7 @@ import { appendFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createLoader, type Loader } from '@alexnet/data-imagenet';
-import { createModel, type ModelName, type Network } from '@alexnet/layers';
+import { createModel, reluZeroFractions, type ModelName, type Network } from '@alexnet/layers';
 import { PlateauLR, SGD, loadVelocityStateDict, velocityStateDict, type SGDState, type ScheduleState } from '@alexnet/optim';
 import {
   device as toDevice, dispose, memory, softmax, softmaxCrossEntropy, tensor, tidy, topkCorrect, type Device, type Tensor,
@@ -207,6 +207,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   };
 
   let stopped: TrainResult['stopped'] = 'done';
+  /** A few training images (copied) for the dead-ReLU check. */
+  let probe: { images: Float32Array; shape: [number, number, number, number] } | null = null;
   let warning: string | undefined;
   let imagesTimed = 0, secondsTimed = 0;
   const inputDevice = devices[0]!;
@@ -237,6 +239,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       };
       let imagesThisRun = 0;
       for await (const batch of trainLoader.epoch(epoch, { from: state.batch })) {
+        if (!probe) {
+          const m = Math.min(8, batch.labels.length), per = batch.images.length / batch.shape[0];
+          probe = { images: batch.images.slice(0, m * per), shape: [m, batch.shape[1], batch.shape[2], batch.shape[3]] };
+        }
         const n = batch.labels.length;
         const step = state.step;
         const result = tidy(() => {
@@ -289,13 +295,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       await appendFile(metricsPath, `${JSON.stringify({ type: 'epoch', ...record, imagesPerSecond: ips, seconds, step: state.step, time: new Date().toISOString(), memory: memory().bytes, rss: process.memoryUsage().rss })}\n`);
       opts.onEpoch?.(record);
       // PAPER.md §5 notes: paper init on small data can collapse to a constant prediction (every fc7
-      // ReLU dead, the loss pinned at ln(classes)). Warn once three epochs in a row sit there.
+      // ReLU dead, the loss pinned at ln(classes)). Once two epochs in a row sit there, look for dead
+      // ReLU layers on a few training images; warn when one is dead, or after three such epochs.
       const chance = Math.log(classes);
-      const last3 = state.history.slice(-3);
-      if (!warning && last3.length === 3 && last3.every((h) => Math.abs(h.trainLoss - chance) < 0.01 * chance && h.trainTop1Error! > 1 - 1.5 / classes)) {
-        warning = `training looks collapsed: for three epochs the loss has sat at ln(${classes}) = ${chance.toFixed(3)} and accuracy at chance, ` +
-          'the sign of dead ReLUs after an early loss spike (PAPER.md §5). Try --positive-bias 0.1 (Caffe\'s choice) or a lower --lr.';
-        log(`WARNING: ${warning}`);
+      const pinned = (h: EpochRecord) => Math.abs(h.trainLoss - chance) < 0.01 * chance && h.trainTop1Error! > 1 - 1.5 / classes;
+      const recent = state.history.slice(-3);
+      if (!warning && probe && recent.length >= 2 && recent.slice(-2).every(pinned)) {
+        const fractions = tidy(() => reluZeroFractions(model, tensor(probe!.images, probe!.shape, { device: inputDevice })));
+        const dead = Object.entries(fractions).filter(([, f]) => f >= 0.999).map(([k]) => k);
+        if (dead.length > 0 || (recent.length === 3 && recent.every(pinned))) {
+          warning = `training looks collapsed: the loss sits at ln(${classes}) = ${chance.toFixed(3)} and accuracy at chance` +
+            (dead.length > 0 ? `, and every unit of ${dead.join(', ')} is zero (dead ReLUs)` : '') +
+            ', the sign of an early loss spike (PAPER.md §5). Try --positive-bias 0.1 (Caffe\'s choice) or a lower --lr.';
+          log(`WARNING: ${warning}`);
+        }
       }
       state.epoch++;
       state.batch = 0;
