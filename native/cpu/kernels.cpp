@@ -582,47 +582,77 @@ void conv2dBackwardData(Ctx& ctx, const float* dy, const float* w, float* dx, co
 
 void conv2dBackwardFilter(Ctx& ctx, const float* x, const float* dy, float* dw, float* db, const ConvGeometry& g,
                           float beta) {
-  const int64_t P = g.plane(), rows = g.colRows(), kg = g.kg();
+  const int64_t P = g.plane(), rows = g.colRows(), kg = g.kg(), wSize = g.wSize();
   if (db) biasGrad(ctx, dy, db, g.n, g.k, P, beta);
-  if (g.wSize() == 0) return;
+  if (wSize == 0) return;
   if (g.n == 0 || P == 0) {
-    for (int64_t i = 0; i < g.wSize(); ++i) dw[i] = beta == 0.0f ? 0.0f : beta * dw[i];
+    for (int64_t i = 0; i < wSize; ++i) dw[i] = beta == 0.0f ? 0.0f : beta * dw[i];
     return;
   }
   const Isa isa = activeIsa();
-  const int nr = gemmPanelWidth(isa);
-  const int64_t nb = convBatch(g, true);
+  const int nr = gemmPanelWidth(isa), mr = gemmPanelHeight(isa);
   const int64_t rowsPad = (rows + nr - 1) / nr * nr;
   const ColRows tab = colRowTable(g, nr);
-  float* col = ctx.ws.get(0, (size_t)(rowsPad * nb * P));
-  // dy of the chunk is A of the GEMM: packed once (in parallel over row panels) for all C stripes.
-  const int mr = gemmPanelHeight(isa);
-  float* ap = ctx.ws.get(2, (size_t)gemmPackedASize(isa, kg, nb * P));
-  float* tmp = nb > 1 ? ctx.ws.get(1, (size_t)(kg * nb * P)) : nullptr;
-  for (int64_t n0 = 0; n0 < g.n; n0 += nb) {
+  // One chunk of nb samples, one group: im2col^T into B panels, dy into packed A (once, shared by
+  // all C stripes), dst_g [kg, rows] = b dst_g + dy_g [kg, L] x col^T [L, rows].
+  auto chunk = [&](Ctx& c, int64_t nb, int64_t n0, int64_t grp, float* col, float* tmp, float* ap, float* dst,
+                   float b) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
-    const float b = n0 == 0 ? beta : 1.0f;
-    for (int64_t grp = 0; grp < g.groups; ++grp) {
-      im2colPanelsT(ctx, x, tab, g, n0, cnt, grp, nr, col);
-      const float* dyg;
-      int64_t lda;
-      if (cnt == 1) {
-        dyg = dy + (n0 * g.k + grp * kg) * P;
-        lda = P;
-      } else {
-        gatherGroup(ctx, dy, g, n0, cnt, grp, tmp);
-        dyg = tmp;
-        lda = L;
-      }
-      const int64_t panels = (kg + mr - 1) / mr;
-      ctx.pool.parallelFor(panels, 1, [&](int64_t pb, int64_t pe) {
-        const int64_t i0 = pb * mr, i1 = std::min<int64_t>(pe * mr, kg);
-        gemmPackA(isa, false, dyg + i0 * lda, lda, i1 - i0, L, ap + i0 * L);
-      });
-      // dw_g [kg, rows] = b dw_g + dy_g [kg, L] x col^T [L, rows]
-      sgemmPackedB(ctx.pool, isa, false, kg, rows, L, 1.0f, dyg, lda, col, b, dw + grp * kg * rows, rows, ap);
+    im2colPanelsT(c, x, tab, g, n0, cnt, grp, nr, col);
+    const float* dyg;
+    int64_t lda;
+    if (cnt == 1) {
+      dyg = dy + (n0 * g.k + grp * kg) * P;
+      lda = P;
+    } else {
+      gatherGroup(c, dy, g, n0, cnt, grp, tmp);
+      dyg = tmp;
+      lda = L;
     }
+    const int64_t panels = (kg + mr - 1) / mr;
+    c.pool.parallelFor(panels, 1, [&](int64_t pb, int64_t pe) {
+      const int64_t i0 = pb * mr, i1 = std::min<int64_t>(pe * mr, kg);
+      gemmPackA(isa, false, dyg + i0 * lda, lda, i1 - i0, L, ap + i0 * L);
+    });
+    sgemmPackedB(c.pool, isa, false, kg, rows, L, 1.0f, dyg, lda, col, b, dst + grp * kg * rows, rows, ap);
+  };
+  // With several chunks: a fixed number of ranges of chunks (at most 4, whatever the thread count,
+  // so results do not depend on it), each summed by one thread into its own partial dW with its
+  // own scratch, then the partials added in order. Threads work without barriers, on data in
+  // their own L2.
+  static const bool ranges = envInt("ALEXNET_CONV_CHUNK_PER_THREAD", 1) == 1;
+  const int64_t nbT = convBatch(g);
+  const int64_t chunksT = (g.n + nbT - 1) / nbT;
+  const int64_t R = std::min<int64_t>(chunksT, 4);
+  if (ranges && R >= 2) {
+    float* parts = ctx.ws.get(3, (size_t)(R * wSize));
+    ctx.pool.forChunks(R, 1, [&](int64_t r0, int64_t r1) {
+      Ctx local{serialPool(), tlsConvWs};
+      float* col = tlsConvWs.get(0, (size_t)(rowsPad * nbT * P));
+      float* tmp = nbT > 1 ? tlsConvWs.get(1, (size_t)(kg * nbT * P)) : nullptr;
+      float* ap = tlsConvWs.get(2, (size_t)gemmPackedASize(isa, kg, nbT * P));
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t c0 = chunksT * r / R, c1 = chunksT * (r + 1) / R;
+        for (int64_t ci = c0; ci < c1; ++ci)
+          for (int64_t grp = 0; grp < g.groups; ++grp)
+            chunk(local, nbT, ci * nbT, grp, col, tmp, ap, parts + r * wSize, ci == c0 ? 0.0f : 1.0f);
+      }
+    });
+    ctx.pool.parallelFor(wSize, 1 << 14, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        float acc = beta == 0.0f ? 0.0f : beta * dw[i];
+        for (int64_t r = 0; r < R; ++r) acc += parts[r * wSize + i];
+        dw[i] = acc;
+      }
+    });
+    return;
   }
+  const int64_t nb = convBatch(g, true);
+  float* col = ctx.ws.get(0, (size_t)(rowsPad * nb * P));
+  float* tmp = nb > 1 ? ctx.ws.get(1, (size_t)(kg * nb * P)) : nullptr;
+  float* ap = ctx.ws.get(2, (size_t)gemmPackedASize(isa, kg, nb * P));
+  for (int64_t n0 = 0; n0 < g.n; n0 += nb)
+    for (int64_t grp = 0; grp < g.groups; ++grp) chunk(ctx, nb, n0, grp, col, tmp, ap, dw, n0 == 0 ? beta : 1.0f);
 }
 
 // ---- LRN ----

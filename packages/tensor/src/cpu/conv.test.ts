@@ -62,6 +62,27 @@ describe.each(isaPaths())('conv2d on %s', (isa) => {
   });
 });
 
+describe('conv2d thread counts', () => {
+  it('gives bit-identical results on 1, 2 and 3 threads (chunk ranges are fixed, not per thread)', () => {
+    const g = convGeometry(24, 4, 20, 20, 6, 3, 3, 1, 1, 2);
+    const xs = g.n * g.c * g.h * g.w, ws = g.k * (g.c / g.groups) * g.r * g.s, ys = g.n * g.k * g.outH * g.outW;
+    const X = upload(floats(xs, 1)), W = upload(floats(ws, 2)), DY = upload(floats(ys, 3));
+    const Y = engine.alloc('float32', ys), DX = engine.alloc('float32', xs), DW = engine.alloc('float32', ws);
+    const results: Float32Array[][] = [];
+    for (const threads of [1, 2, 3]) {
+      engine.setThreads(threads);
+      engine.conv2dForward(X, W, null, Y, g);
+      engine.conv2dBackwardData(DY, W, DX, g);
+      engine.conv2dBackwardFilter(X, DY, DW, null, g, 0);
+      results.push([Y, DX, DW].map((b) => engine.readSync(b) as Float32Array));
+    }
+    engine.setThreads(2);
+    expect(results[1]).toEqual(results[0]);
+    expect(results[2]).toEqual(results[0]);
+    for (const b of [X, W, DY, Y, DX, DW]) engine.free(b);
+  });
+});
+
 describe.each(isaPaths())('LRN on %s', (isa) => {
   it('fused forward and backward match naive loops', () => {
     setCpuIsa(isa);
