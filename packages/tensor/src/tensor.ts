@@ -103,7 +103,7 @@ export class Tensor<D extends DType = DType> {
   to(target: string | Device): Tensor<D> {
     const dst = toDevice(target);
     const out = empty(this.shape, { dtype: this.dtype, device: dst }) as Tensor<D>;
-    copyInto(this, out, { fresh: true });
+    copyInto(this, out);
     return out;
   }
 
@@ -128,11 +128,11 @@ export class Tensor<D extends DType = DType> {
 }
 
 /**
- * Copies src into dst (same size and dtype), across devices and backends if needed. `fresh`: dst was
- * just allocated, so no earlier op on dst's device can still be using its memory (engines free memory
- * only after the ops queued on it), and the source need not wait for the destination's queue.
+ * Copies src into dst (same size and dtype), across devices and backends if needed. The source
+ * always waits for the destination's earlier work, even for a just-allocated dst: an engine may
+ * have queued work on new memory (the CPU engine zero-fills it on its queue).
  */
-export function copyInto(src: Tensor, dst: Tensor, opts: { fresh?: boolean } = {}): void {
+export function copyInto(src: Tensor, dst: Tensor): void {
   if (src.size !== dst.size || src.dtype !== dst.dtype) {
     throw new RangeError(`copyInto: ${src.toString()} and ${dst.toString()} differ in size or dtype`);
   }
@@ -140,9 +140,9 @@ export function copyInto(src: Tensor, dst: Tensor, opts: { fresh?: boolean } = {
   if (a === b) {
     a.engine.copy(src.buffer, 0, dst.buffer, 0, src.size);
   } else if (a.backend === b.backend) {
-    // §3.2 cross-GPU exchange: src waits until dst's earlier work is done (unless dst is fresh),
-    // copies on its own queue, and dst waits for the copy before its later work.
-    if (!opts.fresh) a.engine.waitEvent(b.engine.recordEvent());
+    // §3.2 cross-GPU exchange: src waits until dst's earlier work is done, copies on its own queue,
+    // and dst waits for the copy before its later work.
+    a.engine.waitEvent(b.engine.recordEvent());
     a.engine.copyToPeer(src.buffer, b.engine, dst.buffer, src.size);
     b.engine.waitEvent(a.engine.recordEvent());
   } else {
