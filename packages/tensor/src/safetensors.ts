@@ -4,8 +4,8 @@
  * "__metadata__": { string: string } }, then the raw little-endian data.
  * Read: F32, F64, I32, U8, plus F16 and BF16 (widened to float32) and I64 (narrowed to int32 when it fits).
  */
-import { open, readFile, rename, rm } from 'node:fs/promises';
-import type { DType, TypedArray } from './backend.js';
+import { open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { BYTES_PER_ELEMENT, type DType, type TypedArray } from './backend.js';
 import { Tensor, tensor, type TensorOptions } from './tensor.js';
 
 export interface HostTensor {
@@ -20,32 +20,45 @@ export class SafetensorsError extends Error {
   override name = 'SafetensorsError';
 }
 
-/** Serialises named tensors (device tensors are read back) with optional string metadata. */
-export function encodeSafetensors(tensors: Record<string, Tensor | HostTensor>, metadata: Record<string, string> = {}): Uint8Array {
+/**
+ * The file layout for named tensors: the 8-byte length + JSON header, and the tensors in data order
+ * (sorted by name). Device tensors are not read here: `bytesOf` reads one when its turn comes.
+ */
+function layout(tensors: Record<string, Tensor | HostTensor>, metadata: Record<string, string>): { head: Uint8Array; entries: [string, Tensor | HostTensor][]; dataBytes: number } {
   const entries = Object.entries(tensors).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) {
     for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new TypeError(`safetensors metadata "${k}" must be a string`);
     header.__metadata__ = metadata;
   }
-  const datas: Uint8Array[] = [];
   let offset = 0;
   for (const [name, t] of entries) {
     if (name === '__metadata__') throw new TypeError('"__metadata__" is reserved and cannot name a tensor');
-    const host = t instanceof Tensor ? { dtype: t.dtype, shape: [...t.shape], data: t.dataSync() } : t;
-    const bytes = new Uint8Array(host.data.buffer, host.data.byteOffset, host.data.byteLength);
-    header[name] = { dtype: TO_ST[host.dtype], shape: host.shape, data_offsets: [offset, offset + bytes.length] };
-    datas.push(bytes);
-    offset += bytes.length;
+    const bytes = t instanceof Tensor ? t.size * BYTES_PER_ELEMENT[t.dtype] : t.data.byteLength;
+    header[name] = { dtype: TO_ST[t.dtype], shape: [...t.shape], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (json.length % 8)) % 8); // align data to 8 bytes, as the reference writer does
   const headerBytes = new TextEncoder().encode(json);
-  const out = new Uint8Array(8 + headerBytes.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
-  out.set(headerBytes, 8);
-  let pos = 8 + headerBytes.length;
-  for (const d of datas) { out.set(d, pos); pos += d.length; }
+  const head = new Uint8Array(8 + headerBytes.length);
+  new DataView(head.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
+  head.set(headerBytes, 8);
+  return { head, entries, dataBytes: offset };
+}
+
+function bytesOf(t: Tensor | HostTensor): Uint8Array {
+  const data = t instanceof Tensor ? t.dataSync() : t.data;
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Serialises named tensors (device tensors are read back) with optional string metadata. */
+export function encodeSafetensors(tensors: Record<string, Tensor | HostTensor>, metadata: Record<string, string> = {}): Uint8Array {
+  const { head, entries, dataBytes } = layout(tensors, metadata);
+  const out = new Uint8Array(head.length + dataBytes);
+  out.set(head, 0);
+  let pos = head.length;
+  for (const [, t] of entries) { const b = bytesOf(t); out.set(b, pos); pos += b.length; }
   return out;
 }
 
@@ -107,12 +120,15 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'
   return { tensors, metadata };
 }
 
-/** Writes atomically: a temporary file in the same folder, fsync'd, then renamed over `path`. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length;) off += (await fh.write(bytes, off, bytes.length - off)).bytesWritten;
+}
+
+async function writeAtomic(path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   const fh = await open(tmp, 'w');
   try {
-    await fh.writeFile(bytes);
+    await write(fh);
     await fh.sync();
   } catch (e) {
     await fh.close();
@@ -123,8 +139,21 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
   await rename(tmp, path);
 }
 
-export async function saveSafetensors(path: string, tensors: Record<string, Tensor | HostTensor>, metadata?: Record<string, string>): Promise<void> {
-  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+/** Writes atomically: a temporary file in the same folder, fsync'd, then renamed over `path`. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  await writeAtomic(path, (fh) => fh.writeFile(bytes));
+}
+
+/**
+ * Writes a safetensors file atomically (temporary file, fsync, rename), one tensor at a time, so a
+ * checkpoint of hundreds of megabytes never needs a second copy of itself in memory.
+ */
+export async function saveSafetensors(path: string, tensors: Record<string, Tensor | HostTensor>, metadata: Record<string, string> = {}): Promise<void> {
+  const { head, entries } = layout(tensors, metadata);
+  await writeAtomic(path, async (fh) => {
+    await writeAll(fh, head);
+    for (const [, t] of entries) await writeAll(fh, bytesOf(t));
+  });
 }
 
 export async function loadSafetensors(path: string): Promise<{ tensors: Map<string, HostTensor>; metadata: Record<string, string> }> {

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { decodeSafetensors, encodeSafetensors, writeFileAtomic, type HostTensor, type Tensor } from '@alexnet/tensor';
+import { decodeSafetensors, saveSafetensors, type HostTensor, type Tensor } from '@alexnet/tensor';
 
 export const CHECKPOINT_FORMAT = 'alexnet-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -48,7 +48,7 @@ export async function saveCheckpoint(path: string, parts: {
   for (const [k, v] of Object.entries(parts.model)) tensors[`model/${k}`] = v;
   for (const [k, v] of Object.entries(parts.optimizer)) tensors[`optim/${k}`] = v;
   const meta: CheckpointMeta = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, createdAt: new Date().toISOString(), ...parts.meta };
-  await writeFileAtomic(path, encodeSafetensors(tensors, { alexnet: JSON.stringify(meta) }));
+  await saveSafetensors(path, tensors, { alexnet: JSON.stringify(meta) }); // atomic, streamed tensor by tensor
 }
 
 export async function loadCheckpoint(path: string): Promise<CheckpointContents> {

@@ -78,19 +78,22 @@ describe('training on the sample ImageNet', () => {
 
   it('keeps memory flat from step to step (live tensors, bytes, process RSS)', async () => {
     const seen: { epoch: number; tensors: number; bytes: number; rss: number }[] = [];
-    await train({ ...SMALL, data: fx.prepared, out: join(fx.root, 'mem'), epochs: 3, seed: 1,
+    await train({ ...SMALL, data: fx.prepared, out: join(fx.root, 'mem'), epochs: 4, seed: 1,
       onStep: (s) => { const m = memory(); seen.push({ epoch: s.epoch, tensors: m.tensors, bytes: m.bytes, rss: process.memoryUsage().rss }); } });
     const steady = seen.slice(3);
     expect(steady.length).toBeGreaterThan(40);
     // Within an epoch every step sees the same live tensors (the last step of an epoch has no next
     // step in flight), and the epochs do not differ: nothing accumulates.
     for (const key of ['tensors', 'bytes'] as const) {
-      const perEpoch = [1, 2, 3].map((e) => Math.max(...steady.filter((s) => s.epoch === e).map((s) => s[key])));
+      const perEpoch = [1, 2, 3, 4].map((e) => Math.max(...steady.filter((s) => s.epoch === e).map((s) => s[key])));
       expect(new Set(perEpoch).size, key).toBe(1);
       expect(new Set(steady.map((s) => s[key])).size, key).toBeLessThanOrEqual(2);
     }
-    // RSS may wander with the allocator and the loader's buffers, but must not climb with steps.
-    expect(steady.at(-1)!.rss - steady[0]!.rss).toBeLessThan(64 * 2 ** 20);
+    // RSS wanders with the garbage collector (checkpoints, evaluation) but must not climb with steps:
+    // the median RSS of epoch 4 within 48 MiB of epoch 3's (the first epochs warm the allocators up;
+    // measured medians 447, 678, 466-484, 466-469 MiB for epochs 1-4).
+    const median = (e: number) => { const r = steady.filter((s) => s.epoch === e).map((s) => s.rss).sort((a, b) => a - b); return r[r.length >> 1]!; };
+    expect(median(4) - median(3)).toBeLessThan(48 * 2 ** 20);
     expect(memory().tensors).toBe(0);
   }, 300_000);
 });
