@@ -300,6 +300,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       InstanceMethod<&NativeEngine::SetThreads>("setThreads"),
       InstanceMethod<&NativeEngine::GetThreads>("getThreads"),
       InstanceMethod<&NativeEngine::Stats>("stats"),
+      InstanceMethod<&NativeEngine::TrimCache>("trimCache"),
+      InstanceMethod<&NativeEngine::SetCacheLimit>("setCacheLimit"),
       InstanceMethod<&NativeEngine::Fill>("fill"),
       InstanceMethod<&NativeEngine::Random>("random"),
       InstanceMethod<&NativeEngine::Copy>("copy"),
@@ -346,7 +348,9 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   // A finalizer may run while Node tears the environment down, when the thread-safe function may
   // already be closing (releasing it then aborts in libuv): stop the thread, leave the handle to Node.
   ~NativeEngine() override {
-    if (core_) core_->shutdown();
+    if (core_) core_->shutdown();  // empties the cache
+    if (reportedCached_ && env_) Napi::MemoryManagement::AdjustExternalMemory(env_, -reportedCached_);
+    reportedCached_ = 0;
     core_.reset();
   }
 
@@ -356,9 +360,24 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
  private:
   void shutdown() {
     if (!core_) return;
-    core_->shutdown();  // drains: every pending read has made its call into tsfn_ by now
+    core_->shutdown();  // drains: every pending read has made its call into tsfn_ by now; empties the cache
+    if (reportedCached_ && env_) Napi::MemoryManagement::AdjustExternalMemory(env_, -reportedCached_);
+    reportedCached_ = 0;
     core_.reset();
     tsfn_.Release();
+  }
+
+  // V8 sees what is really held: JavaScript-held buffers (NativeBuffer) plus this engine's cache.
+  // The cache fills on the queue thread, where V8 cannot be called, so the JavaScript thread
+  // reports the difference at each alloc, free, stats and trim.
+  void syncCached(Napi::Env env) {
+    if (!core_) return;
+    env_ = env;
+    const int64_t now = core_->cache->cachedBytes.load();
+    if (now != reportedCached_) {
+      Napi::MemoryManagement::AdjustExternalMemory(env, now - reportedCached_);
+      reportedCached_ = now;
+    }
   }
 
   EngineCore* live(const Napi::CallbackInfo& info, const char* op) {
@@ -394,9 +413,16 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     else a.failType("expected 'float32', 'int32' or 'uint8' for dtype but received '" + dt + "'");
     int64_t length = a.size(1, "length");
     if (length > ((int64_t)1 << 40)) a.fail("length " + std::to_string(length) + " is too large");
-    size_t bytes = ((size_t)length * (size_t)dtypeBytes(dtype) + 63) / 64 * 64;
-    if (bytes == 0) bytes = 64;
-    void* p = std::aligned_alloc(64, bytes);
+    const size_t bytes = bufSizeClass((size_t)length * (size_t)dtypeBytes(dtype));
+    // A block from the cache is memory whose last reference (JavaScript's, or the last queued op's
+    // on any engine) is gone, so nothing can still read or write it. Contents are unspecified
+    // (Engine.alloc): no zero-fill, so alloc queues nothing.
+    void* p = core->cache->take(bytes);
+    if (!p) p = std::aligned_alloc(64, bytes);
+    if (!p) {
+      core->cache->trim(0);  // give the cache back to the system and try once more
+      p = std::aligned_alloc(64, bytes);
+    }
     if (!p) a.fail("out of memory allocating " + std::to_string(bytes) + " bytes");
     auto b = std::make_shared<Buf>();
     b->data = p;
@@ -405,10 +431,11 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     b->dtype = dtype;
     b->owner = core->id;
     b->stats = core->stats;
-    core->stats->bytes += (int64_t)bytes;
+    b->cache = core->cache;
+    const int64_t liveBytes = (core->stats->bytes += (int64_t)bytes);
     core->stats->buffers += 1;
-    // Fresh memory reads as zeros (deterministic), cleared on the queue so alloc stays cheap.
-    enqueue(info, [b] { std::memset(b->data, 0, b->bytes); });
+    if (liveBytes > core->stats->peakBytes.load()) core->stats->peakBytes = liveBytes;  // only this thread writes it
+    syncCached(info.Env());
     AddonData* d = info.Env().GetInstanceData<AddonData>();
     Napi::Object obj = d->bufferCtor.New({});
     NativeBuffer::Unwrap(obj)->attach(info.Env(), b);
@@ -425,6 +452,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     if (nb->buf() && core_ && nb->buf()->owner != core_->id)
       throw Napi::Error::New(info.Env(), "free: buf belongs to another engine");
     nb->release();
+    syncCached(info.Env());
   }
 
   void Write(const Napi::CallbackInfo& info) {
@@ -585,10 +613,37 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     EngineCore* core = live(info, "stats");
-    Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("bytes", Napi::Number::New(info.Env(), (double)core->stats->bytes.load()));
-    o.Set("buffers", Napi::Number::New(info.Env(), (double)core->stats->buffers.load()));
+    syncCached(info.Env());
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("bytes", Napi::Number::New(env, (double)core->stats->bytes.load()));
+    o.Set("buffers", Napi::Number::New(env, (double)core->stats->buffers.load()));
+    o.Set("peakBytes", Napi::Number::New(env, (double)core->stats->peakBytes.load()));
+    o.Set("cachedBytes", Napi::Number::New(env, (double)core->cache->cachedBytes.load()));
+    o.Set("cachedBuffers", Napi::Number::New(env, (double)core->cache->cachedBlocks.load()));
+    o.Set("cacheLimit", Napi::Number::New(env, (double)core->cache->limit()));
     return o;
+  }
+
+  /** Frees every cached block; returns the bytes given back. */
+  Napi::Value TrimCache(const Napi::CallbackInfo& info) {
+    EngineCore* core = live(info, "trimCache");
+    int64_t freed = core->cache->trim(0);
+    syncCached(info.Env());
+    return Napi::Number::New(info.Env(), (double)freed);
+  }
+
+  /** Bounds the cache at `bytes` (trimming to it); -1 restores the default max(1 GiB, 2 x peak live). */
+  void SetCacheLimit(const Napi::CallbackInfo& info) {
+    EngineCore* core = live(info, "setCacheLimit");
+    Args a(info, "setCacheLimit", core);
+    Napi::Value v = a.at(0);
+    if (!v.IsNumber()) a.failType("expected a number for bytes but received " + Args::describe(v));
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d == -1 || (d >= 0 && d <= 9.0e15 && d == std::floor(d))))
+      a.fail("bytes must be a non-negative integer or -1");
+    core->cache->setLimit((int64_t)d);
+    syncCached(info.Env());
   }
 
   // ---- data movement ----
@@ -1017,6 +1072,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   std::shared_ptr<EngineCore> core_;
   Napi::ThreadSafeFunction tsfn_;
+  napi_env env_ = nullptr;
+  int64_t reportedCached_ = 0;  // cache bytes reported to V8 as external memory
   int pending_ = 0;
   int threads_ = 1;
 };

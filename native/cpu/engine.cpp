@@ -1,16 +1,112 @@
 #include "engine.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <exception>
 
 namespace alexnet {
 
+size_t bufSizeClass(size_t bytes) {
+  if (bytes == 0) return 64;
+  constexpr size_t kSmall = (size_t)1 << 20;
+  if (bytes <= kSmall) return (bytes + 63) / 64 * 64;
+  size_t p = kSmall;
+  while (p <= bytes / 2) p *= 2;  // p: the highest power of two <= bytes
+  const size_t step = p / 8;
+  return (bytes + step - 1) / step * step;
+}
+
 Buf::~Buf() {
-  std::free(data);
   if (stats) {
     stats->bytes -= (int64_t)bytes;
     stats->buffers -= 1;
   }
+  if (cache) cache->give(data, bytes);
+  else std::free(data);
+}
+
+BufCache::~BufCache() { close(); }
+
+void* BufCache::take(size_t bytes) {
+  std::lock_guard<std::mutex> lock(m_);
+  auto it = bySize_.find(bytes);
+  if (it == bySize_.end()) return nullptr;
+  auto li = lru_.find(it->second);
+  void* p = li->second.p;
+  lru_.erase(li);
+  bySize_.erase(it);
+  cachedBytes -= (int64_t)bytes;
+  cachedBlocks -= 1;
+  return p;
+}
+
+std::vector<void*> BufCache::evictLocked(int64_t keep) {
+  std::vector<void*> out;
+  while (cachedBytes.load() > keep && !lru_.empty()) {
+    auto li = lru_.begin();
+    const size_t b = li->second.bytes;
+    auto range = bySize_.equal_range(b);
+    for (auto it = range.first; it != range.second; ++it) {
+      if (it->second == li->first) { bySize_.erase(it); break; }
+    }
+    out.push_back(li->second.p);
+    lru_.erase(li);
+    cachedBytes -= (int64_t)b;
+    cachedBlocks -= 1;
+  }
+  return out;
+}
+
+void BufCache::give(void* p, size_t bytes) {
+  std::vector<void*> evicted;
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    const int64_t lim = limit();
+    if (closed_ || (int64_t)bytes > lim) {
+      evicted.push_back(p);
+    } else {
+      const uint64_t seq = nextSeq_++;
+      lru_.emplace(seq, Block{p, bytes});
+      bySize_.emplace(bytes, seq);
+      cachedBytes += (int64_t)bytes;
+      cachedBlocks += 1;
+      evicted = evictLocked(lim);
+    }
+  }
+  for (void* q : evicted) std::free(q);
+}
+
+int64_t BufCache::trim(int64_t keep) {
+  std::vector<void*> evicted;
+  int64_t before;
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    before = cachedBytes.load();
+    evicted = evictLocked(std::max<int64_t>(keep, 0));
+    before -= cachedBytes.load();
+  }
+  for (void* q : evicted) std::free(q);
+  return before;
+}
+
+void BufCache::close() {
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    closed_ = true;
+  }
+  trim(0);
+}
+
+int64_t BufCache::limit() const {
+  const int64_t explicitLimit = limit_.load();
+  if (explicitLimit >= 0) return explicitLimit;
+  const int64_t peak = stats_ ? stats_->peakBytes.load() : 0;
+  return std::max<int64_t>((int64_t)1 << 30, 2 * peak);
+}
+
+void BufCache::setLimit(int64_t bytes) {
+  limit_ = bytes < 0 ? -1 : bytes;
+  trim(limit());
 }
 
 EngineCore::EngineCore(int idx, uint64_t engineId) : index(idx), id(engineId) {
@@ -68,6 +164,7 @@ void EngineCore::shutdown() {
   done_.notify_all();
   pool.resize(1);
   ws.release();
+  cache->close();  // buffers that outlive the engine free their memory at once
 }
 
 void EngineCore::loop() {

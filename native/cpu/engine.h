@@ -1,17 +1,20 @@
 // One CPU engine (device "cpu:i"): an in-order queue run by its own thread, a worker pool for the
 // parallel-for of its ops, and per-engine scratch. JavaScript enqueues closures and returns; the
 // closures hold shared_ptr references to their buffers, so freeing a buffer that a queued op still
-// uses only drops JavaScript's reference (the memory goes when the op is done).
+// uses only drops JavaScript's reference (the memory goes when the op is done). Memory whose last
+// reference is gone returns to the engine's BufCache, from which alloc takes blocks of the same size.
 #pragma once
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "kernels.h"
 #include "threadpool.h"
@@ -24,6 +27,49 @@ enum DType : int { kFloat32 = 0, kFloat64 = 1, kInt32 = 2, kUint8 = 3 };
 struct MemoryStats {
   std::atomic<int64_t> bytes{0};
   std::atomic<int64_t> buffers{0};
+  std::atomic<int64_t> peakBytes{0};  // highest `bytes` seen (alloc updates it)
+};
+
+/** Size class of an allocation: 64-byte multiples up to 1 MiB, then 8 classes per power of two. */
+size_t bufSizeClass(size_t bytes);
+
+/**
+ * Blocks whose last reference is gone, by size class, for alloc to reuse (no page faults, no
+ * mmap/munmap per step for large activations). Thread-safe: blocks come back on whichever thread
+ * drops the last reference (usually the queue thread, after the last op using them) while the
+ * JavaScript thread takes them. A block is here only once no op on any engine references it.
+ * Bounded: cached bytes stay <= limit() (the oldest blocks are freed first); close() empties it and
+ * makes later returns free at once (destroyed engine).
+ */
+class BufCache {
+ public:
+  explicit BufCache(std::shared_ptr<MemoryStats> stats) : stats_(std::move(stats)) {}
+  ~BufCache();
+  /** A cached block of exactly `bytes` (a size class), or nullptr. */
+  void* take(size_t bytes);
+  /** Takes ownership of a block whose last reference is gone: caches it or frees it. */
+  void give(void* p, size_t bytes);
+  /** Frees cached blocks, oldest first, until at most `keep` bytes remain; returns the bytes freed. */
+  int64_t trim(int64_t keep = 0);
+  /** Empties the cache; later give() frees at once. */
+  void close();
+  /** The bound: an explicit limit if set (>= 0), else max(1 GiB, 2 x peak live bytes). */
+  int64_t limit() const;
+  /** -1 restores the default bound. Trims to the new bound. */
+  void setLimit(int64_t bytes);
+  std::atomic<int64_t> cachedBytes{0};
+  std::atomic<int64_t> cachedBlocks{0};
+
+ private:
+  std::vector<void*> evictLocked(int64_t keep);  // caller holds m_, frees the result outside it
+  std::shared_ptr<MemoryStats> stats_;
+  std::atomic<int64_t> limit_{-1};
+  std::mutex m_;
+  bool closed_ = false;
+  uint64_t nextSeq_ = 0;
+  struct Block { void* p; size_t bytes; };
+  std::map<uint64_t, Block> lru_;              // by return order: begin() is the oldest
+  std::multimap<size_t, uint64_t> bySize_;     // size class -> sequence number in lru_
 };
 
 /** 64-byte aligned host memory of `length` elements. */
@@ -34,6 +80,7 @@ struct Buf {
   int dtype = kFloat32;
   uint64_t owner = 0;  // engine id
   std::shared_ptr<MemoryStats> stats;
+  std::shared_ptr<BufCache> cache;  // where the memory goes when the last reference is dropped
   ~Buf();
   float* f32() const { return static_cast<float*>(data); }
   int32_t* i32() const { return static_cast<int32_t*>(data); }
@@ -65,6 +112,7 @@ class EngineCore {
   ThreadPool pool;    // only the queue thread uses these two
   Workspace ws;
   std::shared_ptr<MemoryStats> stats = std::make_shared<MemoryStats>();
+  std::shared_ptr<BufCache> cache = std::make_shared<BufCache>(stats);
 
  private:
   void loop();

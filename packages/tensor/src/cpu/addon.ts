@@ -39,7 +39,11 @@ export interface NativeEngine {
   waitEvent(engine: NativeEngine, sequence: number): void;
   setThreads(n: number): void;
   getThreads(): number;
-  stats(): { bytes: number; buffers: number };
+  stats(): {
+    bytes: number; buffers: number; peakBytes: number; cachedBytes: number; cachedBuffers: number; cacheLimit: number;
+  };
+  trimCache(): number;
+  setCacheLimit(bytes: number): void;
   fill(buf: B, value: number): void;
   random(buf: B, dist: string, seed: number, offset: number, a: number, b: number): void;
   copy(src: B, srcOffset: number, dst: B, dstOffset: number, length: number): void;

@@ -9,6 +9,7 @@ import { CpuEngine } from './engine.js';
 
 export { CpuBuffer, CpuEngine, CpuEvent } from './engine.js';
 export type { CpuIsa } from './addon.js';
+export type { CpuMemoryStats } from './engine.js';
 
 /** Logical CPU devices offered (they share the machine's cores; setThreads divides them). */
 export const CPU_DEVICE_COUNT = 64;
