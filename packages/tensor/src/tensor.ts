@@ -129,8 +129,9 @@ export class Tensor<D extends DType = DType> {
 
 /**
  * Copies src into dst (same size and dtype), across devices and backends if needed. The source
- * always waits for the destination's earlier work, even for a just-allocated dst: an engine may
- * have queued work on new memory (the CPU engine zero-fills it on its queue).
+ * always waits for the destination's earlier work, even for a just-allocated dst: the interface lets
+ * an engine queue work on new memory (an earlier CPU engine zero-filled it on its queue, and a copy
+ * that skipped the wait raced that fill).
  */
 export function copyInto(src: Tensor, dst: Tensor): void {
   if (src.size !== dst.size || src.dtype !== dst.dtype) {
