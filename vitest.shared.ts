@@ -6,11 +6,14 @@ import { join } from 'node:path';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
 
-export function alexnetAliases(): Record<string, string> {
-  const alias: Record<string, string> = {};
+/** '@alexnet/<pkg>' -> packages/<pkg>/src/index.ts, and '@alexnet/<pkg>/<sub>' -> packages/<pkg>/src/<sub>/index.ts. */
+export function alexnetAliases(): { find: RegExp; replacement: string }[] {
+  const alias: { find: RegExp; replacement: string }[] = [];
   for (const dir of readdirSync(join(root, 'packages'))) {
-    const src = join(root, 'packages', dir, 'src', 'index.ts');
-    if (existsSync(src)) alias[`@alexnet/${dir}`] = src;
+    const src = join(root, 'packages', dir, 'src');
+    if (!existsSync(join(src, 'index.ts'))) continue;
+    alias.push({ find: new RegExp(`^@alexnet/${dir}/([a-z-]+)$`), replacement: `${src}/$1/index.ts` });
+    alias.push({ find: new RegExp(`^@alexnet/${dir}$`), replacement: join(src, 'index.ts') });
   }
   return alias;
 }

@@ -5,6 +5,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { listBackends, listDevices, memory, randn } from '@alexnet/tensor';
 import { createModel, paperDescription, SoftmaxCrossEntropy, type Network } from './index.js';
+import { relativeError } from '@alexnet/tensor/conformance';
 
 const cpuAvailable = listBackends().some((b) => b.name === 'cpu' && b.available);
 
@@ -13,14 +14,8 @@ afterAll(() => {
   for (const d of listDevices()) if (d.started && d.backend.name === 'cpu') d.engine.destroy();
 });
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let maxRef = 0, maxDiff = 0;
-  for (let i = 0; i < b.length; i++) {
-    maxRef = Math.max(maxRef, Math.abs(b[i]!));
-    maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
-  }
-  return maxDiff === 0 ? 0 : maxDiff / maxRef;
-}
+/** Relative error: max |a - b| / max |b| (the conformance suite's measure). */
+const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => relativeError(a, b).error;
 
 describe.skipIf(!cpuAvailable)('on the native cpu backend', () => {
   it('§5 initialisation gives the same weights as on the reference backend (Philox, seed and name)', () => {

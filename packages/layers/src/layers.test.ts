@@ -8,6 +8,7 @@ import {
   AdaptiveAvgPool2d, Conv2d, createModel, Dropout, Flatten, Layer, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential,
   SoftmaxCrossEntropy, type ModelDescription,
 } from './index.js';
+import { relativeError } from '@alexnet/tensor/conformance';
 
 const DEV = 'reference:0';
 const H = 1e-6;
@@ -27,14 +28,8 @@ class Rng {
   }
 }
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let maxRef = 0, maxDiff = 0;
-  for (let i = 0; i < b.length; i++) {
-    maxRef = Math.max(maxRef, Math.abs(b[i]!));
-    maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
-  }
-  return maxDiff === 0 ? 0 : maxDiff / maxRef;
-}
+/** Relative error: max |a - b| / max |b| (the conformance suite's measure). */
+const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => relativeError(a, b).error;
 
 function f64(data: Float64Array, shape: number[]): Tensor {
   return tensor(data, shape, { device: DEV, dtype: 'float64' });

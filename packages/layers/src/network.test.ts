@@ -10,15 +10,10 @@ import {
   createModel, flopsPerImage, inferShapes, paperDescription, paperHalfDescription, parameterCount, reluZeroFractions, SoftmaxCrossEntropy,
   torchvisionDescription, type Network,
 } from './index.js';
+import { relativeError } from '@alexnet/tensor/conformance';
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let maxRef = 0, maxDiff = 0;
-  for (let i = 0; i < b.length; i++) {
-    maxRef = Math.max(maxRef, Math.abs(b[i]!));
-    maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
-  }
-  return maxDiff === 0 ? 0 : maxDiff / maxRef;
-}
+/** Relative error: max |a - b| / max |b| (the conformance suite's measure). */
+const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => relativeError(a, b).error;
 
 const tmp = mkdtempSync(join(tmpdir(), 'alexnet-layers-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fromHost, loadSafetensors, saveSafetensors, type Tensor } from '@alexnet/tensor';
 import { createModel, paperDescription, SoftmaxCrossEntropy, torchvisionDescription, type ModelDescription } from './index.js';
+import { relativeError } from '@alexnet/tensor/conformance';
 
 const PY = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('../scripts/torch_crosscheck.py', import.meta.url));
@@ -22,14 +23,8 @@ const DEV = 'reference:0';
 const dir = mkdtempSync(join(tmpdir(), 'alexnet-torch-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let maxRef = 0, maxDiff = 0;
-  for (let i = 0; i < b.length; i++) {
-    maxRef = Math.max(maxRef, Math.abs(b[i]!));
-    maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
-  }
-  return maxDiff === 0 ? 0 : maxDiff / maxRef;
-}
+/** Relative error: max |a - b| / max |b| (the conformance suite's measure). */
+const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => relativeError(a, b).error;
 
 /** The nets of the script, without dropout (PyTorch's side runs in eval mode). */
 function describeNet(model: 'torchvision' | 'paper', init: { weightStd?: number; positiveBias?: number } = {}): ModelDescription {
