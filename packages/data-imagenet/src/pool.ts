@@ -143,7 +143,10 @@ export class WorkerPool {
     this.inline?.close();
     const err = new Error('the worker pool was closed');
     for (const p of this.queue.splice(0)) p.reject(err);
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    // Terminate without waiting for the threads to exit: a worker's exit can take long (or, unref'd,
+    // never be waited for by the event loop), and an `await close()` that never settled made a script
+    // exit with code 13 under top-level await. Nothing runs on a terminated worker.
+    for (const s of this.slots) void s.worker.terminate().catch(() => undefined);
     for (const s of this.slots) {
       if (s.current) s.current.reject(err);
       for (const p of s.pinned) p.reject(err);
