@@ -68,7 +68,11 @@ describe('alexnet CLI', () => {
 
   it('Ctrl-C saves a checkpoint; --resume continues with exactly the loss sequence of an uninterrupted run', async () => {
     const ref = join(fx.root, 'ref');
-    expect(run(common(ref)).status).toBe(0);
+    const full = run(common(ref));
+    expect(full.status).toBe(0);
+    // The run got to its end (pictures drawn after training): no pending await left the process early.
+    expect(full.stdout).toMatch(/^finished after \d+ steps; checkpoint .*checkpoint\.safetensors/m);
+    expect(existsSync(join(ref, 'neighbours.png'))).toBe(true);
     const whole = await stepLosses(ref);
     expect(whole.length).toBeGreaterThan(12);
 
