@@ -60,7 +60,9 @@ export class WorkerPool {
     }
     const url = workerScriptUrl();
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(url);
+      // Node refuses --input-type for a file entry point: a script run with `node --input-type=module -e`
+      // would pass it on to every worker, which then fails to start.
+      const worker = new Worker(url, { execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')) });
       const slot: Slot = { worker, current: null, pinned: [] };
       worker.unref();
       worker.on('message', (m: { id: number; progress?: number; result?: unknown; error?: string }) => {
