@@ -41,20 +41,36 @@ function meanOption(t: TrainedModel): { mean: Float32Array | [number, number, nu
   return t.mean.shape.length === 1 ? { mean: Array.from(t.mean.data) as [number, number, number] } : { mean: t.mean.data as Float32Array };
 }
 
-/** The activations of layer `name` (e.g. relu7, the last 4096-d hidden layer) for x, on a one-device model. */
-export function forwardUntil(model: Network, x: Tensor, name: string): Tensor {
+/** Runs a one-device model's stages on x; `visit` sees each stage's output and may stop the pass. */
+function runStages(model: Network, x: Tensor, visit: (name: string, t: Tensor) => boolean): Tensor {
   if (model.devices.length !== 1) throw new Error('forwardUntil needs a model on one device');
   let t = x;
   for (const { spec, layers } of model.layers()) {
     const y = layers[0]!.forward(t, { training: false });
     if (t !== x) t.dispose();
     t = y;
-    if (spec.name === name) return t;
+    if (visit(spec.name, t)) break;
   }
-  throw new Error(`the model has no layer named ${name}`);
+  return t;
 }
 
-async function features(t: TrainedModel, ds: Dataset, count: number): Promise<{ feats: Float32Array; dim: number; probs: Float32Array; pixels: Uint8Array[]; labels: number[] }> {
+/** The activations of layer `name` (e.g. relu7, the last 4096-d hidden layer) for x, on a one-device model. */
+export function forwardUntil(model: Network, x: Tensor, name: string): Tensor {
+  let found = false;
+  const t = runStages(model, x, (n) => (found = n === name));
+  if (!found) { if (t !== x) t.dispose(); throw new Error(`the model has no layer named ${name}`); }
+  return t;
+}
+
+/** One evaluation pass giving both the activations of layer `name` (read back) and the logits. */
+function forwardWithHidden(model: Network, x: Tensor, name: string): { hidden: Float32Array; logits: Tensor } {
+  let hidden: Float32Array | null = null;
+  const logits = runStages(model, x, (n, t) => { if (n === name) hidden = t.dataSync() as Float32Array; return false; });
+  if (!hidden) throw new Error(`the model has no layer named ${name}`);
+  return { hidden, logits };
+}
+
+async function features(t: TrainedModel, ds: Dataset, count: number): Promise<{ feats: Float32Array; dim: number; probs: Float32Array; labels: number[] }> {
   const loader = createLoader(ds, { batchSize: 32, mode: 'center', crop: t.crop, shuffle: false, ...meanOption(t) });
   const parts: Float32Array[] = [], probParts: Float32Array[] = [], labels: number[] = [];
   let dim = 0, n = 0;
@@ -63,8 +79,8 @@ async function features(t: TrainedModel, ds: Dataset, count: number): Promise<{ 
     for await (const b of loader.epoch(0)) {
       const [f, p] = tidy(() => {
         const x = tensor(b.images, b.shape, { device: dev });
-        const h = forwardUntil(t.model, x, 'relu7');
-        return [h.dataSync() as Float32Array, softmax(t.model.forward(x, { training: false })).dataSync() as Float32Array];
+        const { hidden, logits } = forwardWithHidden(t.model, x, 'relu7');
+        return [hidden, softmax(logits).dataSync() as Float32Array];
       });
       dim = f.length / b.labels.length;
       parts.push(f); probParts.push(p); labels.push(...b.labels);
@@ -76,7 +92,7 @@ async function features(t: TrainedModel, ds: Dataset, count: number): Promise<{ 
   }
   const take = Math.min(n, count);
   const cat = (xs: Float32Array[], w: number) => { const o = new Float32Array(take * w); let k = 0; for (const x of xs) { const m = Math.min(x.length, o.length - k); o.set(x.subarray(0, m), k); k += m; } return o; };
-  return { feats: cat(parts, dim), dim, probs: cat(probParts, t.classes.length), pixels: [], labels: labels.slice(0, take) };
+  return { feats: cat(parts, dim), dim, probs: cat(probParts, t.classes.length), labels: labels.slice(0, take) };
 }
 
 /** Reads one image of a data set back as 256x256 HWC uint8 (for pictures), through a 'center' crop of full size. */
