@@ -11,6 +11,7 @@
  */
 import sharp from 'sharp';
 import { readFile } from 'node:fs/promises';
+import { UndecodableImageError, fsReason } from './errors.js';
 
 export interface DecodeOptions {
   /** Output side; the paper's 256. */
@@ -24,15 +25,7 @@ export interface DecodeOptions {
   limitInputPixels?: number;
 }
 
-/** Raised for a file that is empty, truncated or not an image; `prepare` lists and skips these. */
-export class UndecodableImageError extends Error {
-  readonly path: string;
-  constructor(path: string, reason: string) {
-    super(`${path} could not be decoded: ${reason}`);
-    this.name = 'UndecodableImageError';
-    this.path = path;
-  }
-}
+export { UndecodableImageError };
 
 /** Decodes one image (a path or its bytes) to size x size x 3 uint8, HWC. */
 export async function decodeResizeCrop(input: string | Uint8Array, opts: DecodeOptions = {}, label?: string): Promise<Uint8Array> {
@@ -42,7 +35,7 @@ export async function decodeResizeCrop(input: string | Uint8Array, opts: DecodeO
   try {
     bytes = typeof input === 'string' ? await readFile(input) : input;
   } catch (e) {
-    throw new UndecodableImageError(name, `it could not be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new UndecodableImageError(name, `it could not be read (${fsReason(e)})`);
   }
   if (bytes.length === 0) throw new UndecodableImageError(name, 'the file is empty (0 bytes)');
   try {

@@ -7,7 +7,8 @@ import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { TaskHandler, type Task } from './tasks.js';
+import { reviveError, type SerializedError } from './errors.js';
+import { TaskHandler, describeTask, type Task } from './tasks.js';
 
 /**
  * The compiled worker script. From dist/ it sits beside this module. Under vitest (which runs
@@ -65,7 +66,7 @@ export class WorkerPool {
       const worker = new Worker(url, { execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')) });
       const slot: Slot = { worker, current: null, pinned: [] };
       worker.unref();
-      worker.on('message', (m: { id: number; progress?: number; result?: unknown; error?: string }) => {
+      worker.on('message', (m: { id: number; progress?: number; result?: unknown; error?: SerializedError }) => {
         const p = slot.current;
         if (!p || p.id !== m.id) return;
         if (m.progress !== undefined) {
@@ -74,13 +75,16 @@ export class WorkerPool {
         }
         slot.current = null;
         worker.unref();
-        if (m.error !== undefined) p.reject(new Error(m.error));
+        if (m.error !== undefined) p.reject(reviveError(m.error));
         else p.resolve(m.result);
         this.dispatch();
       });
       worker.on('error', (e) => this.fail(slot, e));
       worker.on('exit', (code) => {
-        if (!this.closed) this.fail(slot, new Error(`a data-imagenet worker thread exited with code ${code}`));
+        if (!this.closed) {
+          const doing = slot.current ? ` while ${describeTask(slot.current.task)}` : '';
+          this.fail(slot, new Error(`a data-imagenet worker thread exited with code ${code}${doing}`));
+        }
       });
       this.slots.push(slot);
     }

@@ -23,10 +23,13 @@
  * `sample` is the record's position in the split's sorted file list (the index), so records keep
  * their identity across shards; shard k of a split holds the images first..end-1 of that list that
  * decoded. A shard is written under a temporary name and renamed when complete, so a file with the
- * final name is always whole; its total size (metaOffset + metaLength) is checked on open.
+ * final name is always whole; its total size (metaOffset + metaLength) is checked on open, and so
+ * is its index (`readShardInfo`): every record inside the data region, no two overlapping, raw
+ * records exactly height*width*channels bytes, labels in [0, classes).
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { ImageNetDataError, fsReason } from './errors.js';
 
 export const SHARD_MAGIC = 'ALXSHRD1';
 export const SHARD_VERSION = 1;
@@ -93,10 +96,10 @@ function encodeHeader(h: ShardHeader): Buffer {
 /** Parses the 64-byte header; throws a sentence naming the file when it is not a shard. */
 export function decodeHeader(b: Buffer, path: string): ShardHeader {
   if (b.length < HEADER_BYTES || b.toString('latin1', 0, 8) !== SHARD_MAGIC) {
-    throw new Error(`${path} is not an @alexnet/data-imagenet shard (no ${SHARD_MAGIC} magic)`);
+    throw new ImageNetDataError(`${path} is not an @alexnet/data-imagenet shard (no ${SHARD_MAGIC} magic)`, path);
   }
   const version = b.readUInt32LE(8);
-  if (version !== SHARD_VERSION) throw new Error(`${path} is shard format version ${version}; this reader knows ${SHARD_VERSION}`);
+  if (version !== SHARD_VERSION) throw new ImageNetDataError(`${path} is shard format version ${version}; this reader knows ${SHARD_VERSION}`, path);
   return {
     count: b.readUInt32LE(12),
     height: b.readUInt32LE(16),
@@ -172,16 +175,49 @@ export class ShardWriter {
   }
 }
 
-/** Reads a shard's header, index and JSON block (not the records); throws if incomplete. */
-export function readShardInfo(path: string): ShardInfo {
-  const fd = openSync(path, 'r');
+/** What the manifest says a shard holds; `readShardInfo` checks the shard against it. */
+export interface ShardExpectations {
+  /** Number of classes: every label must be in [0, classes). Without it only negative labels are refused. */
+  classes?: number;
+  /** Side of the square images. */
+  size?: number;
+  encoding?: ShardEncoding;
+  /** The file the expectations come from, for messages (default "the manifest"). */
+  source?: string;
+}
+
+/**
+ * Reads a shard's header, index and JSON block (not the records) and checks them: the file is
+ * complete, the header is consistent, every index entry lies inside the records and overlaps no
+ * other, a raw record is exactly height*width*channels bytes, and labels are in [0, classes). A
+ * failure is an ImageNetDataError naming the file and the entry.
+ */
+export function readShardInfo(path: string, expect: ShardExpectations = {}): ShardInfo {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new ImageNetDataError(`cannot read shard ${path}: ${fsReason(e)}`, path);
+  }
   try {
     const hb = Buffer.alloc(HEADER_BYTES);
-    readSync(fd, hb, 0, HEADER_BYTES, 0);
+    let size: number;
+    try {
+      size = fstatSync(fd).size;
+      readSync(fd, hb, 0, HEADER_BYTES, 0);
+    } catch (e) {
+      throw new ImageNetDataError(`cannot read shard ${path}: ${fsReason(e)}`, path);
+    }
     const header = decodeHeader(hb, path);
-    const size = fstatSync(fd).size;
     if (size !== header.metaOffset + header.metaLength) {
-      throw new Error(`${path} is incomplete: ${size} bytes, header says ${header.metaOffset + header.metaLength}`);
+      throw new ImageNetDataError(`${path} is incomplete: ${size} bytes, header says ${header.metaOffset + header.metaLength}`, path);
+    }
+    const indexEnd = HEADER_BYTES + ENTRY_BYTES * header.count;
+    if (header.dataOffset < indexEnd || header.metaOffset < header.dataOffset) {
+      throw new ImageNetDataError(
+        `${path} is corrupt: its header puts the records at bytes ${header.dataOffset}..${header.metaOffset}, which overlaps the index of ${header.count} entries (bytes ${HEADER_BYTES}..${indexEnd})`,
+        path,
+      );
     }
     const ib = Buffer.alloc(ENTRY_BYTES * header.count);
     readSync(fd, ib, 0, ib.length, HEADER_BYTES);
@@ -197,10 +233,64 @@ export function readShardInfo(path: string): ShardInfo {
     }
     const mb = Buffer.alloc(header.metaLength);
     readSync(fd, mb, 0, mb.length, header.metaOffset);
-    const meta = JSON.parse(mb.toString('utf8')) as ShardMeta;
-    return { path, header, entries, meta };
+    let meta: ShardMeta;
+    try {
+      meta = JSON.parse(mb.toString('utf8')) as ShardMeta;
+    } catch (e) {
+      throw new ImageNetDataError(`${path} has a corrupt JSON block: ${(e as Error).message}`, path);
+    }
+    const info = { path, header, entries, meta };
+    checkShardInfo(info, expect);
+    return info;
   } finally {
     closeSync(fd);
+  }
+}
+
+function describeImages(h: { height: number; width: number; channels: number; encoding: ShardEncoding }): string {
+  return `${h.height}x${h.width}x${h.channels} ${h.encoding === 'jpeg' ? 'JPEG' : 'raw'}`;
+}
+
+/** The checks of `readShardInfo` on an index already read (cheap: a pass over the entries and a sort). */
+export function checkShardInfo(info: ShardInfo, expect: ShardExpectations = {}): void {
+  const { path, header: h, entries } = info;
+  const fail = (m: string) => new ImageNetDataError(m, path);
+  const source = expect.source ?? 'the manifest';
+  if ((expect.size !== undefined && (h.height !== expect.size || h.width !== expect.size)) || h.channels !== 3 ||
+      (expect.encoding !== undefined && h.encoding !== expect.encoding)) {
+    const want = { height: expect.size ?? h.height, width: expect.size ?? h.width, channels: 3, encoding: expect.encoding ?? h.encoding };
+    throw fail(`${path} holds ${describeImages(h)} images, but ${source} says ${describeImages(want)}`);
+  }
+  if (!Array.isArray(info.meta.sources) || info.meta.sources.length !== entries.length) {
+    throw fail(`${path} lists ${Array.isArray(info.meta.sources) ? info.meta.sources.length : 'no'} source files in its JSON block for ${entries.length} index entries`);
+  }
+  const rawBytes = h.height * h.width * h.channels;
+  const classes = expect.classes;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    if (e.label < 0 || (classes !== undefined && e.label >= classes)) {
+      throw fail(
+        classes !== undefined
+          ? `${path} entry ${i} has label ${e.label}, outside the ${classes} classes (0..${classes - 1}) of ${source}`
+          : `${path} entry ${i} has the negative label ${e.label}`,
+      );
+    }
+    if (h.encoding === 'raw' && e.length !== rawBytes) {
+      throw fail(`${path} entry ${i} is ${e.length} bytes long, but a raw ${h.height}x${h.width}x${h.channels} record is ${rawBytes} bytes`);
+    }
+    if (e.length === 0) throw fail(`${path} entry ${i} is an empty record (0 bytes)`);
+    if (e.offset < h.dataOffset || e.offset + e.length > h.metaOffset) {
+      throw fail(`${path} entry ${i} points at bytes ${e.offset}..${e.offset + e.length}, outside the records (bytes ${h.dataOffset}..${h.metaOffset})`);
+    }
+  }
+  const byOffset = Array.from(entries.keys()).sort((a, b) => entries[a]!.offset - entries[b]!.offset);
+  for (let k = 1; k < byOffset.length; k++) {
+    const a = entries[byOffset[k - 1]!]!, b = entries[byOffset[k]!]!;
+    if (b.offset < a.offset + a.length) {
+      const [i, j] = [byOffset[k - 1]!, byOffset[k]!].sort((x, y) => x - y);
+      const [ei, ej] = [entries[i!]!, entries[j!]!];
+      throw fail(`${path} entries ${i} and ${j} overlap (bytes ${ei.offset}..${ei.offset + ei.length} and ${ej.offset}..${ej.offset + ej.length})`);
+    }
   }
 }
 
@@ -208,17 +298,30 @@ export function readShardInfo(path: string): ShardInfo {
 export class ShardReader {
   private fds = new Map<string, number>();
 
+  /** Reads `length` bytes at `offset`; a failure is an ImageNetDataError "cannot read shard PATH: ...". */
   read(path: string, offset: number, length: number, out?: Uint8Array): Uint8Array {
+    const fail = (why: string) => new ImageNetDataError(`cannot read shard ${path}: ${why}`, path);
     let fd = this.fds.get(path);
     if (fd === undefined) {
-      fd = openSync(path, 'r');
+      try {
+        fd = openSync(path, 'r');
+      } catch (e) {
+        throw fail(fsReason(e));
+      }
       this.fds.set(path, fd);
     }
     const buf = out ?? new Uint8Array(length);
     let done = 0;
     while (done < length) {
-      const n = readSync(fd, buf, done, length - done, offset + done);
-      if (n === 0) throw new Error(`${path} ended early reading ${length} bytes at ${offset}`);
+      let n: number;
+      try {
+        n = readSync(fd, buf, done, length - done, offset + done);
+      } catch (e) {
+        throw fail(fsReason(e));
+      }
+      if (n === 0) {
+        throw fail(`the file ends at byte ${offset + done}, inside a record of ${length} bytes at byte ${offset} (it was truncated after it was opened)`);
+      }
       done += n;
     }
     return buf;

@@ -55,6 +55,13 @@ export class StatisticsAccumulator {
     this.images++;
   }
 
+  /** Back to no images. */
+  reset(): void {
+    this.images = 0;
+    this.sumImage.fill(0);
+    this.moments.fill(0);
+  }
+
   merge(o: { images: number; sumImage: Float64Array; moments: Float64Array }): void {
     this.images += o.images;
     for (let i = 0; i < this.sumImage.length; i++) this.sumImage[i]! += o.sumImage[i]!;

@@ -1,5 +1,6 @@
 /** Worker-thread entry: runs tasks from the pool one at a time (see pool.ts). */
 import { parentPort } from 'node:worker_threads';
+import { serializeError } from './errors.js';
 import { TaskHandler, type Task } from './tasks.js';
 
 const port = parentPort;
@@ -17,7 +18,8 @@ if (port) {
         const { result, transfer } = await handler.handle(msg.task, (n) => port.postMessage({ id: msg.id, progress: n }));
         port.postMessage({ id: msg.id, result }, transfer);
       } catch (e) {
-        port.postMessage({ id: msg.id, error: (e as Error).stack ?? String(e) });
+        // Class, sentence and fields, rebuilt by the pool as one error of the same class.
+        port.postMessage({ id: msg.id, error: serializeError(e) });
       }
     });
   });
