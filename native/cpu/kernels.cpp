@@ -157,6 +157,8 @@ void biasGrad(Ctx& ctx, const float* dy, float* db, int64_t n, int64_t c, int64_
   });
 }
 
+// NaN propagates, as in PyTorch: relu(NaN) = NaN; the gradient is 0 only where y <= 0, so it passes
+// where y is NaN (torch's threshold_backward).
 void reluForward(Ctx& ctx, const float* x, float* y, int64_t n) {
   ctx.pool.parallelFor(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) y[i] = x[i] > 0.0f ? x[i] : (x[i] != x[i] ? x[i] : 0.0f);
@@ -165,7 +167,7 @@ void reluForward(Ctx& ctx, const float* x, float* y, int64_t n) {
 
 void reluBackward(Ctx& ctx, const float* y, const float* dy, float* dx, int64_t n) {
   ctx.pool.parallelFor(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    for (int64_t i = b; i < e; ++i) dx[i] = y[i] <= 0.0f ? 0.0f : dy[i];
   });
 }
 
@@ -994,6 +996,8 @@ void softmax(Ctx& ctx, const float* x, float* y, int64_t n, int64_t c) {
   });
 }
 
+// Class j ranks above the label t when z[j] > z[t], or z[j] == z[t] and j < t (a stable sort by
+// descending score); a NaN anywhere in the row makes it wrong, as does a label outside [0, c).
 int32_t topkCorrect(Ctx& ctx, const float* logits, const int32_t* labels, int64_t n, int64_t c, int64_t k) {
   (void)ctx;
   int64_t correct = 0;
@@ -1002,9 +1006,13 @@ int32_t topkCorrect(Ctx& ctx, const float* logits, const int32_t* labels, int64_
     if (label < 0 || label >= c) continue;
     const float* z = logits + i * c;
     const float t = z[label];
-    int64_t above = 0;
-    for (int64_t j = 0; j < c; ++j) above += z[j] > t ? 1 : 0;
-    if (above < k) ++correct;
+    int64_t above = 0, nan = 0;
+    for (int64_t j = 0; j < c; ++j) {
+      const float v = z[j];
+      nan += v != v ? 1 : 0;
+      above += (v > t || (v == t && j < label)) ? 1 : 0;
+    }
+    if (nan == 0 && above < k) ++correct;
   }
   return (int32_t)correct;
 }

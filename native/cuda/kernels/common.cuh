@@ -89,5 +89,19 @@ __device__ __forceinline__ float blockReduce(float v, float* scratch) {
   return r;
 }
 
+/** blockReduce's sum for int counts (exact, where a float sum stops counting at 2^24). */
+__device__ __forceinline__ int blockSumInt(int v, int* scratch) {
+  const int t = threadIdx.x;
+  scratch[t] = v;
+  __syncthreads();
+  for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
+    if (t < stride) scratch[t] += scratch[t + stride];
+    __syncthreads();
+  }
+  int r = scratch[0];
+  __syncthreads();
+  return r;
+}
+
 }  // namespace cuda
 }  // namespace alexnet

@@ -37,7 +37,7 @@ __global__ void biasGradKernel(const float* dy, float* db, int n, int c, int hw,
   __shared__ float scratch[kThreads];
   const int j = blockIdx.x;
   float s = 0.f;
-  for (int i = 0; i < n; ++i) {
+  for (int i = 0; hw > 0 && i < n; ++i) {  // hw = 0: no work per sample, however many samples
     const float* row = dy + ((long long)i * c + j) * hw;
     for (int p = threadIdx.x; p < hw; p += kThreads) s += row[p];
   }
@@ -45,14 +45,14 @@ __global__ void biasGradKernel(const float* dy, float* db, int n, int c, int hw,
   if (threadIdx.x == 0) db[j] = beta == 0.f ? s : beta * db[j] + s;
 }
 
-// y = max(0, x)
+// y = max(0, x); NaN stays NaN (as in PyTorch)
 __global__ void reluForwardKernel(const float* x, float* y, long long n) {
-  ALEXNET_GRID_STRIDE(i, n) { const float v = x[i]; y[i] = v > 0.f ? v : 0.f; }
+  ALEXNET_GRID_STRIDE(i, n) { const float v = x[i]; y[i] = (v > 0.f || v != v) ? v : 0.f; }
 }
 
-// dx = y > 0 ? dy : 0
+// dx = y <= 0 ? 0 : dy (the gradient passes where y is NaN, as torch's threshold_backward)
 __global__ void reluBackwardKernel(const float* y, const float* dy, float* dx, long long n) {
-  ALEXNET_GRID_STRIDE(i, n) dx[i] = y[i] > 0.f ? dy[i] : 0.f;
+  ALEXNET_GRID_STRIDE(i, n) dx[i] = y[i] <= 0.f ? 0.f : dy[i];
 }
 
 /**

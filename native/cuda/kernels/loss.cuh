@@ -54,17 +54,24 @@ __global__ void softmaxKernel(const float* x, float* y, int c) {
   for (int j = threadIdx.x; j < c; j += kThreads) y[base + j] = expf(x[base + j] - mx) * inv;
 }
 
-// out[0] += 1 for each row whose label has fewer than k logits strictly above it (out zeroed first).
+// out[0] += 1 for each row whose label t ranks among the first k (out zeroed first). Class j ranks
+// above t when row[j] > row[t], or row[j] == row[t] and j < t (a stable sort by descending score);
+// a NaN anywhere in the row makes it wrong, as does a label outside [0, c).
 __global__ void topkCorrectKernel(const float* logits, const int* labels, int* out, int c, int k) {
-  __shared__ float scratch[kThreads];
+  __shared__ int scratch[kThreads];
   const int i = blockIdx.x, label = labels[i];
   if (label < 0 || label >= c) return;  // uniform across the block: no thread reaches the barrier
   const float* row = logits + (long long)i * c;
   const float v = row[label];
-  float greater = 0.f;
-  for (int j = threadIdx.x; j < c; j += kThreads) greater += row[j] > v ? 1.f : 0.f;
-  greater = blockReduce<false>(greater, scratch);
-  if (threadIdx.x == 0 && greater < (float)k) atomicAdd(out, 1);
+  int above = 0, nan = 0;
+  for (int j = threadIdx.x; j < c; j += kThreads) {
+    const float z = row[j];
+    nan += z != z ? 1 : 0;
+    above += (z > v || (z == v && j < label)) ? 1 : 0;
+  }
+  above = blockSumInt(above, scratch);
+  nan = blockSumInt(nan, scratch);
+  if (threadIdx.x == 0 && nan == 0 && above < k) atomicAdd(out, 1);
 }
 
 }  // namespace cuda

@@ -5,7 +5,10 @@
 namespace alexnet {
 namespace cuda {
 
-/** One thread per output: y = window max, argmax = ih w + iw; ties to the first in row-major order. */
+/**
+ * One thread per output: y = window max, argmax = ih w + iw; ties to the first in row-major order.
+ * A window holding NaN outputs NaN with the first NaN as argmax (NaN propagates, as in PyTorch).
+ */
 __global__ void maxPoolForwardKernel(const float* x, float* y, int* argmax, PoolShape g) {
   const long long total = (long long)g.n * g.c * g.outH * g.outW;
   for (long long o = (long long)blockIdx.x * blockDim.x + threadIdx.x; o < total;
@@ -22,7 +25,7 @@ __global__ void maxPoolForwardKernel(const float* x, float* y, int* argmax, Pool
         const int ix = ox * g.strideW - g.padW + kx;
         if (ix < 0 || ix >= g.w) continue;
         const float v = xp[iy * g.w + ix];
-        if (bi < 0 || v > best) { best = v; bi = iy * g.w + ix; }
+        if (bi < 0 || v > best || (v != v && best == best)) { best = v; bi = iy * g.w + ix; }
       }
     }
     y[o] = best;

@@ -167,9 +167,12 @@ export interface Engine {
     g: ConvGeometry, beta: number): void;
 
   // ---- activations ----
-  /** y = max(0, x); y may alias x. */
+  /** y = max(0, x); y may alias x. NaN propagates, as in PyTorch: relu(NaN) = NaN. */
   reluForward(x: DeviceBuffer, y: DeviceBuffer): void;
-  /** dx = dy where y > 0, else 0 (uses the forward output y); dx may alias dy. */
+  /**
+   * dx = 0 where y <= 0, else dy (uses the forward output y); dx may alias dy. Where y is NaN the
+   * gradient passes (PyTorch's threshold_backward), so a NaN is never masked into a zero gradient.
+   */
   reluBackward(y: DeviceBuffer, dy: DeviceBuffer, dx: DeviceBuffer): void;
 
   // ---- local response normalisation (§3.3), one fused kernel each way ----
@@ -184,7 +187,8 @@ export interface Engine {
   // ---- pooling (§3.4) ----
   /**
    * y = max over each window; argmax (int32, same size as y) = index ih * w + iw of the winner
-   * within its input plane; ties go to the first in row-major window order.
+   * within its input plane; ties go to the first in row-major window order. NaN propagates (as in
+   * PyTorch): a window holding NaN outputs NaN, and its argmax is the first NaN in that order.
    */
   maxPoolForward(x: DeviceBuffer, y: DeviceBuffer, argmax: DeviceBuffer, g: PoolGeometry): void;
   /** dx = 0, then dx[plane, argmax] += dy for every output (overlapping windows add up). */
@@ -199,15 +203,19 @@ export interface Engine {
   /**
    * logits [n, c], labels int32 [n]. loss[0] = mean_i -log softmax(logits_i)[label_i];
    * dlogits = (softmax - onehot) / n when not null. A label outside [0, c) makes loss NaN and its
-   * gradient row NaN (labels are validated on the host before they are written).
+   * gradient row NaN (labels are validated on the host before they are written). A NaN logit makes
+   * its row's gradient NaN, and so the loss.
    */
   softmaxCrossEntropy(logits: DeviceBuffer, labels: DeviceBuffer, loss: DeviceBuffer,
     dlogits: DeviceBuffer | null, n: number, c: number): void;
-  /** y = softmax(x) along rows of [n, c]; y may alias x. */
+  /** y = softmax(x) along rows of [n, c]; y may alias x. A row holding NaN is NaN throughout. */
   softmax(x: DeviceBuffer, y: DeviceBuffer, n: number, c: number): void;
   /**
-   * out[0] (int32) = number of rows i of logits [n, c] whose label is in the top k:
-   * #{j : logits[i, j] > logits[i, label_i]} < k.
+   * out[0] (int32) = number of rows i of logits [n, c] whose label t = labels[i] is in the top k:
+   *   #{j : z[j] > z[t], or z[j] = z[t] and j < t} < k      (z = logits[i, :])
+   * i.e. its rank in a stable sort by descending score (ties go to the lower class index, so an
+   * all-equal row counts only when t < k). A NaN anywhere in the row, or t outside [0, c), makes
+   * the row wrong.
    */
   topkCorrect(logits: DeviceBuffer, labels: DeviceBuffer, out: DeviceBuffer, n: number, c: number, k: number): void;
 

@@ -283,7 +283,7 @@ export function conv2dBackwardFilter(x: Tensor, dy: Tensor, wShape: Shape, opts:
 
 // ---- activations ----
 
-/** max(0, x) (§3.1), as a new tensor or in place. */
+/** max(0, x) (§3.1), as a new tensor or in place. NaN propagates: relu(NaN) = NaN, as in PyTorch. */
 export function relu(x: Tensor, opts: { inPlace?: boolean } = {}): Tensor {
   checkTensor('relu', 'x', x, { float: true });
   const y = opts.inPlace ? x : out(x.shape, x);
@@ -291,7 +291,7 @@ export function relu(x: Tensor, opts: { inPlace?: boolean } = {}): Tensor {
   return y;
 }
 
-/** dx = dy where y > 0 (y is relu's output). */
+/** dx = dy where y > 0 and 0 where y <= 0 (y is relu's output); where y is NaN dy passes, as in PyTorch. */
 export function reluBackward(y: Tensor, dy: Tensor, opts: { inPlace?: boolean } = {}): Tensor {
   const op = 'reluBackward';
   checkTensor(op, 'y', y, { float: true });
@@ -385,7 +385,10 @@ export function poolGeometry(op: string, xShape: Shape, opts: MaxPoolOptions): P
   return { n, c, h, w, kh, kw, strideH, strideW, padH, padW, outH, outW };
 }
 
-/** Max-pool of x [n, c, h, w]; argmax (int32) is what the backward pass needs. */
+/**
+ * Max-pool of x [n, c, h, w] (§3.4); argmax (int32) is what the backward pass needs. Ties go to the
+ * first cell in row-major window order; a window holding NaN gives NaN, with the first NaN as argmax.
+ */
 export function maxPool2d(x: Tensor, opts: MaxPoolOptions): { y: Tensor; argmax: Tensor } {
   const op = 'maxPool2d';
   checkTensor(op, 'x', x, { rank: 4, float: true });
@@ -475,7 +478,13 @@ export function softmax(x: Tensor): Tensor {
   return y;
 }
 
-/** How many rows have their label among the k largest logits (a [1] int32 tensor). */
+/**
+ * How many rows have their label among the k largest logits (a [1] int32 tensor): the top-1 and
+ * top-5 counts of §6. Class j ranks above the label t when z[j] > z[t], or z[j] = z[t] and j < t:
+ * ties go to the lower class index, as in a stable sort by descending score, so an all-equal row
+ * counts only when t < k (never 100 % for a network whose outputs are all equal). A NaN anywhere in
+ * a row makes that row wrong.
+ */
 export function topkCorrect(logits: Tensor, labels: Tensor, k: number): Tensor {
   const [n, c] = checkLogitsLabels('topkCorrect', logits, labels);
   posInt('topkCorrect', 'k', k);

@@ -7,6 +7,16 @@
  * by finite differences in src/reference/gradcheck.test.ts, so passing here means every backward op of
  * the backend is a correct gradient too.
  *
+ * The "NaN and ties" group holds every backend (the reference included) to hand-worked values, with
+ * no reference kernel involved:
+ * - NaN propagates, as in PyTorch: relu(NaN) = NaN; reluBackward gives 0 only where y <= 0, so the
+ *   gradient passes where y is NaN; a max-pool window holding NaN outputs NaN with the first NaN (in
+ *   row-major window order) as its argmax; a softmax row holding NaN is all NaN, and so is that row of
+ *   the cross-entropy gradient, and the mean loss.
+ * - topkCorrect ranks class j above the label t when z[j] > z[t], or z[j] = z[t] and j < t (a stable
+ *   sort by descending score: ties go to the lower index, so an all-equal row counts only for labels
+ *   below k); a NaN anywhere in a row makes that row wrong.
+ *
  *   import { runConformanceSuite } from '@alexnet/tensor/conformance';
  *   runConformanceSuite('cpu');                  // in a *.test.ts file
  */
@@ -31,7 +41,7 @@ export interface ConformanceOptions {
 
 type Arr = Float64Array | Int32Array;
 interface BufSpec { dtype: 'float32' | 'int32'; data?: Arr; length?: number }
-interface Case {
+export interface Case {
   name: string;
   buffers: Record<string, BufSpec>;
   run(e: Engine, b: Record<string, DeviceBuffer>): void;
@@ -225,6 +235,119 @@ function layoutCases(rng: TestRng, n: number, c: number, hw: number, label: stri
 
 const PAPER_LRN: LrnParams = { size: 5, alpha: 1e-4, beta: 0.75, k: 2 };
 
+/**
+ * NaN inputs and ties, with hand-worked expected values (written out below, not computed by the
+ * reference kernels), so the reference is held to them like any other backend.
+ */
+export function nanAndTieCases(rng: TestRng): Case[] {
+  const cases: Case[] = [];
+  const set = (values: number[]) => (a: Arr) => { a.set(values); };
+  // relu forward and backward (§3.1), small by hand and long with NaN sprinkled (every vector lane).
+  const rx = [1, -1, NaN, 0, -0, 2.5, NaN, -Infinity, Infinity];
+  const ry = [1, 0, NaN, 0, 0, 2.5, NaN, 0, Infinity];
+  cases.push(
+    { name: 'reluForward NaN by hand', buffers: { x: { dtype: 'float32', data: Float64Array.from(rx) }, y: { dtype: 'float32', length: rx.length } },
+      run: (e, b) => e.reluForward(b.x!, b.y!), reference: (a) => set(ry)(a.y!), check: ['y'], exact: true },
+    { name: 'reluBackward NaN by hand', buffers: {
+      y: { dtype: 'float32', data: Float64Array.of(1, 0, NaN, -0, 2, NaN, -1, NaN) },
+      dy: { dtype: 'float32', data: Float64Array.of(0.5, 0.5, 0.5, 0.5, NaN, NaN, NaN, -3) },
+      dx: { dtype: 'float32', length: 8 } },
+    run: (e, b) => e.reluBackward(b.y!, b.dy!, b.dx!), reference: (a) => set([0.5, 0, 0.5, 0, NaN, NaN, 0, -3])(a.dx!), check: ['dx'], exact: true },
+  );
+  const len = 5000, x = rng.floats(len), dy = rng.floats(len);
+  for (let i = 0; i < len; i += 1 + rng.int(0, 40)) x[i] = NaN;
+  cases.push(
+    { name: `reluForward NaN sprinkled [${len}]`, buffers: { x: { dtype: 'float32', data: x }, y: { dtype: 'float32', length: len } },
+      run: (e, b) => e.reluForward(b.x!, b.y!), reference: (a) => set(Array.from(x, (v) => (Number.isNaN(v) ? NaN : Math.max(v, 0))))(a.y!), check: ['y'], exact: true },
+    { name: `reluBackward NaN sprinkled [${len}]`, buffers: { y: { dtype: 'float32', data: x }, dy: { dtype: 'float32', data: dy }, dx: { dtype: 'float32', length: len } },
+      run: (e, b) => e.reluBackward(b.y!, b.dy!, b.dx!), reference: (a) => set(Array.from(x, (v, i) => (v <= 0 ? 0 : dy[i]!)))(a.dx!), check: ['dx'], exact: true },
+  );
+  // Max-pool (§3.4) of one 4x4 plane, worked by hand for 2x2/2 and for 3x3/2 padded by 1.
+  const px = [1, NaN, 3, 4, 5, 6, NaN, NaN, -1, -2, -3, -4, NaN, -9, -8, -7];
+  const pools: [string, PoolGeometry, number[], number[]][] = [
+    ['2x2/2', poolGeom(1, 1, 4, 4, 2, 2), [NaN, NaN, NaN, -3], [1, 6, 12, 10]],
+    ['3x3/2 pad 1', poolGeom(1, 1, 4, 4, 3, 2, 1), [NaN, NaN, NaN, NaN], [1, 1, 12, 6]],
+  ];
+  for (const [label, g, y, am] of pools) {
+    cases.push({ name: `maxPoolForward NaN by hand ${label}`, buffers: { x: { dtype: 'float32', data: Float64Array.from(px) }, y: { dtype: 'float32', length: 4 }, argmax: { dtype: 'int32', length: 4 } },
+      run: (e, b) => e.maxPoolForward(b.x!, b.y!, b.argmax!, g), reference: (a) => { set(y)(a.y!); set(am)(a.argmax!); }, check: ['y', 'argmax'], exact: true });
+  }
+  // Backward through those argmax: dy [1, 2, 4, 8] lands on cells 1 (1 + 2), 12 (4) and 6 (8).
+  cases.push({ name: 'maxPoolBackward to NaN winners by hand', buffers: { dy: { dtype: 'float32', data: Float64Array.of(1, 2, 4, 8) }, argmax: { dtype: 'int32', data: Int32Array.of(1, 1, 12, 6) }, dx: { dtype: 'float32', length: 16 } },
+    run: (e, b) => e.maxPoolBackward(b.dy!, b.argmax!, b.dx!, pools[1]![1]), reference: (a) => set([0, 3, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 4, 0, 0, 0])(a.dx!), check: ['dx'], exact: true });
+  // Many planes and a wide row (every vector lane of the CPU kernels): NaN in some windows only. The
+  // expected values are a direct scan of each window with the rule above.
+  const bg = poolGeom(2, 3, 11, 37, 3, 2);
+  const bx = rng.floats(bg.n * bg.c * bg.h * bg.w);
+  for (let i = 0; i < bx.length; i += 1 + rng.int(0, 60)) bx[i] = NaN;
+  const by: number[] = [], bam: number[] = [];
+  for (let pl = 0; pl < bg.n * bg.c; pl++) for (let oy = 0; oy < bg.outH; oy++) for (let ox = 0; ox < bg.outW; ox++) {
+    let best = NaN, arg = -1;
+    for (let ky = 0; ky < 3 && arg < 0; ky++) for (let kx = 0; kx < 3; kx++) { // the first NaN, if any
+      const idx = (oy * 2 + ky) * bg.w + ox * 2 + kx;
+      if (Number.isNaN(bx[pl * bg.h * bg.w + idx]!)) { arg = idx; break; }
+    }
+    if (arg < 0) {
+      best = -Infinity;
+      for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) {
+        const idx = (oy * 2 + ky) * bg.w + ox * 2 + kx, v = bx[pl * bg.h * bg.w + idx]!;
+        if (v > best) { best = v; arg = idx; }
+      }
+    }
+    by.push(best); bam.push(arg);
+  }
+  cases.push({ name: 'maxPoolForward NaN sprinkled [2,3,11,37] 3/2', buffers: { x: { dtype: 'float32', data: bx }, y: { dtype: 'float32', length: by.length }, argmax: { dtype: 'int32', length: by.length } },
+    run: (e, b) => e.maxPoolForward(b.x!, b.y!, b.argmax!, bg), reference: (a) => { set(by)(a.y!); set(bam)(a.argmax!); }, check: ['y', 'argmax'], exact: true });
+  // Softmax and cross-entropy: a NaN row is NaN throughout; the other rows are unaffected.
+  const sx = [0, Math.log(2), Math.log(3), 1, NaN, 2, -1, -1, -1];
+  const sy = [1 / 6, 1 / 3, 1 / 2, NaN, NaN, NaN, 1 / 3, 1 / 3, 1 / 3];
+  const sl = Int32Array.of(2, 0, 1);
+  const sd = [1 / 18, 1 / 9, -1 / 6, NaN, NaN, NaN, 1 / 9, -2 / 9, 1 / 9];
+  cases.push(
+    { name: 'softmax NaN row by hand', buffers: { x: { dtype: 'float32', data: Float64Array.from(sx) }, y: { dtype: 'float32', length: 9 } },
+      run: (e, b) => e.softmax(b.x!, b.y!, 3, 3), reference: (a) => set(sy)(a.y!), check: ['y'] },
+    { name: 'softmaxCrossEntropy NaN row by hand', buffers: { x: { dtype: 'float32', data: Float64Array.from(sx) }, l: { dtype: 'int32', data: sl }, loss: { dtype: 'float32', length: 1 }, dx: { dtype: 'float32', length: 9 } },
+      run: (e, b) => e.softmaxCrossEntropy(b.x!, b.l!, b.loss!, b.dx!, 3, 3), reference: (a) => { set([NaN])(a.loss!); set(sd)(a.dx!); }, check: ['loss', 'dx'] },
+  );
+  // topkCorrect, 4 classes: [logits, label, rank of the label (Infinity: never counted)].
+  const rows: [number[], number, number][] = [
+    [[1, 2, 3, 4], 3, 0],
+    [[5, 5, 5, 5], 0, 0], // all equal: the label's rank is its index
+    [[5, 5, 5, 5], 2, 2],
+    [[1, NaN, 0, 0], 0, Infinity], // NaN anywhere: wrong
+    [[NaN, NaN, NaN, NaN], 1, Infinity],
+    [[0, 7, 7, 1], 2, 1], // tie with a lower index ranks above
+    [[0, 7, 7, 1], 1, 0],
+    [[-Infinity, -Infinity, 3, -Infinity], 0, 1],
+    [[-Infinity, -Infinity, 3, -Infinity], 3, 3],
+    [[Infinity, 1, 2, 3], 0, 0],
+    [[1, 1, 2, 2], 3, 1],
+    [[0, 0, 0, 0], 4, Infinity], // label outside [0, c)
+  ];
+  const tz = Float64Array.from(rows.flatMap(([z]) => z)), tl = Int32Array.from(rows, ([, l]) => l);
+  for (const k of [1, 2, 3, 4, 5]) {
+    cases.push({ name: `topkCorrect ties and NaN by hand k=${k}`, buffers: { x: { dtype: 'float32', data: tz }, l: { dtype: 'int32', data: tl }, o: { dtype: 'int32', length: 1 } },
+      run: (e, b) => e.topkCorrect(b.x!, b.l!, b.o!, rows.length, 4, k), reference: (a) => set([rows.filter(([, , r]) => r < k).length])(a.o!), check: ['o'] });
+  }
+  // 1000 equal logits (ties across every thread of a CUDA block): label t has rank t.
+  const eq = new Float64Array(3 * 1000).fill(0.25), eqL = Int32Array.of(0, 700, 999);
+  eq[2 * 1000 + 500] = NaN;
+  for (const k of [1, 700, 701, 1000]) {
+    cases.push({ name: `topkCorrect 1000 equal logits k=${k}`, buffers: { x: { dtype: 'float32', data: eq }, l: { dtype: 'int32', data: eqL }, o: { dtype: 'int32', length: 1 } },
+      run: (e, b) => e.topkCorrect(b.x!, b.l!, b.o!, 3, 1000, k), reference: (a) => set([1 + (k > 700 ? 1 : 0)])(a.o!), check: ['o'] });
+  }
+  return cases;
+}
+
+/** Runs cases on `engine`; returns the failures (empty when every case matches). */
+export function checkCases(engine: Engine, cases: Case[], rtol = FLOAT32_RTOL): string[] {
+  const failures: string[] = [];
+  for (const c of cases) {
+    try { runCase(engine, c, rtol); } catch (err) { failures.push((err as Error).message); }
+  }
+  return failures;
+}
+
 /** The AlexNet layer shapes (§3, Figure 2) at batch 1, 227x227 input. */
 export function alexnetCases(rng: TestRng): Case[] {
   return [
@@ -291,15 +414,12 @@ export function runConformanceSuite(backendName: string, options: ConformanceOpt
 
     const groups: [string, (rng: TestRng) => Case[]][] = [
       ['random shapes', (rng) => randomCases(rng, options.randomCases ?? 4)],
+      ['NaN and ties', nanAndTieCases],
     ];
     if (options.alexnetShapes ?? true) groups.push(['AlexNet layer shapes', alexnetCases]);
     for (const [title, make] of groups) {
       it(`${title}: every op matches the float64 reference`, () => {
-        const cases = make(new TestRng(title.length * 7919));
-        const failures: string[] = [];
-        for (const c of cases) {
-          try { runCase(e, c, rtol); } catch (err) { failures.push((err as Error).message); }
-        }
+        const failures = checkCases(e, make(new TestRng(title.length * 7919)), rtol);
         expect(failures, failures.join('\n')).toEqual([]);
       }, 600_000);
     }

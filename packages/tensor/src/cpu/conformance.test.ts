@@ -1,7 +1,27 @@
-// The shared conformance suite (src/conformance) on the native CPU backend.
-import { runConformanceSuite } from '../conformance/index.js';
+// The shared conformance suite (src/conformance) on the native CPU backend, and its random shapes
+// and NaN/tie cases again on every ISA path this machine has (the suite runs on the best one).
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkCases, nanAndTieCases, randomCases, runConformanceSuite, TestRng } from '../conformance/index.js';
 import { registerBackend } from '../device.js';
-import { cpuBackend } from './index.js';
+import { CpuEngine, cpuBackend, cpuIsa, setCpuIsa } from './index.js';
+import { isaPaths } from './testing.js';
 
 registerBackend(cpuBackend);
 runConformanceSuite('cpu');
+
+describe.each(isaPaths())('conformance cases on the %s path', (isa) => {
+  const best = cpuIsa().detected;
+  const e = new CpuEngine(0);
+  afterAll(() => { setCpuIsa(best); e.destroy(); });
+  for (const [title, make] of [['random shapes', (r: TestRng) => randomCases(r, 2)], ['NaN and ties', nanAndTieCases]] as const) {
+    it(`${title} match the float64 reference`, () => {
+      setCpuIsa(isa);
+      try {
+        const failures = checkCases(e, make(new TestRng(title.length * 104729)));
+        expect(failures, failures.join('\n')).toEqual([]);
+      } finally {
+        setCpuIsa(best);
+      }
+    });
+  }
+});

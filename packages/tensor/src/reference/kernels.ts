@@ -132,12 +132,14 @@ export function biasGrad(dy: FloatArray, db: FloatArray, n: number, c: number, h
   }
 }
 
+// NaN propagates, as in PyTorch: relu(NaN) = NaN, and the gradient passes where y is NaN
+// (dx = 0 only where y <= 0, like torch's threshold_backward).
 export function reluForward(x: FloatArray, y: FloatArray): void {
-  for (let i = 0; i < x.length; i++) { const v = x[i]!; y[i] = v > 0 ? v : 0; }
+  for (let i = 0; i < x.length; i++) { const v = x[i]!; y[i] = v > 0 || Number.isNaN(v) ? v : 0; }
 }
 
 export function reluBackward(y: FloatArray, dy: FloatArray, dx: FloatArray): void {
-  for (let i = 0; i < y.length; i++) dx[i] = y[i]! > 0 ? dy[i]! : 0;
+  for (let i = 0; i < y.length; i++) dx[i] = y[i]! <= 0 ? 0 : dy[i]!;
 }
 
 function lrnScale(x: FloatArray, p: LrnParams, c: number, hw: number, base: number, ch: number, pos: number): number {
@@ -179,7 +181,9 @@ export function lrnBackward(x: FloatArray, y: FloatArray, dy: FloatArray, dx: Fl
   }
 }
 
-// §3.4: overlapping max-pool (kh = kw = 3, stride 2 in the paper); argmax = ih * w + iw
+// §3.4: overlapping max-pool (kh = kw = 3, stride 2 in the paper); argmax = ih * w + iw.
+// Ties keep the first cell in row-major window order; a window holding NaN outputs NaN, and its
+// argmax is the first NaN (NaN propagates, as in PyTorch).
 export function maxPoolForward(x: FloatArray, y: FloatArray, argmax: IntArray, g: PoolGeometry): void {
   for (let plane = 0; plane < g.n * g.c; plane++) {
     const xb = plane * g.h * g.w, yb = plane * g.outH * g.outW;
@@ -192,7 +196,7 @@ export function maxPoolForward(x: FloatArray, y: FloatArray, argmax: IntArray, g
           const ix = ox * g.strideW - g.padW + kx;
           if (ix < 0 || ix >= g.w) continue;
           const v = x[xb + iy * g.w + ix]!;
-          if (bi < 0 || v > best) { best = v; bi = iy * g.w + ix; }
+          if (bi < 0 || v > best || (Number.isNaN(v) && !Number.isNaN(best))) { best = v; bi = iy * g.w + ix; }
         }
       }
       y[yb + oy * g.outW + ox] = best;
@@ -254,15 +258,24 @@ export function softmaxCrossEntropy(logits: FloatArray, labels: IntArray, loss: 
   loss[0] = total / n;
 }
 
+/**
+ * Rows whose label t ranks among the first k, where class j ranks above t when z[j] > z[t], or
+ * z[j] = z[t] and j < t (the order of a stable sort by descending score: ties go to the lower
+ * index). A NaN anywhere in the row, or a label outside [0, c), makes the row wrong.
+ */
 export function topkCorrect(logits: FloatArray, labels: IntArray, out: IntArray, n: number, c: number, k: number): void {
   let correct = 0;
   for (let i = 0; i < n; i++) {
     const label = labels[i]!;
     if (label < 0 || label >= c) continue;
     const v = logits[i * c + label]!;
-    let greater = 0;
-    for (let j = 0; j < c; j++) if (logits[i * c + j]! > v) greater++;
-    if (greater < k) correct++;
+    let above = 0, nan = false;
+    for (let j = 0; j < c; j++) {
+      const z = logits[i * c + j]!;
+      if (Number.isNaN(z)) nan = true;
+      else if (z > v || (z === v && j < label)) above++;
+    }
+    if (!nan && above < k) correct++;
   }
   out[0] = correct;
 }
