@@ -2,7 +2,9 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, renameSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, basename } from 'node:path';
-import { indexImageNet, indexImageFolder } from './layout.js';
+import { indexImageNet, indexImageFolder, requireSplit } from './layout.js';
+import { createSampleImageNet } from './sample.js';
+import { openImageFolder, createLoader } from './loader.js';
 import { devkitMetaMat, parseMat, readDevkitMeta } from './matfile.js';
 
 // Indexing never decodes, so the "images" here are empty files: fast, and the layout is all that matters.
@@ -135,7 +137,9 @@ describe('indexImageNet', () => {
     const root = fresh();
     makeTrain(root);
     await expect(indexImageNet(root, { splits: ['train', 'val'] })).rejects.toThrow(`${root} has no val/ folder: the val split is missing`);
-    await expect(indexImageNet(join(root, 'train', 'n01000000'))).rejects.toThrow(/has no train\/ folder: the train split is missing/);
+    await expect(indexImageNet(join(root, 'train', 'n01000000'))).rejects.toThrow(
+      `${join(root, 'train', 'n01000000')} has neither a train/ nor a val/ folder: expected an ImageNet folder with train/<wnid>/ and val/`,
+    );
   });
 
   it('names an empty class folder', async () => {
@@ -188,7 +192,7 @@ describe('indexImageNet', () => {
     makeTrain(root);
     writeMapping(root, 'LOC_synset_mapping.txt', ['n01000000', 'n02000000', 'n04000000']);
     await expect(indexImageNet(root)).rejects.toThrow(
-      'LOC_synset_mapping.txt disagrees with the folders (3 classes listed, 3 folders in train/): train/n03000000 is not listed in LOC_synset_mapping.txt; LOC_synset_mapping.txt lists n04000000 but train/ has no folder for it',
+      'train/n03000000 is a class folder that LOC_synset_mapping.txt does not list (it lists 3 classes): a class must be one of the mapping\'s',
     );
     const root2 = fresh();
     makeTrain(root2);
@@ -200,6 +204,131 @@ describe('indexImageNet', () => {
     makeTrain(root3);
     touch(join(root3, 'val', 'n05000000', 'x.jpg'));
     await expect(indexImageNet(root3)).rejects.toThrow('val/n05000000 is not a class of train/ (3 classes)');
+  });
+});
+
+// The standard 1000-line mapping: the three test classes among 997 others.
+const THOUSAND = [...SORTED, ...Array.from({ length: 997 }, (_, i) => `n${String(5000000 + i * 7).padStart(8, '0')}`)].sort();
+const SUBSET_NOTE = (folder: string, present: number) =>
+  `LOC_synset_mapping.txt lists 1000 classes and ${folder} has folders for ${present} of them (a subset such as Imagenette or ImageNet-100): ` +
+  `the ${1000 - present} others are absent, and the class indices 0..${present - 1} follow the sorted wnids of the ${present} folders`;
+
+describe('subsets of ImageNet (a few class folders, the 1000-class mapping beside them)', () => {
+  it('names the classes present from the mapping, in sorted-wnid order, and notes how many listed classes have no folder', async () => {
+    const root = fresh();
+    for (const w of ['n03000000', 'n01000000']) touch(join(root, 'train', w, `${w}_1.JPEG`));
+    writeMapping(root, 'LOC_synset_mapping.txt', THOUSAND);
+    const idx = await indexImageNet(root);
+    expect(idx.classes).toEqual([
+      { index: 0, wnid: 'n01000000', name: 'name of n01000000, alias' },
+      { index: 1, wnid: 'n03000000', name: 'name of n03000000, alias' },
+    ]);
+    expect(idx.splits.train!.map((s) => s.label)).toEqual([0, 1]);
+    expect(idx.notes).toEqual([SUBSET_NOTE('train/', 2)]);
+    expect(idx.absentClasses.length).toBe(998);
+    expect(idx.absentClasses).toContain('n02000000');
+    // The full set has nothing to note.
+    const full = fresh();
+    makeTrain(full);
+    writeMapping(full);
+    expect((await indexImageNet(full)).notes).toEqual([]);
+  });
+
+  it('refuses a class folder the mapping does not list, naming it', async () => {
+    const root = fresh();
+    makeTrain(root);
+    touch(join(root, 'train', 'n09999999', 'x.JPEG'));
+    touch(join(root, 'train', 'oops', 'y.JPEG'));
+    writeMapping(root, 'LOC_synset_mapping.txt', THOUSAND);
+    await expect(indexImageNet(root)).rejects.toThrow(
+      "train/n09999999 is a class folder that LOC_synset_mapping.txt does not list (it lists 1000 classes): a class must be one of the mapping's (1 more unlisted folder: oops)",
+    );
+  });
+
+  it('leaves out val images of listed classes that have no train/ folder, with a note; refuses unlisted ones', async () => {
+    const root = fresh();
+    for (const w of ['n01000000', 'n02000000']) touch(join(root, 'train', w, `${w}_1.JPEG`));
+    writeMapping(root, 'LOC_synset_mapping.txt', THOUSAND);
+    makeFlatVal(root);
+    const rows = VAL_WNID.map((w, i) => `${valName(i + 1).replace('.JPEG', '')},${w} 1 2 3 4`);
+    writeFileSync(join(root, 'LOC_val_solution.csv'), ['ImageId,PredictionString', ...rows].join('\n'));
+    const idx = await indexImageNet(root);
+    // val images 1..5 are n02, n03, n01, n01, n03: the two of n03 are left out.
+    expect(idx.splits.val!.map((s) => [basename(s.path), s.label])).toEqual([[valName(1), 1], [valName(3), 0], [valName(4), 0]]);
+    expect(idx.notes[1]).toBe('val/ holds 2 images of 1 class that LOC_synset_mapping.txt lists but train/ has no folder for: they are left out, leaving 3');
+    // val/<wnid>/ folders likewise.
+    const root2 = fresh();
+    for (const w of ['n01000000', 'n02000000']) touch(join(root2, 'train', w, `${w}_1.JPEG`));
+    writeMapping(root2, 'LOC_synset_mapping.txt', THOUSAND);
+    for (const w of SORTED) touch(join(root2, 'val', w, 'v.JPEG'));
+    const idx2 = await indexImageNet(root2);
+    expect(idx2.splits.val!.map((s) => s.label)).toEqual([0, 1]);
+    expect(idx2.notes[1]).toBe('val/ holds 1 image of 1 class that LOC_synset_mapping.txt lists but train/ has no folder for: they are left out, leaving 2');
+    touch(join(root2, 'val', 'n09999999', 'w.JPEG'));
+    await expect(indexImageNet(root2)).rejects.toThrow('val/n09999999 is not a class of train/ (2 classes)');
+  });
+});
+
+describe('evaluation folders (val/ without train/)', () => {
+  it('indexes a val-only folder of val/<wnid>/ by default: classes from the folders, names from the mapping', async () => {
+    const root = fresh();
+    touch(join(root, 'val', 'n03000000', 'a.JPEG'));
+    touch(join(root, 'val', 'n01000000', 'b.JPEG'));
+    writeMapping(root, 'LOC_synset_mapping.txt', THOUSAND);
+    const idx = await indexImageNet(root);
+    expect(Object.keys(idx.splits)).toEqual(['val']);
+    expect(idx.classes.map((c) => [c.wnid, c.name])).toEqual([['n01000000', 'name of n01000000, alias'], ['n03000000', 'name of n03000000, alias']]);
+    expect(idx.splits.val!.map((s) => [basename(s.path), s.label])).toEqual([['b.JPEG', 0], ['a.JPEG', 1]]);
+    expect(idx.notes).toEqual([SUBSET_NOTE('val/', 2)]);
+    expect((await indexImageNet(root, { splits: ['val'] })).classes.length).toBe(2);
+    // Training needs train/: the caller asks for it.
+    expect(() => requireSplit(idx, 'train')).toThrow(`${root} has no train/ folder: the train split is missing`);
+    expect(requireSplit(idx, 'val')).toBe(idx.splits.val);
+    await expect(indexImageNet(root, { splits: ['train'] })).rejects.toThrow(`${root} has no train/ folder: the train split is missing`);
+  });
+
+  it('takes the classes of a flat val/ from the mapping, else from the devkit (meta.mat), else from LOC_val_solution.csv', async () => {
+    const withMapping = fresh();
+    makeFlatVal(withMapping);
+    writeDevkit(withMapping);
+    writeMapping(withMapping, 'LOC_synset_mapping.txt', THOUSAND);
+    const a = await indexImageNet(withMapping);
+    expect(a.classes.length).toBe(1000);
+    expect(a.splits.val!.map((s) => a.classes[s.label]!.wnid)).toEqual(VAL_WNID);
+    expect(a.splits.train).toBeUndefined();
+
+    const devkitOnly = fresh();
+    makeFlatVal(devkitOnly);
+    writeDevkit(devkitOnly);
+    const b = await indexImageNet(devkitOnly);
+    expect(b.classes.map((c) => c.wnid)).toEqual(SORTED);
+    expect(b.splits.val!.map((s) => s.label)).toEqual(expectedValLabels());
+
+    const csvOnly = fresh();
+    makeFlatVal(csvOnly);
+    const rows = VAL_WNID.map((w, i) => `${valName(i + 1).replace('.JPEG', '')},${w} 1 2 3 4`);
+    writeFileSync(join(csvOnly, 'LOC_val_solution.csv'), ['ImageId,PredictionString', ...rows].join('\n'));
+    const c = await indexImageNet(csvOnly);
+    expect(c.classes.map((x) => x.wnid)).toEqual(SORTED);
+    expect(c.splits.val!.map((s) => s.label)).toEqual(expectedValLabels());
+  });
+
+  it('loads a real val-only sample folder (val/<wnid>/) for evaluation', async () => {
+    const root = fresh();
+    await createSampleImageNet({ dir: root, classes: 2, perClass: 1, valPerClass: 2, seed: 1, longSide: 32, valLayout: 'folders' });
+    rmSync(join(root, 'train'), { recursive: true });
+    const idx = await indexImageNet(root);
+    expect(idx.splits.val!.length).toBe(4);
+    const ds = await openImageFolder({ samples: idx.splits.val!, classes: idx.classes }, { size: 32 });
+    const l = createLoader(ds, { batchSize: 4, mode: 'center', crop: 24, workers: 0 });
+    for await (const b of l.epoch(0)) expect(Array.from(b.labels).sort()).toEqual([0, 0, 1, 1]);
+    await l.close();
+  });
+
+  it('names a folder with neither train/ nor val/', async () => {
+    const root = fresh();
+    touch(join(root, 'readme.txt'));
+    await expect(indexImageNet(root)).rejects.toThrow(`${root} has neither a train/ nor a val/ folder: expected an ImageNet folder with train/<wnid>/ and val/`);
   });
 });
 

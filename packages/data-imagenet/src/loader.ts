@@ -77,14 +77,34 @@ export async function openImageFolder(
 ): Promise<Dataset> {
   const idx = typeof source === 'string' ? await indexImageFolder(source) : source;
   const size = checkPositiveInteger(opts.size ?? 256, 'size');
-  return {
+  const ds: Dataset = {
     length: idx.samples.length,
     labels: Int32Array.from(idx.samples, (s) => s.label),
     classes: idx.classes.map((c) => ({ wnid: c.wnid, name: c.name })),
     size,
     source: { kind: 'folder', paths: idx.samples.map((s) => s.path), size, kernel: opts.kernel ?? 'linear' },
-    statistics: opts.statistics ?? null,
+    statistics: null,
   };
+  return opts.statistics ? withStatistics(ds, opts.statistics) : ds;
+}
+
+/**
+ * The data set with `statistics` as its own (a new object; the original is unchanged): the loader
+ * then subtracts their mean image (§2) and, in train mode, applies PCA lighting with their
+ * eigen-decomposition (§4.1), exactly as for prepared shards. Typically the statistics of a raw
+ * folder from computeStatistics, or loaded with loadStatistics from where they were saved.
+ */
+export function withStatistics(dataset: Dataset, statistics: Statistics): Dataset {
+  const px = dataset.size * dataset.size * 3;
+  if (statistics.size !== dataset.size) {
+    throw new TypeError(
+      `statistics are of ${statistics.size}x${statistics.size} images but the data set holds ${dataset.size}x${dataset.size} images: compute them at the data set's size`,
+    );
+  }
+  if (statistics.meanImage.length !== px) {
+    throw new TypeError(`Expected a mean image of ${dataset.size}x${dataset.size}x3 = ${px} values in the statistics but received ${statistics.meanImage.length}`);
+  }
+  return { ...dataset, statistics };
 }
 
 export interface LoaderOptions {

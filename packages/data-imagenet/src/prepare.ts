@@ -31,7 +31,7 @@ export interface PrepareOptions {
    * An ImageNet folder (indexed with indexImageNet), an index you built, or an ImageFolder index
    * (indexImageFolder), which is prepared as the train split.
    */
-  source: string | ImageNetIndex | ImageFolderIndex;
+  source: string | Pick<ImageNetIndex, 'root' | 'classes' | 'splits'> | ImageFolderIndex;
   /** Output folder for shards, manifest and statistics. */
   out: string;
   /** Splits to prepare; default every split the index has. */
@@ -80,9 +80,9 @@ export interface Manifest {
 export async function prepareImageNet(opts: PrepareOptions): Promise<PrepareReport> {
   const t0 = performance.now();
   const src = opts.source;
-  const index: ImageNetIndex =
+  const index: Pick<ImageNetIndex, 'root' | 'classes' | 'splits'> =
     typeof src === 'string' ? await indexImageNet(src)
-    : 'samples' in src ? { root: resolve(src.root, '..'), classes: src.classes, splits: { train: src.samples }, sources: {} }
+    : 'samples' in src ? { root: resolve(src.root, '..'), classes: src.classes, splits: { train: src.samples } }
     : src;
   const out = resolve(opts.out);
   const size = checkPositiveInteger(opts.size ?? 256, 'size');

@@ -8,8 +8,9 @@
  * products), so partial statistics from different workers and shards add up to the same result in
  * any order.
  */
-import { readFile, writeFile, rename } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ImageNetDataError } from './errors.js';
 
 export interface Statistics {
   /** Images the statistics were computed over. */
@@ -25,6 +26,12 @@ export interface Statistics {
   eigenvalues: [number, number, number];
   /** eigenvectors[i] is p_{i+1}, unit length, its largest component positive. */
   eigenvectors: [number[], number[], number[]];
+  /**
+   * When the statistics are of a sample (computeStatistics): its seed, the images drawn (some may
+   * have failed to decode) and the size of the data set. Absent for prepare's, which are of the
+   * whole training set.
+   */
+  sample?: { seed: number; drawn: number; of: number };
 }
 
 /** Sums that statistics are made of; add partials with `merge`. */
@@ -135,10 +142,12 @@ export function symmetricEigen3(m: number[][]): { values: [number, number, numbe
 export const STATS_JSON = 'stats.json';
 export const MEAN_IMAGE_FILE = 'mean-image.f32';
 
-/** Writes stats.json and mean-image.f32 (raw little-endian float32, HWC) into `dir`. */
+/** Writes stats.json and mean-image.f32 (raw little-endian float32, HWC) into `dir`, creating it. */
 export async function saveStatistics(dir: string, s: Statistics): Promise<void> {
+  await mkdir(dir, { recursive: true });
   const json = {
     images: s.images,
+    ...(s.sample ? { sample: s.sample } : {}),
     scale: 'uint8 pixel values, 0..255',
     meanImage: { file: MEAN_IMAGE_FILE, dtype: 'float32', layout: 'HWC', shape: [s.size, s.size, 3] },
     channelMean: s.channelMean,
@@ -153,18 +162,44 @@ export async function saveStatistics(dir: string, s: Statistics): Promise<void> 
   await rename(join(dir, STATS_JSON + '.tmp'), join(dir, STATS_JSON));
 }
 
+/** Reads what saveStatistics wrote; a missing or damaged file is an ImageNetDataError naming it. */
 export async function loadStatistics(dir: string): Promise<Statistics> {
-  const j = JSON.parse(await readFile(join(dir, STATS_JSON), 'utf8'));
-  const raw = await readFile(join(dir, j.meanImage.file));
+  const file = join(dir, STATS_JSON);
+  let j;
+  try {
+    j = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ImageNetDataError(
+      code === 'ENOENT' ? `${dir} has no ${STATS_JSON}: compute the statistics (prepareImageNet or computeStatistics) and save them there`
+      : `${file} cannot be read as statistics: ${(e as Error).message}`,
+      file,
+    );
+  }
+  const size = j?.meanImage?.shape?.[0];
+  if (!Number.isInteger(size) || typeof j.meanImage.file !== 'string' || !Array.isArray(j.eigenvalues) || !Array.isArray(j.eigenvectors)) {
+    throw new ImageNetDataError(`${file} is not a statistics file (no meanImage shape, eigenvalues or eigenvectors)`, file);
+  }
+  const imageFile = join(dir, j.meanImage.file);
+  let raw: Buffer;
+  try {
+    raw = await readFile(imageFile);
+  } catch (e) {
+    throw new ImageNetDataError(`${imageFile}, the mean image named by ${STATS_JSON}, cannot be read: ${(e as Error).message}`, imageFile);
+  }
+  if (raw.byteLength !== size * size * 3 * 4) {
+    throw new ImageNetDataError(`${imageFile} holds ${raw.byteLength} bytes, but a ${size}x${size}x3 float32 mean image is ${size * size * 12}`, imageFile);
+  }
   const meanImage = new Float32Array(raw.byteLength / 4);
   new Uint8Array(meanImage.buffer).set(raw);
   return {
     images: j.images,
-    size: j.meanImage.shape[0],
+    size,
     meanImage,
     channelMean: j.channelMean,
     covariance: j.covariance,
     eigenvalues: j.eigenvalues,
     eigenvectors: j.eigenvectors,
+    ...(j.sample ? { sample: j.sample } : {}),
   };
 }
