@@ -8,7 +8,7 @@
 import { checkNonNegativeInteger, checkPositiveInteger, ImageNetDataError } from './errors.js';
 import type { Dataset } from './loader.js';
 import { WorkerPool, defaultWorkers } from './pool.js';
-import { ProgressMeter, stderrProgress, type ProgressState } from './progress.js';
+import { progressOption, type ProgressState } from './progress.js';
 import { StatisticsAccumulator, type Statistics } from './stats.js';
 import { samplePositions } from './subset.js';
 import type { StatsResult, StatsTask } from './tasks.js';
@@ -56,13 +56,13 @@ export async function computeStatistics(dataset: Dataset, opts: ComputeStatistic
     tasks.push({ type: 'stats', source: dataset.source, samples: positions.slice(i, i + CHUNK), inflight: 4 });
   }
   const workers = Math.min(checkNonNegativeInteger(opts.workers ?? defaultWorkers(), 'workers'), tasks.length);
-  const sink = opts.progress === true ? stderrProgress('statistics') : typeof opts.progress === 'function' ? opts.progress : null;
-  const meter = new ProgressMeter(positions.length, sink);
+  const meter = progressOption(opts.progress, 'statistics', positions.length);
   const pool = new WorkerPool(workers);
   let results: StatsResult[];
   try {
     results = await Promise.all(tasks.map((t) => pool.run<StatsResult>(t, [], (k) => meter.add(k))));
   } finally {
+    meter.finish();
     await pool.close();
   }
   // Integer sums: the same totals in any order, so the result does not depend on the workers.

@@ -20,8 +20,14 @@ export {
   type CropFunction, type TransformSpec, type MeanSpec, type LightingSpec, type Augmentation,
 } from './transform.js';
 export { Rng, permutation } from './rng.js';
-export { prepareImageNet, MANIFEST, REPORT, type PrepareOptions, type PrepareReport, type Manifest } from './prepare.js';
-export { formatProgress, type ProgressState } from './progress.js';
+export {
+  prepareImageNet, estimatePrepareBytes, formatBytes, JPEG_RECORD_BYTES, MANIFEST, REPORT,
+  type PrepareOptions, type PrepareReport, type PrepareEstimateOptions, type Manifest,
+} from './prepare.js';
+export {
+  Progress, formatProgressLine, formatProgress, stderrProgress, ProgressMeter,
+  type ProgressOptions, type ProgressFields, type ProgressStream, type ProgressLineState, type ProgressState,
+} from './progress.js';
 export { openShards, openImageFolder, withStatistics, createLoader, Loader, type Dataset, type LoaderOptions, type Batch } from './loader.js';
 export { computeStatistics, DEFAULT_STATISTICS_SAMPLES, type ComputeStatisticsOptions, type ComputedStatistics } from './compute-stats.js';
 export type { DatasetSource } from './tasks.js';

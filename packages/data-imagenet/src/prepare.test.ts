@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSampleImageNet } from './sample.js';
 import { indexImageNet } from './layout.js';
-import { prepareImageNet, type PrepareReport } from './prepare.js';
+import { prepareImageNet, estimatePrepareBytes, formatBytes, type PrepareReport } from './prepare.js';
 import { decodeResizeCrop } from './decode.js';
 import { openShards } from './loader.js';
 import { readShardInfo, ShardReader, HEADER_BYTES, ENTRY_BYTES } from './shard.js';
@@ -186,6 +186,35 @@ describe('prepareImageNet', () => {
     const after = sharp.cache();
     expect([after.memory.max, after.files.max, after.items.max]).toEqual([40, 7, 90]);
     sharp.cache(true);
+  });
+
+  it('estimates the bytes it writes (raw and JPEG), and says so at the start', async () => {
+    const folderBytes = (out: string) => readdirSync(out).reduce((a, f) => a + statSync(join(out, f)).size, 0);
+    // The first test's output: 21 + 6 images in 3 + 1 shards of 8.
+    const raw = join(dir, 'raw');
+    const est = estimatePrepareBytes({ images: 27, trainImages: 21, shards: 4, shardSize: 8 });
+    expect(Math.abs(est - folderBytes(raw)) / folderBytes(raw)).toBeLessThan(0.01);
+    // ILSVRC-2012's training set at the defaults: about 252 GB; JPEG records at about 30 kB each.
+    const ilsvrc = estimatePrepareBytes({ images: 1281167 });
+    expect(ilsvrc / 1e9).toBeGreaterThan(251.5);
+    expect(ilsvrc / 1e9).toBeLessThan(252.5);
+    expect(formatBytes(ilsvrc)).toBe('252 GB');
+    expect(formatBytes(estimatePrepareBytes({ images: 1281167, encoding: 'jpeg' }))).toBe('38.5 GB');
+
+    for (const encoding of ['raw', 'jpeg'] as const) {
+      const out = join(dir, `estimate-${encoding}`);
+      const logs: string[] = [];
+      const r = await prepareImageNet({ source: src, out, shardSize: 8, workers: 1, encoding, splits: ['train'], log: (m) => logs.push(m) });
+      expect(r.bytes).toBe(folderBytes(out) - statSync(join(out, 'manifest.json')).size - statSync(join(out, 'prepare-report.json')).size);
+      // Raw records have a fixed size; JPEG records are measured on a sample of the images first.
+      expect(Math.abs(r.estimatedBytes - r.bytes) / r.bytes).toBeLessThan(encoding === 'raw' ? 0.01 : 0.05);
+      expect(logs).toHaveLength(1);
+      expect(logs[0]).toMatch(
+        encoding === 'raw'
+          ? new RegExp(`^prepare will write about ${formatBytes(r.estimatedBytes)} of raw shards \\(21 images at 256x256\\) to ${out}; JPEG records \\(encoding 'jpeg', quality 90\\) would take about [\\d.]+ [kM]B$`)
+          : new RegExp(`^prepare will write about ${formatBytes(r.estimatedBytes)} of JPEG shards \\(21 images at 256x256, quality 90\\) to ${out}; raw records would take about [\\d.]+ MB$`),
+      );
+    }
   });
 
   it('validates its options with sentences', async () => {

@@ -5,17 +5,18 @@
  * after a crash or an abort redoes only the missing shards.
  */
 import sharp from 'sharp';
-import { mkdir, readdir, rm, writeFile, rename } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, writeFile, rename } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { ImageNetDataError, checkPositiveInteger } from './errors.js';
 import { indexImageNet, type ImageFolderIndex, type ImageNetIndex, type SplitName, type ClassInfo } from './layout.js';
 import { WorkerPool } from './pool.js';
-import { ProgressMeter, stderrProgress, type ProgressState } from './progress.js';
-import { shardFileName, type ShardEncoding } from './shard.js';
-import { StatisticsAccumulator, saveStatistics, type Statistics } from './stats.js';
-import type { ShardResult, ShardTask } from './tasks.js';
-import type { DecodeOptions } from './decode.js';
+import { progressOption, type ProgressState } from './progress.js';
+import { ENTRY_BYTES, HEADER_BYTES, shardFileName, type ShardEncoding } from './shard.js';
+import { MEAN_IMAGE_FILE, STATS_JSON, StatisticsAccumulator, saveStatistics, type Statistics } from './stats.js';
+import { samplePositions } from './subset.js';
+import { encodeJpeg, type ShardResult, type ShardTask } from './tasks.js';
+import { decodeResizeCrop, type DecodeOptions } from './decode.js';
 
 // sharp runs on libuv's thread pool (4 threads by default, for the whole process): widen it to the
 // core count when the application has not chosen, before the pool first starts.
@@ -49,6 +50,11 @@ export interface PrepareOptions {
   workers?: number;
   /** true: a progress bar on stderr; a function: called with the counts. */
   progress?: boolean | ((p: ProgressState) => void);
+  /**
+   * Called with sentences worth showing the user, first the estimate of the bytes the run will
+   * write (estimatePrepareBytes). Default: stderr when `progress` is true, else nowhere.
+   */
+  log?: (message: string) => void;
   /** Stops the workers; the shards finished so far stay, and the next run resumes. */
   signal?: AbortSignal;
 }
@@ -63,6 +69,88 @@ export interface PrepareReport {
   seconds: number;
   imagesPerSecond: number;
   statistics: Statistics | null;
+  /** Bytes of the shards and statistics files (the manifest and report add a few kB). */
+  bytes: number;
+  /** What the estimate at the start said `bytes` would be. */
+  estimatedBytes: number;
+}
+
+/**
+ * Bytes of a 256x256 JPEG record at quality 90 with 4:4:4 chroma, for photographs (about 25 to 40 kB
+ * each): the default of estimatePrepareBytes. prepareImageNet measures it on a sample of the
+ * images instead, since it depends on their content.
+ */
+export const JPEG_RECORD_BYTES = 30_000;
+
+/** Mean bytes of a record's source path in a shard's JSON block, as ILSVRC's "train/n01440764/n01440764_10026.JPEG". */
+const PATH_BYTES = 37;
+
+export interface PrepareEstimateOptions {
+  /** Images written, all splits together. */
+  images: number;
+  /** Of which training images: the statistics files (a size*size*3 float32 mean image) exist when > 0. Default `images`. */
+  trainImages?: number;
+  /** Side of the stored images (default 256). */
+  size?: number;
+  /** 'raw' (default) or 'jpeg'. */
+  encoding?: ShardEncoding;
+  /** Images per shard (default 1024): each shard reserves index entries for this many. */
+  shardSize?: number;
+  /** Shard files (default ceil(images / shardSize); each split is cut separately, so pass the sum). */
+  shards?: number;
+  /** Mean bytes of a JPEG record (default JPEG_RECORD_BYTES scaled by (size/256)^2). */
+  jpegRecordBytes?: number;
+  /** Mean bytes of a source path relative to the data set's folder (default 37). */
+  pathBytes?: number;
+}
+
+/**
+ * The bytes prepareImageNet will write: shards (header, index, records, JSON block of source paths)
+ * and the statistics files. Exact for raw records but for the paths; JPEG records depend on the
+ * images (see JPEG_RECORD_BYTES). ILSVRC-2012's 1 281 167 training images at 256x256: about 252 GB
+ * raw, about 39 GB as JPEG at quality 90.
+ */
+export function estimatePrepareBytes(o: PrepareEstimateOptions): number {
+  const images = o.images;
+  const size = o.size ?? 256;
+  const shardSize = o.shardSize ?? 1024;
+  const shards = o.shards ?? Math.ceil(images / shardSize);
+  const record = (o.encoding ?? 'raw') === 'raw' ? size * size * 3 : (o.jpegRecordBytes ?? JPEG_RECORD_BYTES * (size / 256) ** 2);
+  // JSON block: {"split":"train","shard":0,"first":0,"end":1024,"sources":[...],"failures":[]}, a path per record.
+  const perShard = HEADER_BYTES + ENTRY_BYTES * shardSize + 90;
+  const perImage = record + (o.pathBytes ?? PATH_BYTES) + 3;
+  const statistics = (o.trainImages ?? images) > 0 ? size * size * 3 * 4 + 700 : 0;
+  return Math.round(shards * perShard + images * perImage + statistics);
+}
+
+/** "252 GB", "4.82 MB": decimal units, three significant digits. */
+export function formatBytes(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  let u = 0;
+  while (n >= 999.5 && u < units.length - 1) {
+    n /= 1000;
+    u++;
+  }
+  return `${Number(n.toPrecision(3))} ${units[u]}`;
+}
+
+/** "1 281 167". */
+function groupDigits(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ' ');
+}
+
+/** Mean bytes of a JPEG record over a seeded sample of up to 16 images (undefined if none decodes). */
+async function measureJpegRecordBytes(paths: string[], size: number, quality: number, kernel: DecodeOptions['kernel']): Promise<number | undefined> {
+  let bytes = 0, n = 0;
+  for (const i of samplePositions(paths.length, 16, 0)) {
+    try {
+      bytes += (await encodeJpeg(await decodeResizeCrop(paths[i]!, { size, kernel }), size, quality)).length;
+      n++;
+    } catch {
+      // Undecodable: prepare will list it; it does not count here.
+    }
+  }
+  return n > 0 ? bytes / n : undefined;
 }
 
 export interface Manifest {
@@ -115,8 +203,23 @@ export async function prepareImageNet(opts: PrepareOptions): Promise<PrepareRepo
     }
   }
   const total = tasks.reduce((a, t) => a + t.end - t.first, 0);
-  const sink = opts.progress === true ? stderrProgress('prepare') : typeof opts.progress === 'function' ? opts.progress : null;
-  const meter = new ProgressMeter(total, sink);
+  const log = opts.log ?? (opts.progress === true ? (m: string) => process.stderr.write(m + '\n') : null);
+  const all = splits.flatMap((sp) => index.splits[sp]!);
+  const trainImages = index.splits.train && splits.includes('train') ? index.splits.train.length : 0;
+  const pathBytes = all.reduce((a, x) => a + Buffer.byteLength(relative(index.root, x.path)), 0) / Math.max(1, all.length);
+  // JPEG records depend on the images: measured on a few of them, when anyone will read the figure.
+  const jpegRecordBytes = encoding === 'jpeg' || log ? await measureJpegRecordBytes(all.map((x) => x.path), size, quality, opts.kernel ?? 'linear') : undefined;
+  const estimate = (enc: ShardEncoding) =>
+    estimatePrepareBytes({ images: total, trainImages, size, encoding: enc, shardSize, shards: tasks.length, pathBytes, ...(jpegRecordBytes ? { jpegRecordBytes } : {}) });
+  const estimatedBytes = estimate(encoding);
+  log?.(
+    encoding === 'raw'
+      ? `prepare will write about ${formatBytes(estimatedBytes)} of raw shards (${groupDigits(total)} images at ${size}x${size}) to ${out}; ` +
+          `JPEG records (encoding 'jpeg', quality ${quality}) would take about ${formatBytes(estimate('jpeg'))}`
+      : `prepare will write about ${formatBytes(estimatedBytes)} of JPEG shards (${groupDigits(total)} images at ${size}x${size}, quality ${quality}) to ${out}; ` +
+          `raw records would take about ${formatBytes(estimate('raw'))}`,
+  );
+  const meter = progressOption(opts.progress, 'prepare', total);
   const workers = Math.min(opts.workers ?? availableParallelism(), tasks.length);
   const pool = new WorkerPool(workers);
   const onAbort = () => void pool.close();
@@ -138,12 +241,13 @@ export async function prepareImageNet(opts: PrepareOptions): Promise<PrepareRepo
     }
     throw e;
   } finally {
+    meter.finish();
     opts.signal?.removeEventListener('abort', onAbort);
     await pool.close();
     sharp.cache({ memory: cache.memory.max, files: cache.files.max, items: cache.items.max });
   }
 
-  const report: PrepareReport = { out, splits: {}, failures: [], reusedShards: 0, seconds: 0, imagesPerSecond: 0, statistics: null };
+  const report: PrepareReport = { out, splits: {}, failures: [], reusedShards: 0, seconds: 0, imagesPerSecond: 0, statistics: null, bytes: 0, estimatedBytes };
   const manifest: Manifest = {
     format: 'alexnet-imagenet-shards', version: 1, size, encoding, quality: encoding === 'jpeg' ? quality : 0, shardSize,
     classes: index.classes.map((c: ClassInfo) => ({ wnid: c.wnid, name: c.name })), splits: {}, statistics: null,
@@ -166,8 +270,10 @@ export async function prepareImageNet(opts: PrepareOptions): Promise<PrepareRepo
   if (acc.images > 0) {
     report.statistics = acc.finish();
     await saveStatistics(out, report.statistics);
-    manifest.statistics = 'stats.json';
+    manifest.statistics = STATS_JSON;
   }
+  const written = [...Object.values(manifest.splits).flatMap((m) => m.shards), ...(manifest.statistics ? [STATS_JSON, MEAN_IMAGE_FILE] : [])];
+  for (const f of written) report.bytes += (await stat(join(out, f))).size;
   report.seconds = (performance.now() - t0) / 1000;
   report.imagesPerSecond = total / report.seconds;
   await writeJsonAtomic(join(out, REPORT), {

@@ -163,7 +163,8 @@ async function decodeJpegRecord(bytes: Uint8Array, size: number, what: string): 
   return new Uint8Array(data.buffer, data.byteOffset, data.length);
 }
 
-async function encodeJpeg(pixels: Uint8Array, size: number, quality: number): Promise<Uint8Array> {
+/** Encodes a size x size x 3 record as prepare stores JPEG records (4:4:4 chroma). */
+export async function encodeJpeg(pixels: Uint8Array, size: number, quality: number): Promise<Uint8Array> {
   const b = await sharp(pixels, { raw: { width: size, height: size, channels: 3 } })
     .jpeg({ quality, chromaSubsampling: '4:4:4', mozjpeg: false })
     .toBuffer();
