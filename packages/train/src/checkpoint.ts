@@ -22,6 +22,8 @@ export interface CheckpointMeta {
   optimizer: Record<string, unknown>;
   /** The data the model was trained on: class names and the mean subtraction (see data.ts). */
   data: { classes: { wnid: string; name: string }[]; mean: 'image' | 'channel' | 'none'; crop: number; size: number };
+  /** The run's recipe (recipe.ts), when written by a trainer that records it. */
+  recipe?: Record<string, unknown>;
   createdAt: string;
 }
 
@@ -51,7 +53,53 @@ export async function saveCheckpoint(path: string, parts: {
   await saveSafetensors(path, tensors, { alexnet: JSON.stringify(meta) }); // atomic, streamed tensor by tensor
 }
 
-export async function loadCheckpoint(path: string): Promise<CheckpointContents> {
+/** The models a checkpoint may name, and the bounds its numbers must keep (checked before anything is allocated). */
+const MODELS = new Set(['paper', 'paper-half', 'torchvision']);
+const MAX_CLASSES = 100_000;
+const MAX_SIDE = 4096;
+
+function isInt(v: unknown, lo: number, hi: number): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= lo && v <= hi;
+}
+
+/**
+ * Checks what predict, eval and --resume read from a checkpoint's metadata (model name, class
+ * count and list, image and crop sides, the mean's kind and shape; with `resume`, the trainer's
+ * position), so a corrupt file is refused with a sentence before any memory is sized from it.
+ */
+export function validateCheckpointMeta(path: string, meta: unknown, data: Map<string, HostTensor>, opts: { resume?: boolean } = {}): asserts meta is CheckpointMeta {
+  const bad = (what: string) => new CheckpointError(`checkpoint ${path} is corrupt: ${what}`);
+  const show = (v: unknown) => JSON.stringify(v)?.slice(0, 60) ?? String(v);
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw bad('its metadata is not an object');
+  const m = meta as Record<string, unknown>;
+  const model = m.model as Record<string, unknown> | undefined, d = m.data as Record<string, unknown> | undefined;
+  if (typeof model !== 'object' || model === null) throw bad('it has no model description');
+  if (typeof model.name !== 'string' || !MODELS.has(model.name)) throw bad(`model.name is ${show(model.name)}, not one of ${[...MODELS].join(', ')}`);
+  if (!isInt(model.classes, 1, MAX_CLASSES)) throw bad(`model.classes is ${show(model.classes)}, not an integer from 1 to ${MAX_CLASSES}`);
+  if (!isInt(model.inputSize, 67, MAX_SIDE)) throw bad(`model.inputSize is ${show(model.inputSize)}, not an integer from 67 to ${MAX_SIDE}`);
+  if (typeof d !== 'object' || d === null) throw bad('it has no data description');
+  if (!isInt(d.crop, 67, MAX_SIDE) || d.crop !== model.inputSize) throw bad(`data.crop is ${show(d.crop)}, but the model takes ${model.inputSize}x${model.inputSize} inputs`);
+  if (!isInt(d.size, d.crop, MAX_SIDE)) throw bad(`data.size is ${show(d.size)}, not an integer from the crop (${d.crop}) to ${MAX_SIDE}`);
+  const classes = d.classes;
+  if (!Array.isArray(classes) || classes.length !== model.classes) throw bad(`data.classes lists ${Array.isArray(classes) ? classes.length : 'no'} classes, but the model has ${model.classes}`);
+  const badClass = classes.findIndex((c) => typeof c !== 'object' || c === null || typeof c.wnid !== 'string' || typeof c.name !== 'string');
+  if (badClass >= 0) throw bad(`data.classes[${badClass}] is ${show(classes[badClass])}, not { wnid, name }`);
+  if (d.mean !== 'image' && d.mean !== 'channel' && d.mean !== 'none') throw bad(`data.mean is ${show(d.mean)}, not image, channel or none`);
+  const mean = data.get('mean');
+  const want = d.mean === 'image' ? [d.size, d.size, 3] : d.mean === 'channel' ? [3] : null;
+  if (want && (!mean || mean.shape.length !== want.length || mean.shape.some((v, i) => v !== want[i]) || mean.data.length !== want.reduce((a, b) => a * b, 1))) {
+    throw bad(`its ${d.mean} mean should be a tensor of shape [${want.join(', ')}] but ${mean ? `has shape [${mean.shape.join(', ')}]` : 'is missing'}`);
+  }
+  if (opts.resume) {
+    const t = m.trainer as Record<string, unknown> | undefined;
+    if (typeof t !== 'object' || t === null) throw bad('it has no trainer state to resume from');
+    for (const k of ['epoch', 'batch', 'step'] as const) if (!isInt(t[k], 0, Number.MAX_SAFE_INTEGER)) throw bad(`trainer.${k} is ${show(t[k])}, not a non-negative integer`);
+    if (!Array.isArray(t.history)) throw bad('trainer.history is not a list');
+    if (typeof m.optimizer !== 'object' || m.optimizer === null) throw bad('it has no optimizer state');
+  }
+}
+
+export async function loadCheckpoint(path: string, opts: { resume?: boolean } = {}): Promise<CheckpointContents> {
   if (!existsSync(path)) throw new CheckpointError(`checkpoint ${path} does not exist`);
   const st = await stat(path);
   if (!st.isFile()) throw new CheckpointError(`checkpoint ${path} is not a file`);
@@ -65,14 +113,15 @@ export async function loadCheckpoint(path: string): Promise<CheckpointContents> 
   if (!raw) throw new CheckpointError(`${path} is a safetensors file but not an @alexnet checkpoint (no "alexnet" metadata); to load bare weights use the model's loadSafetensors`);
   let meta: CheckpointMeta;
   try { meta = JSON.parse(raw); } catch { throw new CheckpointError(`checkpoint ${path} has corrupt metadata`); }
-  if (meta.format !== CHECKPOINT_FORMAT) throw new CheckpointError(`${path} is not an @alexnet checkpoint (format ${String(meta.format)})`);
-  if (meta.version > CHECKPOINT_VERSION) throw new CheckpointError(`checkpoint ${path} has version ${meta.version}, newer than this @alexnet/train reads (${CHECKPOINT_VERSION})`);
+  if (meta?.format !== CHECKPOINT_FORMAT) throw new CheckpointError(`${path} is not an @alexnet checkpoint (format ${String(meta?.format)})`);
+  if (!(meta.version <= CHECKPOINT_VERSION)) throw new CheckpointError(`checkpoint ${path} has version ${String(meta.version)}, which this @alexnet/train does not read (it reads ${CHECKPOINT_VERSION})`);
   const model = new Map<string, HostTensor>(), optimizer = new Map<string, HostTensor>(), data = new Map<string, HostTensor>();
   for (const [k, v] of decoded.tensors) {
     if (k.startsWith('model/')) model.set(k.slice(6), v);
     else if (k.startsWith('optim/')) optimizer.set(k.slice(6), v);
     else if (k.startsWith('data/')) data.set(k.slice(5), v);
   }
+  validateCheckpointMeta(path, meta, data, opts);
   return { meta, model, optimizer, data };
 }
 

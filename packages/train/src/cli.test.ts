@@ -2,11 +2,11 @@
 // sequence (bit for bit on CPU), SIGKILL during a checkpoint write loses nothing, help and errors.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { sampleFixture, type Fixture } from './fixture.test-util.js';
 
 const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -110,6 +110,85 @@ describe('alexnet CLI', () => {
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(readdirSync(out).filter((f) => f.includes('.tmp-'))).toEqual([]);
     const after = await loadCheckpoint(join(out, 'checkpoint.safetensors'));
-    expect(after.meta.trainer.step).toBe((ck.meta.trainer.step as number) + 2);
+    const end = (ck.meta.trainer.step as number) + 2;
+    expect(after.meta.trainer.step).toBe(end);
+    // metrics.jsonl reads as an uninterrupted run's: each step once, in order, with the same losses
+    // as the uninterrupted run of the test above (the killed run had written lines its checkpoint never saw).
+    const lines = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines[0]!.type).toBe('recipe');
+    expect(lines.filter((l) => l.type === 'recipe')).toHaveLength(1);
+    const steps = await stepLosses(out);
+    expect(steps.map(([s]) => s)).toEqual(Array.from({ length: end }, (_, i) => i));
+    const epochs = lines.filter((l) => l.type === 'epoch').map((l) => l.epoch);
+    expect(epochs).toEqual([...new Set(epochs)].sort((a, b) => a - b));
+    if (existsSync(join(fx.root, 'ref', 'metrics.jsonl'))) expect(steps).toEqual((await stepLosses(join(fx.root, 'ref'))).slice(0, end));
+    // Step lines carry what a user watching `tail -f` wants.
+    expect(lines.find((l) => l.type === 'step')).toMatchObject({ epoch: 1, step: 0, lr: 0.01, imagesPerSecond: expect.any(Number), time: expect.any(String) });
+  }, 600_000);
+
+  it('takes the flags PyTorch users type, checks every value before any work, and help comes from the same table', () => {
+    const h = run(['train', '--help']).stdout;
+    for (const f of ['-b, --batch-size, --batch N', '-j, --workers N', '--momentum X', '--weight-decay, --wd X', '-p, --print-freq N', '--epochs N', '--lr, --learning-rate X',
+      '--resume FILE', '--seed N', '-a, --model, --arch paper|paper-half|torchvision', '--no-bias-decay', '--val-fraction X', '--max-bad-images N']) expect(h).toContain(f);
+    expect(h).toMatch(/^usage: alexnet train \[DIR\] \[options\]$/m);
+    expect(h).toMatch(/--momentum X +momentum \(§5\) \(default 0\.9\)/);
+    const model = run(['train', fx.prepared, '--model', 'vgg']);
+    expect(model.status).toBe(2);
+    expect(model.stderr).toMatch(/^alexnet: --model expects one of paper, paper-half, torchvision but received "vgg"/);
+    const crop = run(['train', fx.prepared, '--crop', '32']);
+    expect(crop.stderr).toMatch(/^alexnet: --crop expects an integer from 67 to 4096 but received "32"/);
+    expect(run(['train', fx.prepared, '--data', fx.prepared]).stderr).toMatch(/DIR is given twice/);
+    expect(run(['train']).stderr).toMatch(/^alexnet: DIR \(or --data\) is required/);
+    expect(run(['train', fx.prepared, '--wd=-1']).stderr).toMatch(/--weight-decay expects a number >= 0 but received "-1"/);
+    expect(run(['train', fx.prepared, '--batch', '8', '-b', '8']).stderr).toMatch(/--batch-size is given twice/);
+    // PyTorch's spelling trains (positional data, -b, -j, --wd, -p, --momentum), and -p prints a line every N steps.
+    const out = join(fx.root, 'flags');
+    const r = run(['train', fx.prepared, '--out', out, '--crop', '67', '-b', '16', '-j', '1', '--wd', '0.0005', '--momentum', '0.9', '-p', '5',
+      '--positive-bias', '0.1', '--epochs', '1', '--max-steps', '10']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr.match(/^epoch 1 step \d+\/\d+: loss [\d.]+, top-1 [\d.]+%, lr 0\.01, [\d.]+ img\/s$/gm)).toHaveLength(2);
+    expect(r.stderr).toMatch(/^data: prepared shards .*: 240 training images of 10 classes, 40 validation images$/m);
+  }, 300_000);
+
+  it('eval and predict on a diverged (NaN) checkpoint exit 1 with a sentence; eval needs only val/ and shows progress', async () => {
+    const out = join(fx.root, 'base');
+    expect(run([...common(out), '--max-steps', '2']).status).toBe(0);
+    const good = join(out, 'checkpoint.safetensors');
+    const c = await loadCheckpoint(good);
+    c.model.get('fc6.weight')!.data.fill(NaN);
+    const { format: _f, version: _v, createdAt: _c, ...meta } = c.meta;
+    const nan = join(fx.root, 'nan.safetensors');
+    await saveCheckpoint(nan, { model: Object.fromEntries(c.model), optimizer: Object.fromEntries(c.optimizer), data: Object.fromEntries(c.data), meta });
+    const ev = run(['eval', '--checkpoint', nan, fx.prepared]);
+    expect(ev.status).toBe(1);
+    expect(ev.stderr).toMatch(/^alexnet: checkpoint .*nan\.safetensors: the model's outputs are NaN or infinite/m);
+    expect(ev.stdout).not.toMatch(/NaN%/);
+    const pr = run(['predict', '--checkpoint', nan, join(fx.raw, 'val', 'ILSVRC2012_val_00000001.JPEG')]);
+    expect(pr.status).toBe(1);
+    expect(pr.stderr).toMatch(/^alexnet: the model's outputs for .* are NaN or infinite/);
+    // A folder with only val/ (and the class list) evaluates: no training set needed.
+    const valOnly = join(fx.root, 'val-only');
+    await mkdir(valOnly, { recursive: true });
+    await cp(join(fx.raw, 'val'), join(valOnly, 'val'), { recursive: true });
+    for (const f of ['LOC_synset_mapping.txt', 'ILSVRC2012_devkit_t12']) await cp(join(fx.raw, f), join(valOnly, f), { recursive: true });
+    const ok = run(['eval', '--checkpoint', good, valOnly, '-b', '16', '-j', '1']);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^top-1 error [\d.]+%, top-5 error [\d.]+% on 40 images \(centre crop\)$/m);
+    expect(ok.stderr).toMatch(/^eval 40\/40 \[#+\] \d+ img\/s/m);
+  }, 300_000);
+
+  it('each model (paper, paper-half, torchvision) trains, draws its pictures, evaluates and predicts through the CLI', () => {
+    for (const model of ['paper', 'paper-half', 'torchvision']) {
+      const out = join(fx.root, `model-${model}`);
+      const r = run(['train', fx.prepared, '--model', model, '--out', out, '--crop', '67', '-b', '16', '-j', '1', '--epochs', '1', '--positive-bias', '0.1']);
+      expect(r.status, `${model}: ${r.stderr}`).toBe(0);
+      for (const png of ['conv1-kernels.png', 'curves.png', 'neighbours.png']) expect(existsSync(join(out, png)), `${model} ${png}`).toBe(true);
+      const ck = join(out, 'checkpoint.safetensors');
+      const ev = run(['eval', '--checkpoint', ck, fx.prepared, '-j', '1']);
+      expect(ev.status, `${model}: ${ev.stderr}`).toBe(0);
+      const pr = run(['predict', '--checkpoint', ck, '--json', join(fx.raw, 'val', 'ILSVRC2012_val_00000001.JPEG')]);
+      expect(pr.status, `${model}: ${pr.stderr}`).toBe(0);
+      expect(JSON.parse(pr.stdout)[0].top5).toHaveLength(5);
+    }
   }, 600_000);
 });

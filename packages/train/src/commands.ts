@@ -2,12 +2,12 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { createLoader, type Dataset } from '@alexnet/data-imagenet';
+import { createLoader, Progress, samplePositions, subsetDataset, type Dataset } from '@alexnet/data-imagenet';
 import type { Network } from '@alexnet/layers';
 import { softmax, tensor, tidy, type Tensor } from '@alexnet/tensor';
-import { openData } from './data.js';
+import { DataError, matchClasses, openData, openValidation } from './data.js';
 import { loadTrained, type TrainedModel } from './inference.js';
-import { evaluate, train, type TrainOptions, type TrainResult } from './trainer.js';
+import { evaluate, NonFiniteOutputError, train, type Evaluation, type TrainOptions, type TrainResult } from './trainer.js';
 import { drawCurves, drawKernels, drawNeighbours, nearest, type EpochRecord, type NeighbourRow } from './visualize.js';
 
 /** Trains, then draws the pictures of the result beside the checkpoint. */
@@ -20,18 +20,33 @@ export async function runTrain(opts: TrainOptions): Promise<TrainResult & { pict
   return { ...r, pictures };
 }
 
-export async function evaluateCheckpoint(checkpoint: string, data: string, opts: { tenCrop?: boolean; device?: string; batchSize?: number } = {}) {
+/**
+ * Top-1 / top-5 error of a checkpoint on DIR's validation split (no training set needed). Classes
+ * are matched by wnid, so a subset of ImageNet's classes evaluates a 1000-class model.
+ */
+export async function evaluateCheckpoint(checkpoint: string, data: string, opts: {
+  tenCrop?: boolean; device?: string; batchSize?: number; workers?: number; maxBadImages?: number; progress?: boolean; log?: (line: string) => void;
+} = {}): Promise<Evaluation> {
   const t = await loadTrained(checkpoint, { devices: [opts.device ?? 'cpu:0'] });
-  const d = await openData(data);
-  if (!d.val) throw new Error(`${d.root} has no validation split to evaluate on`);
-  if (d.val.classes.length !== t.classes.length) {
-    throw new Error(`checkpoint ${checkpoint} has ${t.classes.length} classes but ${d.root} has ${d.val.classes.length}`);
-  }
-  const loader = createLoader(d.val, { batchSize: opts.batchSize ?? 64, mode: opts.tenCrop ? 'tenCrop' : 'center', crop: t.crop, ...meanOption(t) });
   try {
-    return await evaluate(t.model, loader);
+    const { val, root } = await openValidation(data, { size: t.size });
+    if (val.size !== t.size) throw new DataError(`${root} holds ${val.size}x${val.size} images but checkpoint ${checkpoint} was trained on ${t.size}x${t.size} ones (§2)`);
+    const { dataset, note } = matchClasses(val, t.classes, `the validation split of ${root}`);
+    if (note) opts.log?.(note);
+    const loader = createLoader(dataset, {
+      batchSize: opts.batchSize ?? 64, mode: opts.tenCrop ? 'tenCrop' : 'center', crop: t.crop, ...meanOption(t), ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+    });
+    const bar = new Progress({ label: 'eval', total: dataset.length, unit: 'img', enabled: opts.progress ?? false });
+    try {
+      return await evaluate(t.model, loader, { maxBadImages: opts.maxBadImages, onProgress: (done) => bar.update(done) });
+    } catch (e) {
+      if (e instanceof NonFiniteOutputError) throw new NonFiniteOutputError(`checkpoint ${checkpoint}: ${e.message}`);
+      throw e;
+    } finally {
+      bar.finish();
+      await loader.close();
+    }
   } finally {
-    await loader.close();
     t.model.dispose();
   }
 }
@@ -70,63 +85,106 @@ function forwardWithHidden(model: Network, x: Tensor, name: string): { hidden: F
   return { hidden, logits };
 }
 
-async function features(t: TrainedModel, ds: Dataset, count: number): Promise<{ feats: Float32Array; dim: number; probs: Float32Array; labels: number[] }> {
+/**
+ * The last hidden layer of a model (the output of the last ReLU before the final linear layer: relu7
+ * in the paper's net, 4096-d), taken from its description, whose activations Figure 4 compares (§6.1).
+ */
+export function featureLayer(model: Network): string {
+  const layers = model.description.layers;
+  let last = -1;
+  for (let i = 0; i < layers.length; i++) if (layers[i]!.kind === 'linear') last = i;
+  for (let i = last - 1; i >= 0; i--) if (layers[i]!.kind === 'relu') return layers[i]!.name;
+  throw new Error(`model ${model.description.name} has no hidden layer before its last linear layer`);
+}
+
+/** The layer-`layer` activations and softmax outputs of every image of `ds` (centre crops, in order). */
+async function features(t: TrainedModel, ds: Dataset, layer: string): Promise<{ feats: Float32Array; dim: number; probs: Float32Array; labels: number[] }> {
   const loader = createLoader(ds, { batchSize: 32, mode: 'center', crop: t.crop, shuffle: false, ...meanOption(t) });
   const parts: Float32Array[] = [], probParts: Float32Array[] = [], labels: number[] = [];
-  let dim = 0, n = 0;
+  let dim = 0;
   const dev = t.model.devices[0]!;
   try {
     for await (const b of loader.epoch(0)) {
       const [f, p] = tidy(() => {
         const x = tensor(b.images, b.shape, { device: dev });
-        const { hidden, logits } = forwardWithHidden(t.model, x, 'relu7');
+        const { hidden, logits } = forwardWithHidden(t.model, x, layer);
         return [hidden, softmax(logits).dataSync() as Float32Array];
       });
       dim = f.length / b.labels.length;
       parts.push(f); probParts.push(p); labels.push(...b.labels);
-      n += b.labels.length;
-      if (n >= count) break;
     }
   } finally {
     await loader.close();
   }
-  const take = Math.min(n, count);
-  const cat = (xs: Float32Array[], w: number) => { const o = new Float32Array(take * w); let k = 0; for (const x of xs) { const m = Math.min(x.length, o.length - k); o.set(x.subarray(0, m), k); k += m; } return o; };
-  return { feats: cat(parts, dim), dim, probs: cat(probParts, t.classes.length), labels: labels.slice(0, take) };
+  const cat = (xs: Float32Array[]) => { const o = new Float32Array(xs.reduce((a, x) => a + x.length, 0)); let k = 0; for (const x of xs) { o.set(x, k); k += x.length; } return o; };
+  return { feats: cat(parts), dim, probs: cat(probParts), labels };
 }
 
-/** Reads one image of a data set back as 256x256 HWC uint8 (for pictures), through a 'center' crop of full size. */
-async function imagesOf(ds: Dataset, indices: number[]): Promise<Uint8Array[]> {
-  const loader = createLoader(ds, { batchSize: 64, mode: 'center', crop: ds.size, shuffle: false, mean: 'none' });
-  const out = new Map<number, Uint8Array>();
-  const want = new Set(indices);
+/** Images `positions` of a data set as size x size HWC uint8 (for pictures), decoding only those. */
+async function imagesOf(ds: Dataset, positions: ArrayLike<number>): Promise<Uint8Array[]> {
+  const loader = createLoader(subsetDataset(ds, positions), { batchSize: 64, mode: 'center', crop: ds.size, shuffle: false, mean: 'none' });
+  const out: Uint8Array[] = [];
   const s = ds.size, plane = s * s;
   try {
     for await (const b of loader.epoch(0)) {
-      b.samples.forEach((sample, i) => {
-        if (!want.has(sample)) return;
+      for (let i = 0; i < b.labels.length; i++) {
         const img = new Uint8Array(plane * 3);
         for (let p = 0; p < plane; p++) for (let c = 0; c < 3; c++) img[p * 3 + c] = Math.max(0, Math.min(255, Math.round(b.images[i * 3 * plane + c * plane + p]!)));
-        out.set(sample, img);
-      });
-      if (out.size === want.size) break;
+        out.push(img);
+      }
     }
   } finally {
     await loader.close();
   }
-  return indices.map((i) => out.get(i)!);
+  return out;
+}
+
+export interface NeighbourChoice {
+  /** The feature layer compared (the last hidden layer). */
+  layer: string;
+  /** Training-set positions of the bank, drawn uniformly with the seed. */
+  bank: Int32Array;
+  /** Per query: its validation-set position, top-5 classes with probabilities, and its nearest bank images (training-set positions, nearest first). */
+  queries: { sample: number; label: number; top5: { index: number; p: number }[]; neighbours: number[] }[];
+}
+
+/**
+ * Figure 4 (§6.1) as data: `queries` validation images and, for each, the `k` training images of a
+ * bank of `bank` whose last-hidden-layer vectors are nearest in Euclidean distance. Bank and queries
+ * are seeded uniform draws over the whole split (the splits are sorted by class, so the first images
+ * would all be of one class).
+ */
+export async function chooseNeighbours(t: TrainedModel, train: Dataset, val: Dataset, opts: { queries?: number; bank?: number; k?: number; seed?: number } = {}): Promise<NeighbourChoice> {
+  const seed = opts.seed ?? 0, k = opts.k ?? 6;
+  const layer = featureLayer(t.model);
+  const qPos = samplePositions(val.length, opts.queries ?? 4, seed);
+  const bPos = samplePositions(train.length, opts.bank ?? 1000, seed + 1);
+  const q = await features(t, subsetDataset(val, qPos), layer);
+  const b = await features(t, subsetDataset(train, bPos), layer);
+  const c = t.classes.length;
+  return {
+    layer,
+    bank: bPos,
+    queries: Array.from(qPos, (sample, i) => {
+      const p = q.probs.subarray(i * c, (i + 1) * c);
+      const top = Array.from(p.keys()).sort((x, y) => p[y]! - p[x]! || x - y).slice(0, 5);
+      const nb = nearest(q.feats.subarray(i * q.dim, (i + 1) * q.dim), b.feats, b.dim, Math.min(k, bPos.length));
+      return { sample, label: q.labels[i]!, top5: top.map((index) => ({ index, p: p[index]! })), neighbours: nb.map((j) => bPos[j]!) };
+    }),
+  };
 }
 
 /** Writes conv1-kernels.png (Figure 3), curves.png, and with data neighbours.png (Figure 4). Returns the paths. */
-export async function visualizeCheckpoint(checkpoint: string, opts: { data?: string; out?: string; device?: string; queries?: number; bank?: number } = {}): Promise<string[]> {
+export async function visualizeCheckpoint(checkpoint: string, opts: { data?: string; out?: string; device?: string; queries?: number; bank?: number; seed?: number } = {}): Promise<string[]> {
   const t = await loadTrained(checkpoint, { devices: [opts.device ?? 'cpu:0'] });
   const out = resolve(opts.out ?? dirname(checkpoint));
   await mkdir(out, { recursive: true });
   const written: string[] = [];
   try {
-    const w = t.model.stateDict()[t.meta.model.name === 'torchvision' ? 'features.0.weight' : 'conv1.weight']!;
+    const conv1 = t.model.description.layers.find((l) => l.kind === 'conv')!;
+    const w = t.model.stateDict()[`${conv1.name}.weight`]!;
     const kernels = join(out, 'conv1-kernels.png');
-    await writeFile(kernels, await drawKernels(w.data as Float32Array, w.shape, { towers: t.meta.model.name === 'paper' ? 2 : 1 }));
+    await writeFile(kernels, await drawKernels(w.data as Float32Array, w.shape, { towers: t.model.description.towers }));
     written.push(kernels);
     const history = ((t.meta.trainer as { history?: EpochRecord[] }).history ?? []);
     if (history.length > 0) {
@@ -135,20 +193,18 @@ export async function visualizeCheckpoint(checkpoint: string, opts: { data?: str
       written.push(curves);
     }
     if (opts.data) {
-      const d = await openData(opts.data);
+      const d = await openData(opts.data, { size: t.size });
       if (d.val && d.val.length > 0) {
-        const q = await features(t, d.val, opts.queries ?? 4);
-        const bank = await features(t, d.train, opts.bank ?? 400);
-        const rows: NeighbourRow[] = [];
-        const qImgs = await imagesOf(d.val, Array.from({ length: q.labels.length }, (_, i) => i));
-        const nbIdx = q.labels.map((_, i) => nearest(q.feats.subarray(i * q.dim, (i + 1) * q.dim), bank.feats, bank.dim, 6));
-        const bankImgs = await imagesOf(d.train, [...new Set(nbIdx.flat())]);
-        const bankMap = new Map([...new Set(nbIdx.flat())].map((k, i) => [k, bankImgs[i]!]));
-        q.labels.forEach((label, i) => {
-          const p = q.probs.subarray(i * t.classes.length, (i + 1) * t.classes.length);
-          const top = Array.from(p.keys()).sort((a, b) => p[b]! - p[a]!).slice(0, 5);
-          rows.push({ image: qImgs[i]!, truth: t.classes[label]!.name, top5: top.map((c) => ({ name: t.classes[c]!.name, p: p[c]! })), neighbours: nbIdx[i]!.map((k) => bankMap.get(k)!) });
-        });
+        const train = matchClasses(d.train, t.classes, `the training split of ${d.root}`).dataset, val = matchClasses(d.val, t.classes, `the validation split of ${d.root}`).dataset;
+        const choice = await chooseNeighbours(t, train, val, { queries: opts.queries, bank: opts.bank, seed: opts.seed });
+        const qImgs = await imagesOf(val, choice.queries.map((q) => q.sample));
+        const shown = [...new Set(choice.queries.flatMap((q) => q.neighbours))];
+        const shownImgs = await imagesOf(train, shown);
+        const img = new Map(shown.map((p, i) => [p, shownImgs[i]!]));
+        const rows: NeighbourRow[] = choice.queries.map((q, i) => ({
+          image: qImgs[i]!, truth: t.classes[q.label]!.name, top5: q.top5.map((c) => ({ name: t.classes[c.index]!.name, p: c.p })),
+          neighbours: q.neighbours.map((p) => img.get(p)!),
+        }));
         const fig4 = join(out, 'neighbours.png');
         await writeFile(fig4, await drawNeighbours(rows, d.val.size));
         written.push(fig4);

@@ -3,10 +3,13 @@
  * pipeline (through @alexnet/layers' placement), evaluation (centre crop or 10-crop), checkpoints that
  * resume exactly, pictures of the result, and the `alexnet` CLI.
  */
-export { train, evaluate, TrainingError, CHECKPOINT_FILE, type TrainOptions, type TrainResult } from './trainer.js';
-export { saveCheckpoint, loadCheckpoint, checkCompatible, CheckpointError, CHECKPOINT_FORMAT, type CheckpointMeta, type CheckpointContents } from './checkpoint.js';
-export { openData, batchToTensors, chooseMean, IMAGENET_CHANNEL_MEAN, DataError, type TrainingData } from './data.js';
+export {
+  train, evaluate, nonFiniteRows, TrainingError, NonFiniteOutputError, CHECKPOINT_FILE, type TrainOptions, type TrainResult, type Evaluation, type EvaluateOptions,
+} from './trainer.js';
+export { saveCheckpoint, loadCheckpoint, validateCheckpointMeta, checkCompatible, CheckpointError, CHECKPOINT_FORMAT, type CheckpointMeta, type CheckpointContents } from './checkpoint.js';
+export { openData, readyData, batchToTensors, chooseMean, IMAGENET_CHANNEL_MEAN, STATISTICS_CACHE, DataError, type TrainingData, type RunData } from './data.js';
+export { MetricsLog, type MetricsPosition } from './metrics.js';
+export { formatRecipe, type Recipe } from './recipe.js';
 export { loadTrained, preprocess, predict, type TrainedModel, type Prediction } from './inference.js';
-export { runTrain, evaluateCheckpoint, visualizeCheckpoint, forwardUntil } from './commands.js';
+export { runTrain, evaluateCheckpoint, visualizeCheckpoint, chooseNeighbours, featureLayer, forwardUntil, type NeighbourChoice } from './commands.js';
 export { drawKernels, drawCurves, curvesSvg, drawNeighbours, nearest, type EpochRecord, type NeighbourRow } from './visualize.js';
-export { ProgressBar, formatStep, type StepStats } from './progress.js';

@@ -48,6 +48,9 @@ export async function predict(t: TrainedModel, files: string[], k = 5): Promise<
   for (const file of files) {
     const { input } = await preprocess(file, t);
     const probs = tidy(() => softmax(t.model.forward(tensor(input, [1, 3, t.crop, t.crop], { device: dev }), { training: false })).dataSync());
+    if (!probs.every(Number.isFinite)) {
+      throw new Error(`the model's outputs for ${typeof file === 'string' ? file : 'the image'} are NaN or infinite: its weights have diverged, so it has no prediction to give`);
+    }
     const order = Array.from(probs.keys()).sort((a, b) => probs[b]! - probs[a]! || a - b).slice(0, Math.min(k, probs.length));
     results.push({ file, top5: order.map((i) => ({ index: i, wnid: t.classes[i]?.wnid ?? String(i), name: t.classes[i]?.name ?? String(i), probability: probs[i]! })) });
   }

@@ -9,58 +9,100 @@ import { createSampleImageNet, prepareImageNet } from '@alexnet/data-imagenet';
 import '@alexnet/tensor';
 import { evaluateCheckpoint, runTrain, visualizeCheckpoint } from '../commands.js';
 import { loadTrained, predict } from '../inference.js';
-import { helpText, intOption, numberOption, parseCommand, UsageError, type CommandSpec } from './args.js';
+import type { ModelName } from '@alexnet/layers';
+import { helpText, parseCommand, UsageError, type CommandSpec, type OptionSpec } from './args.js';
+
+const WORKERS: OptionSpec = { name: 'workers', short: 'j', kind: 'int', min: 0, help: 'loader threads (default: all cores; 0: on the main thread)' };
+const DEVICE: OptionSpec = { name: 'device', kind: 'string', meta: 'NAME', default: 'cpu:0', help: 'device: cpu:0, cuda:0, ...' };
+const CHECKPOINT: OptionSpec = { name: 'checkpoint', kind: 'string', meta: 'FILE', required: true, help: 'a checkpoint written by alexnet train' };
+const MAX_BAD: OptionSpec = {
+  name: 'max-bad-images', kind: 'int', min: 0, default: 10,
+  help: 'images that may fail to load (deleted or damaged after indexing) before the run stops; each is named',
+};
 
 const COMMANDS: Record<string, CommandSpec> = {
   prepare: {
     name: 'prepare', summary: 'index an ImageNet folder, write 256x256 shards and the training-set statistics (§2, §4.1)',
-    usage: 'alexnet prepare --data DIR --out DIR [--size 256] [--workers N] [--encoding raw|jpeg] [--quality 90] [--shard-size 1024]',
-    options: { data: { type: 'string' }, out: { type: 'string' }, size: { type: 'string' }, workers: { type: 'string' }, encoding: { type: 'string' }, quality: { type: 'string' }, 'shard-size': { type: 'string' } },
-    help: [['--data DIR', 'ImageNet folder: train/<wnid>/*.JPEG, val/ (flat + ground truth, or val/<wnid>/)'], ['--out DIR', 'where shards, manifest.json and statistics go'], ['--size N', 'side of the stored images (§2: 256; smaller for demos)'],
-      ['--workers N', 'decoding threads (default: all cores)'], ['--encoding raw|jpeg', 'raw pixels (default) or JPEG records to save disk'], ['--quality Q', 'JPEG quality for --encoding jpeg (default 90)'],
-      ['--shard-size N', 'images per shard (default 1024)']],
+    positional: { meta: 'DIR', option: 'data', help: 'the ImageNet folder (the same as --data)' },
+    options: [
+      { name: 'data', kind: 'string', meta: 'DIR', required: true, help: 'ImageNet folder: train/<wnid>/*.JPEG, val/ (flat + ground truth, or val/<wnid>/)' },
+      { name: 'out', kind: 'string', meta: 'DIR', required: true, help: 'where shards, manifest.json and statistics go' },
+      { name: 'size', kind: 'int', min: 8, max: 4096, default: 256, help: 'side of the stored images (§2: 256; smaller for demos)' },
+      { ...WORKERS, help: 'decoding threads (default: all cores)' },
+      { name: 'encoding', kind: 'choice', choices: ['raw', 'jpeg'], default: 'raw', help: 'raw pixels (ILSVRC-2012: about 250 GB) or JPEG records (about a tenth of that)' },
+      { name: 'quality', kind: 'int', min: 1, max: 100, default: 90, help: 'JPEG quality for --encoding jpeg' },
+      { name: 'shard-size', kind: 'int', min: 1, default: 1024, help: 'images per shard' },
+    ],
   },
   train: {
     name: 'train', summary: 'train AlexNet with the paper\'s SGD and schedule (§5), evaluating after every epoch',
-    usage: 'alexnet train --data DIR [--model paper|paper-half|torchvision] [--devices cpu:0,cpu:1] [--epochs N] [--batch 128] [--lr 0.01] [--resume FILE] [--out DIR]',
-    options: {
-      data: { type: 'string' }, model: { type: 'string' }, devices: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' }, lr: { type: 'string' },
-      resume: { type: 'string' }, out: { type: 'string' }, crop: { type: 'string' }, seed: { type: 'string' }, 'checkpoint-every': { type: 'string' },
-      'positive-bias': { type: 'string' }, 'weight-std': { type: 'string' }, patience: { type: 'string' }, 'ten-crop': { type: 'boolean' }, workers: { type: 'string' }, 'max-steps': { type: 'string' },
-    },
-    help: [['--data DIR', 'prepared shards (alexnet prepare) or a raw ImageNet folder'], ['--model NAME', 'paper (default), paper-half or torchvision'],
-      ['--devices LIST', 'one device, or two for the two-tower placement (§3.2): cpu:0,cpu:1 or cuda:0,cuda:1'], ['--epochs N', 'epochs (default 90)'],
-      ['--batch N', 'batch size (default 128)'], ['--lr X', 'initial learning rate (default 0.01)'], ['--resume FILE', 'continue from a checkpoint'],
-      ['--out DIR', 'checkpoints, metrics.jsonl and pictures (default ./alexnet-run)'], ['--crop 227|224', 'input crop (default 227)'], ['--seed N', 'seed of everything random (default 0)'],
-      ['--checkpoint-every N', 'also save every N steps (default: epoch ends)'], ['--positive-bias X', 'bias of conv2/4/5, fc6/7 (§5: 1; 0.1 avoids collapse on small data)'],
-      ['--weight-std X', 'standard deviation of the initial weights (§5: 0.01)'], ['--patience N', 'epochs without improvement before lr / 10 (default 1)'],
-      ['--ten-crop', 'evaluate with the 10-crop average (§4.1)'], ['--workers N', 'loader threads (default: all cores)'], ['--max-steps N', 'stop after N steps']],
+    positional: { meta: 'DIR', option: 'data', help: 'prepared shards (alexnet prepare) or a raw ImageNet folder (the same as --data)' },
+    options: [
+      { name: 'data', kind: 'string', meta: 'DIR', required: true, help: 'prepared shards or a raw ImageNet folder' },
+      { name: 'model', short: 'a', aliases: ['arch'], kind: 'choice', choices: ['paper', 'paper-half', 'torchvision'], default: 'paper', help: 'the two-tower net of §3.5, its one-tower half, or torchvision\'s' },
+      { name: 'devices', kind: 'list', meta: 'LIST', default: ['cpu:0'], help: 'one device, or two for the two-tower placement (§3.2): cpu:0,cpu:1 or cuda:0,cuda:1' },
+      { name: 'epochs', kind: 'int', min: 1, default: 90, help: 'epochs (§5: roughly 90)' },
+      { name: 'batch-size', short: 'b', aliases: ['batch'], kind: 'int', min: 1, default: 128, help: 'images per step (§5: 128)' },
+      { name: 'lr', aliases: ['learning-rate'], kind: 'number', min: 0, exclusiveMin: true, default: 0.01, help: 'initial learning rate (§5)' },
+      { name: 'momentum', kind: 'number', min: 0, max: 1, default: 0.9, help: 'momentum (§5)' },
+      { name: 'weight-decay', aliases: ['wd'], kind: 'number', min: 0, default: 0.0005, help: 'weight decay (§5)' },
+      { name: 'no-bias-decay', kind: 'boolean', help: 'exempt the biases from weight decay (cuda-convnet and Caffe do; the paper\'s rule decays every weight)' },
+      { name: 'resume', kind: 'string', meta: 'FILE', help: 'continue from a checkpoint' },
+      { name: 'out', kind: 'string', meta: 'DIR', default: 'alexnet-run', help: 'checkpoints, metrics.jsonl and pictures' },
+      { name: 'crop', kind: 'int', min: 67, max: 4096, default: 227, meta: '227|224|N', help: 'input crop: 227 (conv1 unpadded), 224 (conv1 padded by 2), or a side >= 67 for small images' },
+      { name: 'seed', kind: 'int', min: 0, default: 0, help: 'seed of everything random' },
+      { name: 'print-freq', short: 'p', kind: 'int', min: 1, help: 'also print a log line every N steps (default: only the live progress line)' },
+      { name: 'checkpoint-every', kind: 'int', min: 0, default: 0, help: 'also save every N steps (0: epoch ends only)' },
+      { name: 'positive-bias', kind: 'number', min: 0, default: 1, help: 'bias of conv2/4/5, fc6/7 (§5: 1; 0.1 avoids collapse on small data)' },
+      { name: 'weight-std', kind: 'number', min: 0, exclusiveMin: true, default: 0.01, help: 'standard deviation of the initial weights (§5)' },
+      { name: 'patience', kind: 'int', min: 0, default: 1, help: 'epochs without improvement before lr / 10 (§5)' },
+      { name: 'val-fraction', kind: 'number', min: 0, max: 1, exclusiveMin: true, help: 'with no validation split: hold back this fraction of the training images to evaluate on' },
+      { name: 'stats-samples', kind: 'int', min: 1, default: 5000, help: 'images sampled for the mean image and PCA (§2, §4.1) when the data has no statistics' },
+      { name: 'ten-crop', kind: 'boolean', help: 'evaluate with the 10-crop average (§4.1)' },
+      WORKERS,
+      MAX_BAD,
+      { name: 'max-steps', kind: 'int', min: 1, help: 'stop after N steps' },
+    ],
   },
   eval: {
     name: 'eval', summary: 'top-1 and top-5 error of a checkpoint on a data set\'s validation split',
-    usage: 'alexnet eval --checkpoint FILE --data DIR [--ten-crop] [--device cpu:0]',
-    options: { checkpoint: { type: 'string' }, data: { type: 'string' }, 'ten-crop': { type: 'boolean' }, device: { type: 'string' }, batch: { type: 'string' } },
-    help: [['--checkpoint FILE', 'a checkpoint written by alexnet train'], ['--data DIR', 'prepared shards or a raw ImageNet folder'], ['--ten-crop', 'average the 10 patches (§4.1)'],
-      ['--device NAME', 'device (default cpu:0)'], ['--batch N', 'batch size (default 64)']],
+    positional: { meta: 'DIR', option: 'data', help: 'prepared shards or an ImageNet folder with val/ (the same as --data)' },
+    options: [
+      CHECKPOINT,
+      { name: 'data', kind: 'string', meta: 'DIR', required: true, help: 'prepared shards or an ImageNet folder (only val/ is needed)' },
+      { name: 'ten-crop', kind: 'boolean', help: 'average the 10 patches (§4.1)' },
+      DEVICE,
+      { name: 'batch-size', short: 'b', aliases: ['batch'], kind: 'int', min: 1, default: 64, help: 'images per batch' },
+      WORKERS,
+      MAX_BAD,
+    ],
   },
   predict: {
     name: 'predict', summary: 'the five most probable classes of each image, with names (§6.1)',
-    usage: 'alexnet predict --checkpoint FILE [--device cpu:0] IMAGE...', positionals: true,
-    options: { checkpoint: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' } },
-    help: [['--checkpoint FILE', 'a checkpoint written by alexnet train'], ['--device NAME', 'device (default cpu:0)'], ['--json', 'print JSON']],
+    positional: { meta: 'IMAGE...', many: true, help: 'image files (JPEG, PNG, WebP, ...)' },
+    options: [CHECKPOINT, DEVICE, { name: 'json', kind: 'boolean', help: 'print JSON' }],
   },
   visualize: {
-    name: 'visualize', summary: 'PNGs: conv1 kernels (Figure 3), training curves, nearest neighbours in fc7 (Figure 4)',
-    usage: 'alexnet visualize --checkpoint FILE [--data DIR] [--out DIR]',
-    options: { checkpoint: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, device: { type: 'string' } },
-    help: [['--checkpoint FILE', 'a checkpoint written by alexnet train'], ['--data DIR', 'data for Figure 4 (validation queries, training neighbours)'],
-      ['--out DIR', 'where the PNGs go (default: beside the checkpoint)'], ['--device NAME', 'device (default cpu:0)']],
+    name: 'visualize', summary: 'PNGs: conv1 kernels (Figure 3), training curves, nearest neighbours in the last hidden layer (Figure 4)',
+    options: [
+      CHECKPOINT,
+      { name: 'data', kind: 'string', meta: 'DIR', help: 'data for Figure 4 (validation queries, training neighbours)' },
+      { name: 'out', kind: 'string', meta: 'DIR', help: 'where the PNGs go (default: beside the checkpoint)' },
+      DEVICE,
+      { name: 'queries', kind: 'int', min: 1, default: 4, help: 'validation images shown in Figure 4' },
+      { name: 'bank', kind: 'int', min: 1, default: 1000, help: 'training images, drawn uniformly, among which neighbours are searched' },
+      { name: 'seed', kind: 'int', min: 0, default: 0, help: 'seed of the draw of queries and bank' },
+    ],
   },
   sample: {
     name: 'sample', summary: 'write the procedurally drawn sample ImageNet (for demos and tests; nothing is downloaded)',
-    usage: 'alexnet sample --dir DIR [--classes 10] [--per-class 20] [--seed 0]',
-    options: { dir: { type: 'string' }, classes: { type: 'string' }, 'per-class': { type: 'string' }, seed: { type: 'string' } },
-    help: [['--dir DIR', 'where to write train/, val/ and LOC_synset_mapping.txt'], ['--classes N', 'classes (default 10)'], ['--per-class N', 'training images per class (default 20)'], ['--seed N', 'seed (default 0)']],
+    positional: { meta: 'DIR', option: 'dir', help: 'the same as --dir' },
+    options: [
+      { name: 'dir', kind: 'string', meta: 'DIR', required: true, help: 'where to write train/, val/ and LOC_synset_mapping.txt' },
+      { name: 'classes', kind: 'int', min: 1, default: 10, help: 'classes' },
+      { name: 'per-class', kind: 'int', min: 1, default: 20, help: 'training images per class' },
+      { name: 'seed', kind: 'int', min: 0, default: 0, help: 'seed' },
+    ],
   },
 };
 
@@ -68,12 +110,6 @@ function usage(): string {
   const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
   return ['alexnet: AlexNet (Krizhevsky, Sutskever, Hinton 2012) in TypeScript', '', 'usage: alexnet <command> [options]   (alexnet <command> --help)', '', 'commands:',
     ...Object.values(COMMANDS).map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`)].join('\n');
-}
-
-function need(values: Record<string, unknown>, name: string, spec: CommandSpec): string {
-  const v = values[name];
-  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required\n\n${helpText(spec)}`);
-  return v;
 }
 
 /** @alexnet/cuda is an optional dependency: when it is installed, importing it registers 'cuda' devices. */
@@ -86,21 +122,20 @@ async function loadOptionalBackends(): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  await loadOptionalBackends();
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') { console.log(usage()); return cmd ? 0 : 2; }
   const spec = COMMANDS[cmd];
   if (!spec) throw new UsageError(`unknown command "${cmd}"\n\n${usage()}`);
-  const { values, positionals } = parseCommand(spec, rest);
-  if (values.help) { console.log(helpText(spec)); return 0; }
+  const { values: v, positionals, help } = parseCommand(spec, rest);
+  if (help) { console.log(helpText(spec)); return 0; }
+  await loadOptionalBackends();
+  const str = (k: string) => v[k] as string | undefined, int = (k: string) => v[k] as number | undefined;
+  const workers = int('workers') !== undefined ? { workers: int('workers')! } : {};
   switch (cmd) {
     case 'prepare': {
-      const enc = (values.encoding as string | undefined) ?? 'raw';
-      if (enc !== 'raw' && enc !== 'jpeg') throw new UsageError(`--encoding must be raw or jpeg, not "${enc}"`);
-      const r = await prepareImageNet({ source: need(values, 'data', spec), out: need(values, 'out', spec), encoding: enc, size: intOption(values, 'size', 256),
-        quality: intOption(values, 'quality', 90), shardSize: intOption(values, 'shard-size', 1024),
-        ...(values.workers !== undefined ? { workers: intOption(values, 'workers', 1, 0) } : {}), progress: true });
-      console.log(`prepared ${Object.entries(r.splits).map(([k, v]) => `${k}: ${v!.images} images in ${v!.shards} shards`).join(', ')}; ` +
+      const r = await prepareImageNet({ source: str('data')!, out: str('out')!, encoding: str('encoding') as 'raw' | 'jpeg', size: int('size')!,
+        quality: int('quality')!, shardSize: int('shard-size')!, ...workers, progress: true, log: (m) => console.error(m) });
+      console.log(`prepared ${Object.entries(r.splits).map(([k, s]) => `${k}: ${s!.images} images in ${s!.shards} shards`).join(', ')}; ` +
         `${r.failures.length} unreadable file(s) skipped (listed in ${join(r.out, 'prepare-report.json')}); ${r.imagesPerSecond.toFixed(0)} img/s`);
       return 0;
     }
@@ -115,43 +150,47 @@ export async function main(argv: string[]): Promise<number> {
       process.on('SIGINT', onSig);
       process.on('SIGTERM', onSig);
       const r = await runTrain({
-        data: need(values, 'data', spec), out: (values.out as string) ?? 'alexnet-run', model: (values.model as 'paper') ?? 'paper',
-        devices: values.devices ? String(values.devices).split(',').map((s) => s.trim()) : undefined,
-        epochs: intOption(values, 'epochs', 90), batchSize: intOption(values, 'batch', 128), lr: numberOption(values, 'lr', 0.01),
-        crop: intOption(values, 'crop', 227, 67), seed: intOption(values, 'seed', 0, 0), checkpointEvery: intOption(values, 'checkpoint-every', 0, 0),
-        positiveBias: numberOption(values, 'positive-bias', 1, (n) => n >= 0), weightStd: numberOption(values, 'weight-std', 0.01),
-        patience: intOption(values, 'patience', 1, 0), tenCrop: !!values['ten-crop'], resume: values.resume as string | undefined,
-        ...(values.workers !== undefined ? { workers: intOption(values, 'workers', 1, 0) } : {}),
-        ...(values['max-steps'] !== undefined ? { maxSteps: intOption(values, 'max-steps', 1) } : {}),
+        data: str('data')!, out: str('out')!, model: str('model') as ModelName, devices: v.devices as string[],
+        epochs: int('epochs')!, batchSize: int('batch-size')!, lr: v.lr as number, momentum: v.momentum as number, weightDecay: v['weight-decay'] as number,
+        biasDecay: !v['no-bias-decay'], crop: int('crop')!, seed: int('seed')!, checkpointEvery: int('checkpoint-every')!,
+        positiveBias: v['positive-bias'] as number, weightStd: v['weight-std'] as number, patience: int('patience')!, tenCrop: !!v['ten-crop'],
+        resume: str('resume'), statsSamples: int('stats-samples')!, maxBadImages: int('max-bad-images')!, ...workers,
+        ...(v['val-fraction'] !== undefined ? { valFraction: v['val-fraction'] as number } : {}),
+        ...(int('print-freq') !== undefined ? { printFreq: int('print-freq')! } : {}),
+        ...(int('max-steps') !== undefined ? { maxSteps: int('max-steps')! } : {}),
         signal: ac.signal,
       });
       console.log(`${r.stopped === 'aborted' ? 'interrupted' : 'finished'} after ${r.steps} steps; checkpoint ${r.checkpoint}; ${r.imagesPerSecond.toFixed(1)} img/s`);
       return r.stopped === 'aborted' ? 130 : 0;
     }
     case 'eval': {
-      const r = await evaluateCheckpoint(need(values, 'checkpoint', spec), need(values, 'data', spec),
-        { tenCrop: !!values['ten-crop'], device: (values.device as string) ?? 'cpu:0', batchSize: intOption(values, 'batch', 64) });
-      console.log(`top-1 error ${(100 * r.top1Error).toFixed(2)}%, top-5 error ${(100 * r.top5Error).toFixed(2)}% on ${r.images} images (${values['ten-crop'] ? '10-crop' : 'centre crop'})`);
+      const r = await evaluateCheckpoint(str('checkpoint')!, str('data')!,
+        { tenCrop: !!v['ten-crop'], device: str('device')!, batchSize: int('batch-size')!, maxBadImages: int('max-bad-images')!, ...workers, progress: true, log: (m) => console.error(m) });
+      console.log(`top-1 error ${(100 * r.top1Error).toFixed(2)}%, top-5 error ${(100 * r.top5Error).toFixed(2)}% on ${r.images} images (${v['ten-crop'] ? '10-crop' : 'centre crop'})` +
+        (r.badImages.length ? `; ${r.badImages.length} image(s) could not be read and were scored as zeros` : ''));
       return 0;
     }
     case 'predict': {
       if (positionals.length === 0) throw new UsageError(`give at least one image\n\n${helpText(spec)}`);
-      const t = await loadTrained(need(values, 'checkpoint', spec), { devices: [(values.device as string) ?? 'cpu:0'] });
-      const preds = await predict(t, positionals.map((p) => resolve(p)));
-      if (values.json) console.log(JSON.stringify(preds, null, 2));
-      else for (const p of preds) console.log(`${p.file}\n${p.top5.map((c, i) => `  ${i + 1}. ${c.name} (${c.wnid}) ${(100 * c.probability).toFixed(1)}%`).join('\n')}`);
-      t.model.dispose();
+      const t = await loadTrained(str('checkpoint')!, { devices: [str('device')!] });
+      try {
+        const preds = await predict(t, positionals.map((p) => resolve(p)));
+        if (v.json) console.log(JSON.stringify(preds, null, 2));
+        else for (const p of preds) console.log(`${p.file}\n${p.top5.map((c, i) => `  ${i + 1}. ${c.name} (${c.wnid}) ${(100 * c.probability).toFixed(1)}%`).join('\n')}`);
+      } finally {
+        t.model.dispose();
+      }
       return 0;
     }
     case 'visualize': {
-      const files = await visualizeCheckpoint(need(values, 'checkpoint', spec), { data: values.data as string | undefined, out: values.out as string | undefined, device: (values.device as string) ?? 'cpu:0' });
+      const files = await visualizeCheckpoint(str('checkpoint')!, { data: str('data'), out: str('out'), device: str('device')!, queries: int('queries')!, bank: int('bank')!, seed: int('seed')! });
       console.log(`wrote ${files.join(', ')}`);
       return 0;
     }
     case 'sample': {
-      const dir = need(values, 'dir', spec);
+      const dir = str('dir')!;
       await mkdir(dir, { recursive: true });
-      const r = await createSampleImageNet({ dir, classes: intOption(values, 'classes', 10), perClass: intOption(values, 'per-class', 20), seed: intOption(values, 'seed', 0, 0) });
+      const r = await createSampleImageNet({ dir, classes: int('classes')!, perClass: int('per-class')!, seed: int('seed')! });
       console.log(`wrote ${r.train} training and ${r.val} validation images of ${r.classes.length} classes to ${r.dir}`);
       return 0;
     }
