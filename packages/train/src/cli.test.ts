@@ -177,6 +177,18 @@ describe('alexnet CLI', () => {
     expect(ok.stderr).toMatch(/^eval 40\/40 \[#+\] \d+ img\/s/m);
   }, 300_000);
 
+  it('a damaged shard stops training with one sentence naming the file (no "Error: Error:", no stack trace)', async () => {
+    const broken = join(fx.root, 'broken');
+    await cp(fx.prepared, broken, { recursive: true });
+    const shard = readdirSync(broken).find((f) => f.startsWith('train-'))!;
+    const { truncate, stat } = await import('node:fs/promises');
+    await truncate(join(broken, shard), Math.floor((await stat(join(broken, shard))).size / 2));
+    const r = run(['train', broken, '--out', join(fx.root, 'broken-run'), '--crop', '67', '-b', '16', '-j', '1', '--epochs', '1']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^alexnet: .*${shard.replace('.', '\\.')}`, 'm'));
+    expect(r.stderr).not.toMatch(/Error: .*Error:|\n\s+at /);
+  }, 120_000);
+
   it('each model (paper, paper-half, torchvision) trains, draws its pictures, evaluates and predicts through the CLI', () => {
     for (const model of ['paper', 'paper-half', 'torchvision']) {
       const out = join(fx.root, `model-${model}`);

@@ -197,4 +197,14 @@ describe('checkpoint metadata is checked before use', () => {
     const kept = (await readFile(path, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     expect(kept.map((l) => `${l.type}${l.step ?? ''}`)).toEqual(['recipe', 'step0', 'step1', 'step2', 'step3', 'epoch3']);
   });
+
+  it('MetricsLog reaches the file within its flush interval, without a checkpoint (tail -f follows the run)', async () => {
+    const path = join(fx.root, 'live.jsonl');
+    const { log } = await MetricsLog.open(path, { flushMs: 200 });
+    log.write({ type: 'step', step: 0 });
+    expect(await readFile(path, 'utf8')).toBe('');
+    await new Promise((r) => setTimeout(r, 600));
+    expect(JSON.parse(await readFile(path, 'utf8'))).toEqual({ type: 'step', step: 0 });
+    await log.close();
+  });
 });

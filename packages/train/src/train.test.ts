@@ -56,7 +56,7 @@ describe('training on the sample ImageNet', () => {
     expect(n.width).toBe(6 + 96 + 6 + 220 + 6 * (96 + 6));
   }, 600_000);
 
-  it('detects the collapse that §5's positive biases of 1 can cause on small data (lr 0.01), and says what to change', async () => {
+  it('detects the collapse that positive biases of 1 (§5) can cause on small data (lr 0.01), and says what to change', async () => {
     const r = await train({ ...SMALL, positiveBias: 1, data: fx.prepared, out: join(fx.root, 'collapse'), epochs: 4, patience: 5, seed: 0 });
     expect(r.history.at(-1)!.trainLoss).toBeCloseTo(Math.log(10), 1);
     expect(r.warning).toMatch(/loss sits at ln\(10\) = 2\.303.*every unit of relu7 is zero \(dead ReLUs\).*--positive-bias 0\.1/);
