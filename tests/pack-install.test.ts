@@ -55,6 +55,19 @@ describe('npm pack + install in an empty folder', () => {
     });
   }
 
+  it('`npx alexnet --help` runs the command there (the bin of @alexnet/train is linked and packed)', () => {
+    const app = join(work, 'app');
+    const env = { ...process.env, npm_config_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+    const r = spawnSync('npx', ['--no-install', 'alexnet', '--help'], { cwd: app, encoding: 'utf8', env, timeout: 120_000 });
+    expect(r.stderr).not.toMatch(/could not determine executable|npm error|not built yet|could not load/);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/usage: alexnet <command> \[options\]/);
+    for (const cmd of ['prepare', 'train', 'eval', 'predict', 'visualize', 'sample']) expect(r.stdout).toMatch(new RegExp(`^  ${cmd} `, 'm'));
+    const t = spawnSync('npx', ['--no-install', 'alexnet', 'train', '--help'], { cwd: app, encoding: 'utf8', env, timeout: 120_000 });
+    expect(t.status, t.stderr).toBe(0);
+    expect(t.stdout).toMatch(/^usage: alexnet train /m);
+  });
+
   it('@alexnet/tensor computes there, on its native cpu engine when it was built', () => {
     const script = `
       const T = await import('@alexnet/tensor');

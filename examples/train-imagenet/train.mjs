@@ -8,7 +8,7 @@
 // @alexnet/data-imagenet is created once (cached in .sample/), prepared to shards, and the paper's
 // network (the same layers, on 67x67 crops of 76x76 images instead of 227 of 256, 10 classes) is
 // trained on it; then the pictures of §6.1 are drawn.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -21,14 +21,16 @@ const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 
 if (args.includes('--data')) {
-  const cli = createRequire(import.meta.url).resolve('@alexnet/train/package.json').replace(/package\.json$/, 'dist/cli/main.js');
+  // The `alexnet` command itself (what `npx alexnet` runs): the bin of @alexnet/train.
+  const trainPkgJson = createRequire(import.meta.url).resolve('@alexnet/train/package.json');
+  const cli = join(dirname(trainPkgJson), JSON.parse(readFileSync(trainPkgJson, 'utf8')).bin.alexnet);
   const r = spawnSync(process.execPath, [cli, 'train', ...args], { stdio: 'inherit' });
   process.exit(r.status ?? 1);
 }
 
 // The demo preset: settings chosen by measurement (README): the paper's SGD, lr 0.01, weights
-// N(0, 0.01^2), and Caffe's 0.1 for the "positive" biases, since the paper's 1 can collapse on
-// small data (PAPER.md §5 notes).
+// N(0, 0.01^2) (the paper's §5), and Caffe's 0.1 for the "positive" biases, since the paper's 1
+// can collapse on small data (bvlc_alexnet: "initialization to 1 gave flat loss").
 const PRESET = { classes: 10, perClass: 120, valPerClass: 20, size: 76, crop: 67, epochs: 12, batchSize: 32, lr: 0.01, positiveBias: 0.1, patience: 3 };
 const devices = args.includes('--devices') ? args[args.indexOf('--devices') + 1].split(',') : ['cpu:0'];
 const t0 = performance.now();

@@ -73,7 +73,7 @@ export interface ModelOptions {
   weightStd?: number;
   /**
    * The bias of conv2, conv4, conv5, fc6, fc7 (§5: 1). Caffe's bvlc_alexnet uses 0.1, which avoids
-   * the collapse that 1 can cause on small data (PAPER.md §5 notes).
+   * the collapse that 1 can cause on small data ("initialization to 1 gave flat loss").
    */
   positiveBias?: number;
   /** LRN convention (the model's alpha is the paper's 1e-4 either way; 'pytorch' means alpha / n). */

@@ -329,7 +329,7 @@ export class Network {
 /**
  * The fraction of exactly-zero outputs of every ReLU of the net for the batch x, in evaluation mode
  * (both towers together). A ReLU layer at 1.0 is dead: every unit is off for every image, and no
- * gradient flows below it. That is how the collapse described in PAPER.md §5 shows (with the paper's
+ * gradient flows below it. That is how a collapse with the initialisation of the paper's §5 shows (with its
  * biases of 1 and lr 0.01 on small data, fc7's ReLUs all die and the loss sits at ln(classes)); a
  * trainer can check it now and then and tell the user. It reads activations back to the host.
  */
