@@ -1,6 +1,10 @@
 // N-API surface of the CPU engine. Native code never trusts its caller: every entry point checks
 // its argument types and that each buffer holds enough elements for the sizes given, and throws a
 // JavaScript Error naming the argument. Valid calls are queued and return at once.
+// Reading an options object can run JavaScript (getters, proxies) that destroys the engine or frees
+// a buffer mid-call: each call holds the engine core and its buffers alive until it returns, and
+// checks, once every argument is read, that neither was destroyed or freed meanwhile. `this` is
+// checked too (a NativeBuffer accessor or a NativeEngine method called on another object throws).
 #include <napi.h>
 
 #include <chrono>
@@ -38,6 +42,26 @@ struct AddonData {
   Napi::FunctionReference engineCtor;
 };
 
+std::string describeValue(const Napi::Value& v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsNumber()) return "number " + std::to_string(v.As<Napi::Number>().DoubleValue());
+  if (v.IsString()) return "a string";
+  if (v.IsBoolean()) return "a boolean";
+  if (v.IsFunction()) return "a function";
+  return "an object";
+}
+
+/** `o` as T when it carries T's type tag; a TypeError otherwise (never a reinterpretation of another object). */
+template <class T>
+T* unwrapTagged(Napi::Object o, const napi_type_tag* tag, const char* what) {
+  bool ok = false;
+  if (napi_check_object_type_tag(o.Env(), o, tag, &ok) != napi_ok || !ok)
+    throw Napi::TypeError::New(o.Env(), std::string("expected ") + what + " as this but received " +
+                                            (o.IsObject() ? std::string("another object") : describeValue(o)));
+  return Napi::ObjectWrap<T>::Unwrap(o);
+}
+
 // ---- buffers ----
 
 class NativeBuffer : public Napi::ObjectWrap<NativeBuffer> {
@@ -53,6 +77,8 @@ class NativeBuffer : public Napi::ObjectWrap<NativeBuffer> {
     napi_type_tag_object(info.Env(), info.This(), &kBufferTag);
   }
   ~NativeBuffer() override { release(); }
+  // node-addon-api unwraps `this` through T::Unwrap before every accessor: check the tag there.
+  static NativeBuffer* Unwrap(Napi::Object o) { return unwrapTagged<NativeBuffer>(o, &kBufferTag, "a cpu device buffer"); }
 
   void attach(Napi::Env env, BufPtr b) {
     env_ = env;
@@ -100,15 +126,7 @@ class Args {
 
   Napi::Value at(size_t i) const { return i < info_.Length() ? info_[i] : info_.Env().Undefined(); }
 
-  static std::string describe(const Napi::Value& v) {
-    if (v.IsUndefined()) return "undefined";
-    if (v.IsNull()) return "null";
-    if (v.IsNumber()) return "number " + std::to_string(v.As<Napi::Number>().DoubleValue());
-    if (v.IsString()) return "a string";
-    if (v.IsBoolean()) return "a boolean";
-    if (v.IsFunction()) return "a function";
-    return "an object";
-  }
+  static std::string describe(const Napi::Value& v) { return describeValue(v); }
 
   /** A device buffer of this engine (or of `owner` when given), of dtype `dtype` (-1: any). */
   BufPtr buf(size_t i, const char* name, int dtype, bool nullable = false, uint64_t owner = 0) const {
@@ -125,8 +143,21 @@ class Args {
     if (b->owner != want) fail(std::string(name) + " belongs to another engine");
     if (dtype >= 0 && b->dtype != dtype)
       failType(std::string(name) + " is " + dtypeName(b->dtype) + " but must be " + dtypeName(dtype));
+    seen_.push_back({name, nb, b});
     return b;
   }
+
+  /**
+   * After every argument is read (getters of an options object may have run JavaScript): the engine
+   * must still be `current` and every buffer taken still attached, else the call is refused.
+   */
+  void stillValid(const std::shared_ptr<EngineCore>& current) const {
+    if (!current || current.get() != core_) fail("the engine was destroyed while the arguments were read");
+    for (const Seen& s : seen_)
+      if (s.nb->buf() != s.buf) fail(std::string(s.name) + " was freed while the arguments were read");
+  }
+
+  Napi::Env env() const { return info_.Env(); }
 
   /** A non-negative integer below 2^53. */
   int64_t size(size_t i, const char* name) const { return sizeOf(at(i), name); }
@@ -136,6 +167,12 @@ class Args {
     if (!(d >= 0) || d != std::floor(d) || d > 9007199254740991.0)
       fail(std::string("expected a non-negative integer for ") + name + " but received " + describe(v));
     return (int64_t)d;
+  }
+  /** A count of a shaped op: a non-negative integer below 2^31 (as the CUDA engine's). */
+  int64_t dim(size_t i, const char* name) const {
+    int64_t v = size(i, name);
+    if (v >= kDimLimit) fail(std::string("expected ") + name + " below 2^31 but received " + std::to_string(v));
+    return v;
   }
   int64_t positive(size_t i, const char* name) const {
     int64_t v = size(i, name);
@@ -208,25 +245,8 @@ class Args {
     g.padH = field(o, "geometry", "padH"); g.padW = field(o, "geometry", "padW");
     g.groups = field(o, "geometry", "groups");
     g.outH = field(o, "geometry", "outH"); g.outW = field(o, "geometry", "outW");
-    const int64_t lim = (int64_t)1 << 31;
-    for (int64_t v : {g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.strideH, g.strideW, g.padH, g.padW, g.groups})
-      if (v >= lim) fail("geometry sizes must be below 2^31");
-    if (g.r < 1 || g.s < 1) fail("geometry.r and geometry.s must be at least 1");
-    if (g.strideH < 1 || g.strideW < 1) fail("geometry strides must be at least 1");
-    if (g.groups < 1) fail("geometry.groups must be at least 1");
-    if (g.c % g.groups || g.k % g.groups)
-      fail("geometry.groups (" + std::to_string(g.groups) + ") must divide c (" + std::to_string(g.c) + ") and k (" +
-           std::to_string(g.k) + ")");
-    const int64_t eh = g.h + 2 * g.padH - g.r, ew = g.w + 2 * g.padW - g.s;
-    const int64_t oh = eh >= 0 ? eh / g.strideH + 1 : 0, ow = ew >= 0 ? ew / g.strideW + 1 : 0;
-    if (g.outH != oh || g.outW != ow)
-      fail("geometry.outH x outW is " + std::to_string(g.outH) + "x" + std::to_string(g.outW) + " but h, w, r, s, " +
-           "stride and padding give " + std::to_string(oh) + "x" + std::to_string(ow));
-    mul({g.n, g.c, g.h, g.w}); mul({g.n, g.k, g.outH, g.outW}); mul({g.k, g.c, g.r, g.s});
-    mul({g.c, g.r, g.s, g.n, g.outH, g.outW});
-    // im2col indexes one sample's input with int32 offsets
-    if (mul({g.c, g.h, g.w}) >= lim) fail("geometry.c * h * w must be below 2^31");
-    if (mul({g.r, g.s, g.outH, g.outW}) >= lim) fail("geometry.r * s * outH * outW must be below 2^31");
+    const std::string problem = convProblem(g);
+    if (!problem.empty()) fail(problem);
     return g;
   }
 
@@ -239,18 +259,8 @@ class Args {
     g.strideH = field(o, "geometry", "strideH"); g.strideW = field(o, "geometry", "strideW");
     g.padH = field(o, "geometry", "padH"); g.padW = field(o, "geometry", "padW");
     g.outH = field(o, "geometry", "outH"); g.outW = field(o, "geometry", "outW");
-    const int64_t lim = (int64_t)1 << 31;
-    for (int64_t v : {g.n, g.c, g.h, g.w, g.kh, g.kw, g.strideH, g.strideW, g.padH, g.padW})
-      if (v >= lim) fail("geometry sizes must be below 2^31");
-    if (g.kh < 1 || g.kw < 1) fail("geometry.kh and geometry.kw must be at least 1");
-    if (g.strideH < 1 || g.strideW < 1) fail("geometry strides must be at least 1");
-    if (mul(g.h, g.w) >= lim) fail("geometry.h * geometry.w must be below 2^31 (argmax is int32)");
-    const int64_t eh = g.h + 2 * g.padH - g.kh, ew = g.w + 2 * g.padW - g.kw;
-    const int64_t oh = eh >= 0 ? eh / g.strideH + 1 : 0, ow = ew >= 0 ? ew / g.strideW + 1 : 0;
-    if (g.outH != oh || g.outW != ow)
-      fail("geometry.outH x outW is " + std::to_string(g.outH) + "x" + std::to_string(g.outW) + " but h, w, kh, kw, " +
-           "stride and padding give " + std::to_string(oh) + "x" + std::to_string(ow));
-    mul({g.n, g.c, g.h, g.w}); mul({g.n, g.c, g.outH, g.outW});
+    const std::string problem = poolProblem(g);
+    if (!problem.empty()) fail(problem);
     return g;
   }
 
@@ -258,7 +268,7 @@ class Args {
     Napi::Object o = object(i, "params");
     LrnParams p{};
     p.size = field(o, "params", "size");
-    if (p.size < 1) fail("params.size must be at least 1");
+    if (p.size < 1) fail("expected a positive integer for params.size but received 0");
     p.alpha = numField(o, "params", "alpha");
     p.beta = numField(o, "params", "beta");
     p.k = numField(o, "params", "k");
@@ -268,9 +278,15 @@ class Args {
   uint64_t seed(size_t i, const char* name) const { return (uint64_t)size(i, name); }
 
  private:
+  struct Seen {
+    const char* name;
+    NativeBuffer* nb;  // owned by its JavaScript object, which the call's arguments keep alive
+    BufPtr buf;
+  };
   const Napi::CallbackInfo& info_;
   const char* op_;
   EngineCore* core_;
+  mutable std::vector<Seen> seen_;
 };
 
 // ---- engines ----
@@ -356,6 +372,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   EngineCore* core() const { return core_.get(); }
   const std::shared_ptr<EngineCore>& coreShared() const { return core_; }
+  // node-addon-api unwraps `this` through T::Unwrap before every method: check the tag there.
+  static NativeEngine* Unwrap(Napi::Object o) { return unwrapTagged<NativeEngine>(o, &kEngineTag, "a cpu engine"); }
 
  private:
   void shutdown() {
@@ -380,17 +398,20 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     }
   }
 
-  EngineCore* live(const Napi::CallbackInfo& info, const char* op) {
+  /** The engine core, held by the caller for the whole call (an argument's getter may destroy the engine). */
+  std::shared_ptr<EngineCore> live(const Napi::CallbackInfo& info, const char* op) {
     if (!core_) throw Napi::Error::New(info.Env(), std::string(op) + ": the engine was destroyed");
-    return core_.get();
+    return core_;
   }
 
+  /** Queues fn once `a` confirms the engine and every buffer it took survived the reading of the arguments. */
   template <class F>
-  void enqueue(const Napi::CallbackInfo& info, F&& fn) {
+  void enqueue(const Args& a, F&& fn) {
+    a.stillValid(core_);
     try {
       core_->enqueue(std::forward<F>(fn));
     } catch (const std::exception& e) {
-      throw Napi::Error::New(info.Env(), e.what());
+      throw Napi::Error::New(a.env(), e.what());
     }
   }
 
@@ -402,7 +423,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   // ---- memory and queue ----
 
   Napi::Value Alloc(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "alloc");
+    const auto hold = live(info, "alloc");
+    EngineCore* core = hold.get();
     Args a(info, "alloc", core);
     std::string dt = a.string(0, "dtype");
     int dtype;
@@ -456,7 +478,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   void Write(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "write");
+    const auto hold = live(info, "write");
+    EngineCore* core = hold.get();
     Args a(info, "write", core);
     BufPtr b = a.buf(0, "buf", -1);
     Napi::Value dv = a.at(1);
@@ -482,15 +505,17 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       return;
     }
     auto staged = std::make_shared<std::vector<uint8_t>>(src, src + bytes);
-    enqueue(info, [b, staged, dst] { std::memcpy(dst, staged->data(), staged->size()); });
+    enqueue(a, [b, staged, dst] { std::memcpy(dst, staged->data(), staged->size()); });
   }
 
   Napi::Value ReadSync(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "readSync");
+    const auto hold = live(info, "readSync");
+    EngineCore* core = hold.get();
     Args a(info, "readSync", core);
     BufPtr b = a.buf(0, "buf", -1);
     int64_t offset, length;
     readRange(a, b, &offset, &length);
+    a.stillValid(core_);
     core->waitReached(core->submitted());
     throwPendingError(info.Env());
     const int eb = dtypeBytes(b->dtype);
@@ -561,11 +586,13 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   Napi::Value Read(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "read");
+    const auto hold = live(info, "read");
+    EngineCore* core = hold.get();
     Args a(info, "read", core);
     BufPtr b = a.buf(0, "buf", -1);
     int64_t offset, length;
     readRange(a, b, &offset, &length);
+    a.stillValid(core_);
     return queueAsync(info, b, offset, length);
   }
 
@@ -575,18 +602,21 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   void SynchronizeSync(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "synchronizeSync");
+    const auto hold = live(info, "synchronizeSync");
+    EngineCore* core = hold.get();
     core->waitReached(core->submitted());
     throwPendingError(info.Env());
   }
 
   Napi::Value RecordEvent(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "recordEvent");
+    const auto hold = live(info, "recordEvent");
+    EngineCore* core = hold.get();
     return Napi::Number::New(info.Env(), (double)core->submitted());
   }
 
   void WaitEvent(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "waitEvent");
+    const auto hold = live(info, "waitEvent");
+    EngineCore* core = hold.get();
     Args a(info, "waitEvent", core);
     Napi::Value v = a.at(0);
     bool ok = false;
@@ -597,22 +627,24 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     if (!other->core_ || other == this) return;  // destroyed (nothing left to wait for) or in-order already
     std::shared_ptr<EngineCore> oc = other->core_;
     if (seq > oc->submitted()) a.fail("event.sequence is beyond what that engine has queued");
-    enqueue(info, [oc, seq] { oc->waitReached(seq); });
+    enqueue(a, [oc, seq] { oc->waitReached(seq); });
   }
 
   void SetThreads(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "setThreads");
+    const auto hold = live(info, "setThreads");
+    EngineCore* core = hold.get();
     Args a(info, "setThreads", core);
     int64_t n = a.positive(0, "threads");
     if (n > 256) a.fail("threads must be at most 256 but received " + std::to_string(n));
     threads_ = (int)n;
-    enqueue(info, [core, n] { core->pool.resize((int)n); });
+    enqueue(a, [core, n] { core->pool.resize((int)n); });
   }
 
   Napi::Value GetThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), threads_); }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "stats");
+    const auto hold = live(info, "stats");
+    EngineCore* core = hold.get();
     syncCached(info.Env());
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
@@ -627,7 +659,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   /** Frees every cached block; returns the bytes given back. */
   Napi::Value TrimCache(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "trimCache");
+    const auto hold = live(info, "trimCache");
+    EngineCore* core = hold.get();
     int64_t freed = core->cache->trim(0);
     syncCached(info.Env());
     return Napi::Number::New(info.Env(), (double)freed);
@@ -635,7 +668,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   /** Bounds the cache at `bytes` (trimming to it); -1 restores the default max(1 GiB, 2 x peak live). */
   void SetCacheLimit(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "setCacheLimit");
+    const auto hold = live(info, "setCacheLimit");
+    EngineCore* core = hold.get();
     Args a(info, "setCacheLimit", core);
     Napi::Value v = a.at(0);
     if (!v.IsNumber()) a.failType("expected a number for bytes but received " + Args::describe(v));
@@ -649,7 +683,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   // ---- data movement ----
 
   void Fill(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "fill");
+    const auto hold = live(info, "fill");
+    EngineCore* core = hold.get();
     Args a(info, "fill", core);
     BufPtr b = a.buf(0, "buf", -1);
     Napi::Value v = a.at(1);
@@ -665,7 +700,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     } else {
       pattern = v.As<Napi::Number>().Uint32Value() & 0xFF;  // ToUint8
     }
-    enqueue(info, [core, b, pattern, eb] {
+    enqueue(a, [core, b, pattern, eb] {
       Ctx ctx{core->pool, core->ws};
       uint8_t bytes[4];
       std::memcpy(bytes, &pattern, 4);
@@ -674,7 +709,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   void Random(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "random");
+    const auto hold = live(info, "random");
+    EngineCore* core = hold.get();
     Args a(info, "random", core);
     BufPtr b = a.buf(0, "buf", kFloat32);
     std::string dist = a.string(1, "dist");
@@ -684,7 +720,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     uint64_t offset = (uint64_t)a.size(3, "offset");
     double p1 = a.number(4, "a"), p2 = a.number(5, "b");
     bool normal = dist == "normal";
-    enqueue(info, [core, b, normal, seed, offset, p1, p2] {
+    enqueue(a, [core, b, normal, seed, offset, p1, p2] {
       Ctx ctx{core->pool, core->ws};
       if (normal) randomNormal(ctx, b->f32(), b->length, seed, offset, p1, p2);
       else randomUniform(ctx, b->f32(), b->length, seed, offset, p1, p2);
@@ -692,7 +728,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   void Copy(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "copy");
+    const auto hold = live(info, "copy");
+    EngineCore* core = hold.get();
     Args a(info, "copy", core);
     BufPtr src = a.buf(0, "src", -1);
     int64_t so = a.size(1, "srcOffset");
@@ -704,13 +741,14 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     a.need(src, "src", so + len, "srcOffset + length is");
     a.need(dst, "dst", dof + len, "dstOffset + length is");
     const int eb = dtypeBytes(src->dtype);
-    enqueue(info, [src, dst, so, dof, len, eb] {
+    enqueue(a, [src, dst, so, dof, len, eb] {
       std::memmove(dst->u8() + dof * eb, src->u8() + so * eb, (size_t)(len * eb));
     });
   }
 
   void CopyToPeer(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "copyToPeer");
+    const auto hold = live(info, "copyToPeer");
+    EngineCore* core = hold.get();
     Args a(info, "copyToPeer", core);
     BufPtr src = a.buf(0, "src", -1);
     Napi::Value pv = a.at(1);
@@ -726,23 +764,26 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     a.need(src, "src", len, "length is");
     a.need(dst, "dst", len, "length is");
     const int eb = dtypeBytes(src->dtype);
-    enqueue(info, [src, dst, len, eb] { std::memmove(dst->data, src->data, (size_t)(len * eb)); });
+    enqueue(a, [src, dst, len, eb] { std::memmove(dst->data, src->data, (size_t)(len * eb)); });
   }
 
   void ChannelCopy(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "channelCopy");
+    const auto hold = live(info, "channelCopy");
+    EngineCore* core = hold.get();
     Args a(info, "channelCopy", core);
     BufPtr src = a.buf(0, "src", -1), dst = a.buf(1, "dst", -1);
-    int64_t n = a.size(2, "n"), hw = a.size(3, "hw"), srcC = a.size(4, "srcC"), so = a.size(5, "srcOffset");
-    int64_t dstC = a.size(6, "dstC"), dof = a.size(7, "dstOffset"), count = a.size(8, "count");
+    int64_t n = a.dim(2, "n"), hw = a.dim(3, "hw"), srcC = a.dim(4, "srcC"), so = a.dim(5, "srcOffset");
+    int64_t dstC = a.dim(6, "dstC"), dof = a.dim(7, "dstOffset"), count = a.dim(8, "count");
     if (src->dtype != dst->dtype)
       a.failType(std::string("src is ") + dtypeName(src->dtype) + " but dst is " + dtypeName(dst->dtype));
-    if (so + count > srcC) a.fail("srcOffset + count exceeds srcC");
-    if (dof + count > dstC) a.fail("dstOffset + count exceeds dstC");
+    if (so + count > srcC)
+      a.fail("srcOffset + count is " + std::to_string(so + count) + " but srcC is " + std::to_string(srcC));
+    if (dof + count > dstC)
+      a.fail("dstOffset + count is " + std::to_string(dof + count) + " but dstC is " + std::to_string(dstC));
     a.need(src, "src", a.mul({n, srcC, hw}));
     a.need(dst, "dst", a.mul({n, dstC, hw}));
     const int eb = dtypeBytes(src->dtype);
-    enqueue(info, [core, src, dst, n, hw, srcC, so, dstC, dof, count, eb] {
+    enqueue(a, [core, src, dst, n, hw, srcC, so, dstC, dof, count, eb] {
       Ctx ctx{core->pool, core->ws};
       channelCopy(ctx, src->u8(), dst->u8(), n, hw, srcC, so, dstC, dof, count, eb);
     });
@@ -751,7 +792,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   // ---- dense algebra ----
 
   void Gemm(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "gemm");
+    const auto hold = live(info, "gemm");
+    EngineCore* core = hold.get();
     Args a(info, "gemm", core);
     bool ta = a.boolean(0, "transA"), tb = a.boolean(1, "transB");
     int64_t m = a.size(2, "m"), n = a.size(3, "n"), k = a.size(4, "k");
@@ -762,68 +804,73 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     a.need(A, "a", a.mul(m, k), "m * k is");
     a.need(B, "b", a.mul(k, n), "k * n is");
     a.need(C, "c", a.mul(m, n), "m * n is");
-    enqueue(info, [core, ta, tb, m, n, k, alpha, A, B, beta, C] {
+    enqueue(a, [core, ta, tb, m, n, k, alpha, A, B, beta, C] {
       sgemm(core->pool, ta, tb, m, n, k, alpha, A->f32(), ta ? m : k, B->f32(), tb ? k : n, beta, C->f32(), n);
     });
   }
 
   void Axpy(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "axpy");
+    const auto hold = live(info, "axpy");
+    EngineCore* core = hold.get();
     Args a(info, "axpy", core);
     float alpha = (float)a.number(0, "alpha");
     BufPtr x = a.buf(1, "x", kFloat32), y = a.buf(2, "y", kFloat32);
     a.sameLength(x, "x", y, "y");
-    enqueue(info, [core, alpha, x, y] {
+    enqueue(a, [core, alpha, x, y] {
       Ctx ctx{core->pool, core->ws};
       axpy(ctx, alpha, x->f32(), y->f32(), x->length);
     });
   }
 
   void Scale(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "scale");
+    const auto hold = live(info, "scale");
+    EngineCore* core = hold.get();
     Args a(info, "scale", core);
     float alpha = (float)a.number(0, "alpha");
     BufPtr x = a.buf(1, "x", kFloat32);
-    enqueue(info, [core, alpha, x] {
+    enqueue(a, [core, alpha, x] {
       Ctx ctx{core->pool, core->ws};
       scale(ctx, alpha, x->f32(), x->length);
     });
   }
 
   void Add(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "add");
+    const auto hold = live(info, "add");
+    EngineCore* core = hold.get();
     Args a(info, "add", core);
     BufPtr x = a.buf(0, "a", kFloat32), y = a.buf(1, "b", kFloat32), out = a.buf(2, "out", kFloat32);
     a.sameLength(x, "a", y, "b");
     a.sameLength(x, "a", out, "out");
-    enqueue(info, [core, x, y, out] {
+    enqueue(a, [core, x, y, out] {
       Ctx ctx{core->pool, core->ws};
       add(ctx, x->f32(), y->f32(), out->f32(), x->length);
     });
   }
 
   void BiasAdd(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "biasAdd");
+    const auto hold = live(info, "biasAdd");
+    EngineCore* core = hold.get();
     Args a(info, "biasAdd", core);
     BufPtr y = a.buf(0, "y", kFloat32), bias = a.buf(1, "bias", kFloat32);
-    int64_t n = a.size(2, "n"), c = a.size(3, "c"), hw = a.size(4, "hw");
+    int64_t n = a.dim(2, "n"), c = a.dim(3, "c"), hw = a.dim(4, "hw");
     a.need(y, "y", a.mul({n, c, hw}), "n * c * hw is");
     a.need(bias, "bias", c, "c is");
-    enqueue(info, [core, y, bias, n, c, hw] {
+    enqueue(a, [core, y, bias, n, c, hw] {
       Ctx ctx{core->pool, core->ws};
       biasAdd(ctx, y->f32(), bias->f32(), n, c, hw);
     });
   }
 
   void BiasGrad(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "biasGrad");
+    const auto hold = live(info, "biasGrad");
+    EngineCore* core = hold.get();
     Args a(info, "biasGrad", core);
     BufPtr dy = a.buf(0, "dy", kFloat32), db = a.buf(1, "db", kFloat32);
-    int64_t n = a.size(2, "n"), c = a.size(3, "c"), hw = a.size(4, "hw");
+    int64_t n = a.dim(2, "n"), c = a.dim(3, "c"), hw = a.dim(4, "hw");
     float beta = (float)a.number(5, "beta");
     a.need(dy, "dy", a.mul({n, c, hw}), "n * c * hw is");
     a.need(db, "db", c, "c is");
-    enqueue(info, [core, dy, db, n, c, hw, beta] {
+    enqueue(a, [core, dy, db, n, c, hw, beta] {
       Ctx ctx{core->pool, core->ws};
       biasGrad(ctx, dy->f32(), db->f32(), n, c, hw, beta);
     });
@@ -832,7 +879,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   // ---- convolution ----
 
   void Conv2dForward(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "conv2dForward");
+    const auto hold = live(info, "conv2dForward");
+    EngineCore* core = hold.get();
     Args a(info, "conv2dForward", core);
     BufPtr x = a.buf(0, "x", kFloat32), w = a.buf(1, "w", kFloat32);
     BufPtr bias = a.buf(2, "bias", kFloat32, true);
@@ -842,28 +890,30 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     a.need(w, "w", g.wSize(), "the geometry needs");
     if (bias) a.need(bias, "bias", g.k, "the geometry needs");
     a.need(y, "y", g.ySize(), "the geometry needs");
-    enqueue(info, [core, x, w, bias, y, g] {
+    enqueue(a, [core, x, w, bias, y, g] {
       Ctx ctx{core->pool, core->ws};
       conv2dForward(ctx, x->f32(), w->f32(), bias ? bias->f32() : nullptr, y->f32(), g);
     });
   }
 
   void Conv2dBackwardData(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "conv2dBackwardData");
+    const auto hold = live(info, "conv2dBackwardData");
+    EngineCore* core = hold.get();
     Args a(info, "conv2dBackwardData", core);
     BufPtr dy = a.buf(0, "dy", kFloat32), w = a.buf(1, "w", kFloat32), dx = a.buf(2, "dx", kFloat32);
     ConvGeometry g = a.conv(3);
     a.need(dy, "dy", g.ySize(), "the geometry needs");
     a.need(w, "w", g.wSize(), "the geometry needs");
     a.need(dx, "dx", g.xSize(), "the geometry needs");
-    enqueue(info, [core, dy, w, dx, g] {
+    enqueue(a, [core, dy, w, dx, g] {
       Ctx ctx{core->pool, core->ws};
       conv2dBackwardData(ctx, dy->f32(), w->f32(), dx->f32(), g);
     });
   }
 
   void Conv2dBackwardFilter(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "conv2dBackwardFilter");
+    const auto hold = live(info, "conv2dBackwardFilter");
+    EngineCore* core = hold.get();
     Args a(info, "conv2dBackwardFilter", core);
     BufPtr x = a.buf(0, "x", kFloat32), dy = a.buf(1, "dy", kFloat32), dw = a.buf(2, "dw", kFloat32);
     BufPtr db = a.buf(3, "db", kFloat32, true);
@@ -873,7 +923,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     a.need(dy, "dy", g.ySize(), "the geometry needs");
     a.need(dw, "dw", g.wSize(), "the geometry needs");
     if (db) a.need(db, "db", g.k, "the geometry needs");
-    enqueue(info, [core, x, dy, dw, db, g, beta] {
+    enqueue(a, [core, x, dy, dw, db, g, beta] {
       Ctx ctx{core->pool, core->ws};
       conv2dBackwardFilter(ctx, x->f32(), dy->f32(), dw->f32(), db ? db->f32() : nullptr, g, beta);
     });
@@ -882,23 +932,25 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   // ---- activations ----
 
   void ReluForward(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "reluForward");
+    const auto hold = live(info, "reluForward");
+    EngineCore* core = hold.get();
     Args a(info, "reluForward", core);
     BufPtr x = a.buf(0, "x", kFloat32), y = a.buf(1, "y", kFloat32);
     a.sameLength(x, "x", y, "y");
-    enqueue(info, [core, x, y] {
+    enqueue(a, [core, x, y] {
       Ctx ctx{core->pool, core->ws};
       reluForward(ctx, x->f32(), y->f32(), x->length);
     });
   }
 
   void ReluBackward(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "reluBackward");
+    const auto hold = live(info, "reluBackward");
+    EngineCore* core = hold.get();
     Args a(info, "reluBackward", core);
     BufPtr y = a.buf(0, "y", kFloat32), dy = a.buf(1, "dy", kFloat32), dx = a.buf(2, "dx", kFloat32);
     a.sameLength(y, "y", dy, "dy");
     a.sameLength(y, "y", dx, "dx");
-    enqueue(info, [core, y, dy, dx] {
+    enqueue(a, [core, y, dy, dx] {
       Ctx ctx{core->pool, core->ws};
       reluBackward(ctx, y->f32(), dy->f32(), dx->f32(), y->length);
     });
@@ -907,33 +959,35 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   // ---- LRN ----
 
   void LrnForward(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "lrnForward");
+    const auto hold = live(info, "lrnForward");
+    EngineCore* core = hold.get();
     Args a(info, "lrnForward", core);
     BufPtr x = a.buf(0, "x", kFloat32), y = a.buf(1, "y", kFloat32);
     LrnParams p = a.lrn(2);
-    int64_t n = a.size(3, "n"), c = a.size(4, "c"), hw = a.size(5, "hw");
+    int64_t n = a.dim(3, "n"), c = a.dim(4, "c"), hw = a.dim(5, "hw");
     int64_t total = a.mul({n, c, hw});
     a.need(x, "x", total, "n * c * hw is");
     a.need(y, "y", total, "n * c * hw is");
-    enqueue(info, [core, x, y, p, n, c, hw] {
+    enqueue(a, [core, x, y, p, n, c, hw] {
       Ctx ctx{core->pool, core->ws};
       lrnForward(ctx, x->f32(), y->f32(), p, n, c, hw);
     });
   }
 
   void LrnBackward(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "lrnBackward");
+    const auto hold = live(info, "lrnBackward");
+    EngineCore* core = hold.get();
     Args a(info, "lrnBackward", core);
     BufPtr x = a.buf(0, "x", kFloat32), y = a.buf(1, "y", kFloat32), dy = a.buf(2, "dy", kFloat32);
     BufPtr dx = a.buf(3, "dx", kFloat32);
     LrnParams p = a.lrn(4);
-    int64_t n = a.size(5, "n"), c = a.size(6, "c"), hw = a.size(7, "hw");
+    int64_t n = a.dim(5, "n"), c = a.dim(6, "c"), hw = a.dim(7, "hw");
     int64_t total = a.mul({n, c, hw});
     a.need(x, "x", total, "n * c * hw is");
     a.need(y, "y", total, "n * c * hw is");
     a.need(dy, "dy", total, "n * c * hw is");
     a.need(dx, "dx", total, "n * c * hw is");
-    enqueue(info, [core, x, y, dy, dx, p, n, c, hw] {
+    enqueue(a, [core, x, y, dy, dx, p, n, c, hw] {
       Ctx ctx{core->pool, core->ws};
       lrnBackward(ctx, x->f32(), y->f32(), dy->f32(), dx->f32(), p, n, c, hw);
     });
@@ -942,28 +996,30 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   // ---- pooling ----
 
   void MaxPoolForward(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "maxPoolForward");
+    const auto hold = live(info, "maxPoolForward");
+    EngineCore* core = hold.get();
     Args a(info, "maxPoolForward", core);
     BufPtr x = a.buf(0, "x", kFloat32), y = a.buf(1, "y", kFloat32), am = a.buf(2, "argmax", kInt32);
     PoolGeometry g = a.pool(3);
     a.need(x, "x", g.xSize(), "the geometry needs");
     a.need(y, "y", g.ySize(), "the geometry needs");
     a.need(am, "argmax", g.ySize(), "the geometry needs");
-    enqueue(info, [core, x, y, am, g] {
+    enqueue(a, [core, x, y, am, g] {
       Ctx ctx{core->pool, core->ws};
       maxPoolForward(ctx, x->f32(), y->f32(), am->i32(), g);
     });
   }
 
   void MaxPoolBackward(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "maxPoolBackward");
+    const auto hold = live(info, "maxPoolBackward");
+    EngineCore* core = hold.get();
     Args a(info, "maxPoolBackward", core);
     BufPtr dy = a.buf(0, "dy", kFloat32), am = a.buf(1, "argmax", kInt32), dx = a.buf(2, "dx", kFloat32);
     PoolGeometry g = a.pool(3);
     a.need(dy, "dy", g.ySize(), "the geometry needs");
     a.need(am, "argmax", g.ySize(), "the geometry needs");
     a.need(dx, "dx", g.xSize(), "the geometry needs");
-    enqueue(info, [core, dy, am, dx, g] {
+    enqueue(a, [core, dy, am, dx, g] {
       Ctx ctx{core->pool, core->ws};
       int64_t bad = maxPoolBackward(ctx, dy->f32(), am->i32(), dx->f32(), g);
       if (bad) throw std::runtime_error("maxPoolBackward: " + std::to_string(bad) + " argmax entries were out of range (skipped)");
@@ -973,7 +1029,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   // ---- dropout ----
 
   void dropoutCommon(const Napi::CallbackInfo& info, const char* op, const char* xn, const char* yn) {
-    EngineCore* core = live(info, op);
+    const auto hold = live(info, op);
+    EngineCore* core = hold.get();
     Args a(info, op, core);
     BufPtr x = a.buf(0, xn, kFloat32), y = a.buf(1, yn, kFloat32);
     a.sameLength(x, xn, y, yn);
@@ -981,7 +1038,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     if (!(p >= 0 && p < 1)) a.fail("expected p in [0, 1) but received " + std::to_string(p));
     uint64_t seed = a.seed(3, "seed");
     uint64_t offset = (uint64_t)a.size(4, "offset");
-    enqueue(info, [core, x, y, p, seed, offset] {
+    enqueue(a, [core, x, y, p, seed, offset] {
       Ctx ctx{core->pool, core->ws};
       dropout(ctx, x->f32(), y->f32(), x->length, p, seed, offset);
     });
@@ -992,45 +1049,47 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   // ---- loss and metrics ----
 
   void SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "softmaxCrossEntropy");
+    const auto hold = live(info, "softmaxCrossEntropy");
+    EngineCore* core = hold.get();
     Args a(info, "softmaxCrossEntropy", core);
     BufPtr logits = a.buf(0, "logits", kFloat32), labels = a.buf(1, "labels", kInt32);
     BufPtr loss = a.buf(2, "loss", kFloat32), dl = a.buf(3, "dlogits", kFloat32, true);
-    int64_t n = a.size(4, "n"), c = a.size(5, "c");
+    int64_t n = a.dim(4, "n"), c = a.dim(5, "c");
     a.need(logits, "logits", a.mul(n, c), "n * c is");
     a.need(labels, "labels", n, "n is");
     a.need(loss, "loss", 1, "the loss needs");
     if (dl) a.need(dl, "dlogits", a.mul(n, c), "n * c is");
-    enqueue(info, [core, logits, labels, loss, dl, n, c] {
+    enqueue(a, [core, logits, labels, loss, dl, n, c] {
       Ctx ctx{core->pool, core->ws};
       softmaxCrossEntropy(ctx, logits->f32(), labels->i32(), loss->f32(), dl ? dl->f32() : nullptr, n, c);
     });
   }
 
   void Softmax(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "softmax");
+    const auto hold = live(info, "softmax");
+    EngineCore* core = hold.get();
     Args a(info, "softmax", core);
     BufPtr x = a.buf(0, "x", kFloat32), y = a.buf(1, "y", kFloat32);
-    int64_t n = a.size(2, "n"), c = a.size(3, "c");
+    int64_t n = a.dim(2, "n"), c = a.dim(3, "c");
     a.need(x, "x", a.mul(n, c), "n * c is");
     a.need(y, "y", a.mul(n, c), "n * c is");
-    enqueue(info, [core, x, y, n, c] {
+    enqueue(a, [core, x, y, n, c] {
       Ctx ctx{core->pool, core->ws};
       softmax(ctx, x->f32(), y->f32(), n, c);
     });
   }
 
   void TopkCorrect(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "topkCorrect");
+    const auto hold = live(info, "topkCorrect");
+    EngineCore* core = hold.get();
     Args a(info, "topkCorrect", core);
     BufPtr logits = a.buf(0, "logits", kFloat32), labels = a.buf(1, "labels", kInt32);
     BufPtr out = a.buf(2, "out", kInt32);
-    int64_t n = a.size(3, "n"), c = a.size(4, "c"), k = a.size(5, "k");
+    int64_t n = a.dim(3, "n"), c = a.dim(4, "c"), k = a.size(5, "k");
     a.need(logits, "logits", a.mul(n, c), "n * c is");
     a.need(labels, "labels", n, "n is");
     a.need(out, "out", 1, "the count needs");
-    if (n > 2147483647) a.fail("n must be below 2^31");
-    enqueue(info, [core, logits, labels, out, n, c, k] {
+    enqueue(a, [core, logits, labels, out, n, c, k] {
       Ctx ctx{core->pool, core->ws};
       out->i32()[0] = topkCorrect(ctx, logits->f32(), labels->i32(), n, c, k);
     });
@@ -1039,7 +1098,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   // ---- SGD ----
 
   void SgdUpdate(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "sgdUpdate");
+    const auto hold = live(info, "sgdUpdate");
+    EngineCore* core = hold.get();
     Args a(info, "sgdUpdate", core);
     BufPtr w = a.buf(0, "w", kFloat32), g = a.buf(1, "g", kFloat32), v = a.buf(2, "v", kFloat32);
     a.sameLength(w, "w", g, "g");
@@ -1053,7 +1113,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     if (form != "paper" && form != "pytorch")
       a.failType("expected 'paper' or 'pytorch' for params.form but received " + Args::describe(fv));
     bool paper = form == "paper";
-    enqueue(info, [core, w, g, v, lr, mom, wd, paper] {
+    enqueue(a, [core, w, g, v, lr, mom, wd, paper] {
       Ctx ctx{core->pool, core->ws};
       sgdUpdate(ctx, w->f32(), g->f32(), v->f32(), w->length, lr, mom, wd, paper);
     });
@@ -1061,11 +1121,12 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   /** Test hook: a queued op that just takes `ms` milliseconds (asynchrony and overlap tests). */
   void Sleep(const Napi::CallbackInfo& info) {
-    EngineCore* core = live(info, "sleep");
+    const auto hold = live(info, "sleep");
+    EngineCore* core = hold.get();
     Args a(info, "sleep", core);
     int64_t ms = a.size(0, "ms");
     if (ms > 60000) a.fail("ms must be at most 60000");
-    enqueue(info, [ms] { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); });
+    enqueue(a, [ms] { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); });
   }
 
   void Destroy(const Napi::CallbackInfo&) { shutdown(); }

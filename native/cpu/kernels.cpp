@@ -94,8 +94,12 @@ void randomNormal(Ctx& ctx, float* out, int64_t n, uint64_t seed, uint64_t offse
   });
 }
 
+// Zero-size calls return before any loop: the work of every kernel is proportional to the elements
+// it reads or writes, never to a count that multiplies into zero (n = 2^30 samples of 0 channels).
+
 void channelCopy(Ctx& ctx, const uint8_t* src, uint8_t* dst, int64_t n, int64_t hw, int64_t srcC, int64_t srcOff,
                  int64_t dstC, int64_t dstOff, int64_t count, int elemBytes) {
+  if (n == 0 || hw == 0 || count == 0) return;
   const size_t plane = (size_t)(hw * elemBytes);
   ctx.pool.parallelFor(n * count, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(hw, 1)),
                        [&](int64_t b, int64_t e) {
@@ -127,6 +131,7 @@ void add(Ctx& ctx, const float* a, const float* b, float* out, int64_t n) {
 }
 
 void biasAdd(Ctx& ctx, float* y, const float* bias, int64_t n, int64_t c, int64_t hw) {
+  if (n == 0 || c == 0 || hw == 0) return;
   ctx.pool.parallelFor(n * c, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(hw, 1)),
                        [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
@@ -137,6 +142,10 @@ void biasAdd(Ctx& ctx, float* y, const float* bias, int64_t n, int64_t c, int64_
 }
 
 void biasGrad(Ctx& ctx, const float* dy, float* db, int64_t n, int64_t c, int64_t hw, float beta) {
+  if (n == 0 || hw == 0) {  // an empty sum: db = beta db
+    for (int64_t j = 0; j < c; ++j) db[j] = beta == 0.0f ? 0.0f : beta * db[j];
+    return;
+  }
   ctx.pool.parallelFor(c, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(n * hw, 1)),
                        [&](int64_t b, int64_t e) {
     for (int64_t j = b; j < e; ++j) {
@@ -680,34 +689,35 @@ ALEXNET_INLINE void powNeg(const float* s, float* out, int64_t len, float beta) 
 }
 
 /** scale[i][p] = k + alpha sum_{|j - i| <= half} sq[j][p]  (rows of B floats). */
-ALEXNET_INLINE void windowScale(const float* sq, float* scl, int64_t c, int64_t half, int64_t len, float alpha,
-                                float k) {
+ALEXNET_INLINE void windowScale(const float* sq, float* scl, int64_t c, int64_t half, int64_t len, int64_t B,
+                                float alpha, float k) {
   float acc[kLrnBlock];
   for (int64_t i = 0; i < c; ++i) {
     const int64_t lo = std::max<int64_t>(0, i - half), hi = std::min<int64_t>(c - 1, i + half);
     for (int64_t p = 0; p < len; ++p) acc[p] = 0.0f;
     for (int64_t j = lo; j <= hi; ++j) {
-      const float* q = sq + j * kLrnBlock;
+      const float* q = sq + j * B;
       for (int64_t p = 0; p < len; ++p) acc[p] += q[p];
     }
-    float* o = scl + i * kLrnBlock;
+    float* o = scl + i * B;
     for (int64_t p = 0; p < len; ++p) o[p] = k + alpha * acc[p];
   }
 }
 
-ALEXNET_INLINE void lrnFwdBody(const float* x, float* y, int64_t c, int64_t hw, int64_t p0, int64_t len, int64_t half,
-                               float alpha, float beta, float k, float* scratch) {
+// Scratch rows are B floats (B = the block width, <= kLrnBlock; len <= B positions are used).
+ALEXNET_INLINE void lrnFwdBody(const float* x, float* y, int64_t c, int64_t hw, int64_t p0, int64_t len, int64_t B,
+                               int64_t half, float alpha, float beta, float k, float* scratch) {
   float* sq = scratch;
-  float* scl = scratch + c * kLrnBlock;
+  float* scl = scratch + c * B;
   for (int64_t j = 0; j < c; ++j) {
     const float* xr = x + j * hw + p0;
-    float* q = sq + j * kLrnBlock;
+    float* q = sq + j * B;
     for (int64_t p = 0; p < len; ++p) q[p] = xr[p] * xr[p];
   }
-  windowScale(sq, scl, c, half, len, alpha, k);
+  windowScale(sq, scl, c, half, len, B, alpha, k);
   float pw[kLrnBlock];
   for (int64_t i = 0; i < c; ++i) {
-    powNeg(scl + i * kLrnBlock, pw, len, beta);
+    powNeg(scl + i * B, pw, len, beta);
     const float* xr = x + i * hw + p0;
     float* yr = y + i * hw + p0;
     for (int64_t p = 0; p < len; ++p) yr[p] = xr[p] * pw[p];
@@ -716,22 +726,22 @@ ALEXNET_INLINE void lrnFwdBody(const float* x, float* y, int64_t c, int64_t hw, 
 
 // dx_i = dy_i scale_i^-beta - 2 alpha beta x_i sum_{|j - i| <= half} dy_j y_j / scale_j
 ALEXNET_INLINE void lrnBwdBody(const float* x, const float* y, const float* dy, float* dx, int64_t c, int64_t hw,
-                               int64_t p0, int64_t len, int64_t half, float alpha, float beta, float k,
+                               int64_t p0, int64_t len, int64_t B, int64_t half, float alpha, float beta, float k,
                                float* scratch) {
   float* sq = scratch;
-  float* scl = scratch + c * kLrnBlock;
-  float* t = scratch + 2 * c * kLrnBlock;
+  float* scl = scratch + c * B;
+  float* t = scratch + 2 * c * B;
   for (int64_t j = 0; j < c; ++j) {
     const float* xr = x + j * hw + p0;
-    float* q = sq + j * kLrnBlock;
+    float* q = sq + j * B;
     for (int64_t p = 0; p < len; ++p) q[p] = xr[p] * xr[p];
   }
-  windowScale(sq, scl, c, half, len, alpha, k);
+  windowScale(sq, scl, c, half, len, B, alpha, k);
   for (int64_t j = 0; j < c; ++j) {
     const float* yr = y + j * hw + p0;
     const float* dyr = dy + j * hw + p0;
-    const float* s = scl + j * kLrnBlock;
-    float* tr = t + j * kLrnBlock;
+    const float* s = scl + j * B;
+    float* tr = t + j * B;
     for (int64_t p = 0; p < len; ++p) tr[p] = dyr[p] * yr[p] / s[p];
   }
   const float coef = 2.0f * alpha * beta;
@@ -740,10 +750,10 @@ ALEXNET_INLINE void lrnBwdBody(const float* x, const float* y, const float* dy, 
     const int64_t lo = std::max<int64_t>(0, i - half), hi = std::min<int64_t>(c - 1, i + half);
     for (int64_t p = 0; p < len; ++p) acc[p] = 0.0f;
     for (int64_t j = lo; j <= hi; ++j) {
-      const float* tr = t + j * kLrnBlock;
+      const float* tr = t + j * B;
       for (int64_t p = 0; p < len; ++p) acc[p] += tr[p];
     }
-    powNeg(scl + i * kLrnBlock, pw, len, beta);
+    powNeg(scl + i * B, pw, len, beta);
     const float* xr = x + i * hw + p0;
     const float* dyr = dy + i * hw + p0;
     float* dxr = dx + i * hw + p0;
@@ -751,47 +761,63 @@ ALEXNET_INLINE void lrnBwdBody(const float* x, const float* y, const float* dy, 
   }
 }
 
-void lrnFwdPortable(const float* x, float* y, int64_t c, int64_t hw, int64_t p0, int64_t len, int64_t half,
+void lrnFwdPortable(const float* x, float* y, int64_t c, int64_t hw, int64_t p0, int64_t len, int64_t B, int64_t half,
                     float alpha, float beta, float k, float* scratch) {
-  lrnFwdBody(x, y, c, hw, p0, len, half, alpha, beta, k, scratch);
+  lrnFwdBody(x, y, c, hw, p0, len, B, half, alpha, beta, k, scratch);
 }
 void lrnBwdPortable(const float* x, const float* y, const float* dy, float* dx, int64_t c, int64_t hw, int64_t p0,
-                    int64_t len, int64_t half, float alpha, float beta, float k, float* scratch) {
-  lrnBwdBody(x, y, dy, dx, c, hw, p0, len, half, alpha, beta, k, scratch);
+                    int64_t len, int64_t B, int64_t half, float alpha, float beta, float k, float* scratch) {
+  lrnBwdBody(x, y, dy, dx, c, hw, p0, len, B, half, alpha, beta, k, scratch);
 }
 #if ALEXNET_X86
 ALEXNET_TARGET_AVX512 void lrnFwdAvx512(const float* x, float* y, int64_t c, int64_t hw, int64_t p0, int64_t len,
-                                        int64_t half, float alpha, float beta, float k, float* scratch) {
-  lrnFwdBody(x, y, c, hw, p0, len, half, alpha, beta, k, scratch);
+                                        int64_t B, int64_t half, float alpha, float beta, float k, float* scratch) {
+  lrnFwdBody(x, y, c, hw, p0, len, B, half, alpha, beta, k, scratch);
 }
 ALEXNET_TARGET_AVX512 void lrnBwdAvx512(const float* x, const float* y, const float* dy, float* dx, int64_t c,
-                                        int64_t hw, int64_t p0, int64_t len, int64_t half, float alpha, float beta,
+                                        int64_t hw, int64_t p0, int64_t len, int64_t B, int64_t half, float alpha, float beta,
                                         float k, float* scratch) {
-  lrnBwdBody(x, y, dy, dx, c, hw, p0, len, half, alpha, beta, k, scratch);
+  lrnBwdBody(x, y, dy, dx, c, hw, p0, len, B, half, alpha, beta, k, scratch);
 }
 ALEXNET_TARGET_AVX2 void lrnFwdAvx2(const float* x, float* y, int64_t c, int64_t hw, int64_t p0, int64_t len,
-                                    int64_t half, float alpha, float beta, float k, float* scratch) {
-  lrnFwdBody(x, y, c, hw, p0, len, half, alpha, beta, k, scratch);
+                                    int64_t B, int64_t half, float alpha, float beta, float k, float* scratch) {
+  lrnFwdBody(x, y, c, hw, p0, len, B, half, alpha, beta, k, scratch);
 }
 ALEXNET_TARGET_AVX2 void lrnBwdAvx2(const float* x, const float* y, const float* dy, float* dx, int64_t c,
-                                    int64_t hw, int64_t p0, int64_t len, int64_t half, float alpha, float beta,
+                                    int64_t hw, int64_t p0, int64_t len, int64_t B, int64_t half, float alpha, float beta,
                                     float k, float* scratch) {
-  lrnBwdBody(x, y, dy, dx, c, hw, p0, len, half, alpha, beta, k, scratch);
+  lrnBwdBody(x, y, dy, dx, c, hw, p0, len, B, half, alpha, beta, k, scratch);
 }
 #endif
 
+/**
+ * LRN scratch: three rows of B floats per channel (squares, scales, backward's t), so the block width
+ * B shrinks as the channel count grows: scratch stays near kLrnScratchFloats (in L1/L2) while that
+ * allows B >= 1, and is at most 3 c min(hw, 64) floats, 3x one sample's block, beyond. Blocks up to the
+ * bound live in a per-thread buffer; larger ones are per task and freed with it.
+ */
+constexpr int64_t kLrnScratchFloats = 1 << 16;  // 256 KiB
+
+int64_t lrnBlockWidth(int64_t c, int64_t hw) {
+  int64_t b = kLrnScratchFloats / (3 * std::max<int64_t>(c, 1));
+  if (b >= 16) b = b / 16 * 16;  // whole vectors
+  return std::max<int64_t>(1, std::min<int64_t>({b, kLrnBlock, hw}));
+}
+
 thread_local std::vector<float> tlsLrn;
 
-float* lrnScratch(int64_t c) {
-  size_t need = (size_t)(3 * c * kLrnBlock + 16);
-  if (tlsLrn.size() < need) tlsLrn.resize(need);
-  return tlsLrn.data();
+/** Scratch of `floats` for one task: the thread's buffer when within the bound, else `local`. */
+float* lrnScratch(size_t floats, std::vector<float>& local) {
+  std::vector<float>& v = floats <= (size_t)kLrnScratchFloats + 16 ? tlsLrn : local;
+  if (v.size() < floats) v.resize(floats);
+  return v.data();
 }
 
 }  // namespace
 
 void lrnForward(Ctx& ctx, const float* x, float* y, const LrnParams& prm, int64_t n, int64_t c, int64_t hw) {
-  const int64_t blocks = (hw + kLrnBlock - 1) / kLrnBlock, half = prm.size / 2;
+  if (n == 0 || c == 0 || hw == 0) return;
+  const int64_t B = lrnBlockWidth(c, hw), blocks = (hw + B - 1) / B, half = prm.size / 2;
   const float alpha = (float)prm.alpha, beta = (float)prm.beta, k = (float)prm.k;
   auto fn = lrnFwdPortable;
 #if ALEXNET_X86
@@ -799,17 +825,19 @@ void lrnForward(Ctx& ctx, const float* x, float* y, const LrnParams& prm, int64_
   else if (activeIsa() == Isa::Avx2) fn = lrnFwdAvx2;
 #endif
   ctx.pool.parallelFor(n * blocks, 2, [&](int64_t b, int64_t e) {
-    float* scratch = lrnScratch(c);
+    std::vector<float> local;
+    float* scratch = lrnScratch((size_t)(2 * c * B + 16), local);
     for (int64_t t = b; t < e; ++t) {
-      const int64_t i = t / blocks, p0 = (t % blocks) * kLrnBlock;
-      fn(x + i * c * hw, y + i * c * hw, c, hw, p0, std::min(kLrnBlock, hw - p0), half, alpha, beta, k, scratch);
+      const int64_t i = t / blocks, p0 = (t % blocks) * B;
+      fn(x + i * c * hw, y + i * c * hw, c, hw, p0, std::min(B, hw - p0), B, half, alpha, beta, k, scratch);
     }
   });
 }
 
 void lrnBackward(Ctx& ctx, const float* x, const float* y, const float* dy, float* dx, const LrnParams& prm, int64_t n,
                  int64_t c, int64_t hw) {
-  const int64_t blocks = (hw + kLrnBlock - 1) / kLrnBlock, half = prm.size / 2;
+  if (n == 0 || c == 0 || hw == 0) return;
+  const int64_t B = lrnBlockWidth(c, hw), blocks = (hw + B - 1) / B, half = prm.size / 2;
   const float alpha = (float)prm.alpha, beta = (float)prm.beta, k = (float)prm.k;
   auto fn = lrnBwdPortable;
 #if ALEXNET_X86
@@ -817,12 +845,12 @@ void lrnBackward(Ctx& ctx, const float* x, const float* y, const float* dy, floa
   else if (activeIsa() == Isa::Avx2) fn = lrnBwdAvx2;
 #endif
   ctx.pool.parallelFor(n * blocks, 2, [&](int64_t b, int64_t e) {
-    float* scratch = lrnScratch(c);
+    std::vector<float> local;
+    float* scratch = lrnScratch((size_t)(3 * c * B + 16), local);
     for (int64_t t = b; t < e; ++t) {
-      const int64_t i = t / blocks, p0 = (t % blocks) * kLrnBlock;
+      const int64_t i = t / blocks, p0 = (t % blocks) * B;
       const int64_t off = i * c * hw;
-      fn(x + off, y + off, dy + off, dx + off, c, hw, p0, std::min(kLrnBlock, hw - p0), half, alpha, beta, k,
-         scratch);
+      fn(x + off, y + off, dy + off, dx + off, c, hw, p0, std::min(B, hw - p0), B, half, alpha, beta, k, scratch);
     }
   });
 }
@@ -896,6 +924,7 @@ ALEXNET_TARGET_AVX2 void poolPlaneAvx2(const float* xp, float* yp, int32_t* ap, 
 
 void maxPoolForward(Ctx& ctx, const float* x, float* y, int32_t* argmax, const PoolGeometry& g) {
   const int64_t planes = g.n * g.c, inPlane = g.h * g.w, outPlane = g.outH * g.outW;
+  if (planes == 0 || outPlane == 0) return;
   auto fn = poolPlanePortable;
 #if ALEXNET_X86
   if (activeIsa() == Isa::Avx512) fn = poolPlaneAvx512;
@@ -912,6 +941,7 @@ void maxPoolForward(Ctx& ctx, const float* x, float* y, int32_t* argmax, const P
 
 int64_t maxPoolBackward(Ctx& ctx, const float* dy, const int32_t* argmax, float* dx, const PoolGeometry& g) {
   const int64_t planes = g.n * g.c, inPlane = g.h * g.w, outPlane = g.outH * g.outW;
+  if (planes == 0 || inPlane == 0) return 0;
   std::atomic<int64_t> bad{0};
   ctx.pool.parallelFor(planes, 4, [&](int64_t b, int64_t e) {
     int64_t myBad = 0;
@@ -982,6 +1012,7 @@ void softmaxCrossEntropy(Ctx& ctx, const float* logits, const int32_t* labels, f
 }
 
 void softmax(Ctx& ctx, const float* x, float* y, int64_t n, int64_t c) {
+  if (n == 0 || c == 0) return;
   ctx.pool.parallelFor(n, std::max<int64_t>(1, 4096 / std::max<int64_t>(c, 1)), [&](int64_t b, int64_t e) {
     std::vector<double> ex((size_t)c);
     for (int64_t i = b; i < e; ++i) {

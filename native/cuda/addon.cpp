@@ -1,7 +1,10 @@
 // N-API bindings of the CUDA engine (engine.h). Built twice: as alexnet_cuda.node against the CUDA
 // runtime (engine.cu through nvcc) and as alexnet_cuda_emu.node against the emulation (engine.cu
 // through g++ with ALEXNET_CUDA_EMU). Native code never trusts its caller: every buffer id, size and
-// geometry is checked here, and a bad call is a thrown Error that names the argument.
+// geometry is checked here, and a bad call is a thrown Error that names the argument. Options objects
+// (geometry, LRN and SGD parameters) are read before any buffer id is resolved, since their getters
+// can run JavaScript that frees a buffer or destroys the engine; the engine itself is looked up last,
+// when the work is queued. `this` must be an engine of this addon (a type tag, checked on every call).
 #include <napi.h>
 
 #include <cmath>
@@ -9,6 +12,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "../common/geometry.h"
 #include "engine.h"
 #if defined(ALEXNET_CUDA_EMU)
 #include "emu/selftest.h"
@@ -32,6 +36,15 @@ int64_t toInt(const Napi::Value& v, const char* op, const char* name, int64_t lo
 int toDim(const Napi::Value& v, const char* op, const char* name) {
   return (int)toInt(v, op, name, 0, 0x7fffffff);
 }
+
+/** The product of sizes, as a buffer need; an Error instead of an int64 overflow. */
+int64_t product(Napi::Env env, const char* op, std::initializer_list<int64_t> xs) {
+  const int64_t r = alexnet::checkedProduct(xs);
+  if (r < 0) throw Napi::RangeError::New(env, str(op, "the sizes given overflow 64-bit integers"));
+  return r;
+}
+
+const napi_type_tag kEngineTag = {0x5d2a7c91e4b3f608ULL, 0x2f8e6d4c1b0a9e37ULL};
 
 double toNum(const Napi::Value& v, const char* op, const char* name) {
   if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), str(op, std::string("expected a number for ") + name));
@@ -95,6 +108,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   explicit NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {
+    napi_type_tag_object(info.Env(), info.This(), &kEngineTag);
     int index = (int)toInt(info[0], "createEngine", "index", 0, 1 << 20);
     try {
       engine_ = new Engine(index);
@@ -103,6 +117,15 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     }
   }
   ~NativeEngine() override { destroy(); }
+
+  // node-addon-api unwraps `this` through T::Unwrap before every method: an object that is not an
+  // engine of this addon (another addon's wrapped object included) is a TypeError, never reinterpreted.
+  static NativeEngine* Unwrap(Napi::Object o) {
+    bool ok = false;
+    if (napi_check_object_type_tag(o.Env(), o, &kEngineTag, &ok) != napi_ok || !ok)
+      throw Napi::TypeError::New(o.Env(), "expected a CUDA engine as this but received another value");
+    return Napi::ObjectWrap<NativeEngine>::Unwrap(o);
+  }
 
   Engine* engine(Napi::Env env) {
     if (!engine_) throw Napi::Error::New(env, "the engine was destroyed");
@@ -361,7 +384,9 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Napi::Env env = info.Env();
     if (!info[1].IsObject()) throw Napi::TypeError::New(env, "copyToPeer: peer is not an engine of this backend");
     Napi::Object po = info[1].As<Napi::Object>();
-    if (!po.InstanceOf(constructor_.Value())) throw Napi::TypeError::New(env, "copyToPeer: peer is not an engine of this backend");
+    bool tagged = false;
+    if (napi_check_object_type_tag(env, po, &kEngineTag, &tagged) != napi_ok || !tagged)
+      throw Napi::TypeError::New(env, "copyToPeer: peer is not an engine of this backend");
     NativeEngine* peer = NativeEngine::Unwrap(po);
     int64_t len = toInt(info[3], "copyToPeer", "length");
     Buffer* s = buf(info[0], "copyToPeer", "src", len, kAny);
@@ -372,12 +397,17 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value ChannelCopy(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const char* op = "channelCopy";
-    int64_t n = toInt(info[2], op, "n"), hw = toInt(info[3], op, "hw"), srcC = toInt(info[4], op, "srcC");
-    int64_t so = toInt(info[5], op, "srcOffset"), dstC = toInt(info[6], op, "dstC"), dof = toInt(info[7], op, "dstOffset");
-    int64_t count = toInt(info[8], op, "count");
-    Buffer* s = buf(info[0], op, "src", n * srcC * hw, kAny);
-    Buffer* d = buf(info[1], op, "dst", n * dstC * hw, kAny);
-    if (so + count > srcC || dof + count > dstC) throw Napi::RangeError::New(env, "channelCopy: channel range out of bounds");
+    int64_t n = toDim(info[2], op, "n"), hw = toDim(info[3], op, "hw"), srcC = toDim(info[4], op, "srcC");
+    int64_t so = toDim(info[5], op, "srcOffset"), dstC = toDim(info[6], op, "dstC"), dof = toDim(info[7], op, "dstOffset");
+    int64_t count = toDim(info[8], op, "count");
+    if (so + count > srcC || dof + count > dstC) {
+      throw Napi::RangeError::New(env, str(op, "channels [" + std::to_string(so) + ", " + std::to_string(so + count) +
+                                                   ") of " + std::to_string(srcC) + " to [" + std::to_string(dof) + ", " +
+                                                   std::to_string(dof + count) + ") of " + std::to_string(dstC) +
+                                                   " are out of range"));
+    }
+    Buffer* s = buf(info[0], op, "src", product(env, op, {n, srcC, hw}), kAny);
+    Buffer* d = buf(info[1], op, "dst", product(env, op, {n, dstC, hw}), kAny);
     if (s->dtype != d->dtype) throw Napi::TypeError::New(env, "channelCopy: src and dst have different dtypes");
     return guard(env, [&] { engine(env)->channelCopy(s, d, n, hw, srcC, so, dstC, dof, count); });
   }
@@ -389,9 +419,9 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     bool ta = info[0].ToBoolean(), tb = info[1].ToBoolean();
     int m = toDim(info[2], op, "m"), n = toDim(info[3], op, "n"), k = toDim(info[4], op, "k");
     float alpha = (float)toNum(info[5], op, "alpha"), beta = (float)toNum(info[8], op, "beta");
-    Buffer* a = buf(info[6], op, "a", (int64_t)m * k);
-    Buffer* b = buf(info[7], op, "b", (int64_t)k * n);
-    Buffer* c = buf(info[9], op, "c", (int64_t)m * n);
+    Buffer* a = buf(info[6], op, "a", product(env, op, {m, k}));
+    Buffer* b = buf(info[7], op, "b", product(env, op, {k, n}));
+    Buffer* c = buf(info[9], op, "c", product(env, op, {m, n}));
     return guard(env, [&] { engine(env)->gemm(ta, tb, m, n, k, alpha, a, b, beta, c); });
   }
   Napi::Value Axpy(const Napi::CallbackInfo& info) {
@@ -417,7 +447,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value BiasAdd(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int n = toDim(info[2], "biasAdd", "n"), c = toDim(info[3], "biasAdd", "c"), hw = toDim(info[4], "biasAdd", "hw");
-    Buffer* y = buf(info[0], "biasAdd", "y", (int64_t)n * c * hw);
+    Buffer* y = buf(info[0], "biasAdd", "y", product(env, "biasAdd", {n, c, hw}));
     Buffer* b = buf(info[1], "biasAdd", "bias", c);
     return guard(env, [&] { engine(env)->biasAdd(y, b, n, c, hw); });
   }
@@ -425,30 +455,33 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Napi::Env env = info.Env();
     int n = toDim(info[2], "biasGrad", "n"), c = toDim(info[3], "biasGrad", "c"), hw = toDim(info[4], "biasGrad", "hw");
     float beta = (float)toNum(info[5], "biasGrad", "beta");
-    Buffer* dy = buf(info[0], "biasGrad", "dy", (int64_t)n * c * hw);
+    Buffer* dy = buf(info[0], "biasGrad", "dy", product(env, "biasGrad", {n, c, hw}));
     Buffer* db = buf(info[1], "biasGrad", "db", c);
     return guard(env, [&] { engine(env)->biasGrad(dy, db, n, c, hw, beta); });
   }
 
   // ---- convolution ----
+  // The checks of native/common/geometry.h (the CPU engine's), then this engine's own: the window fits
+  // the padded input, and the implicit GEMM's 32-bit indexing.
   ConvArgs conv(const Napi::Value& v, const char* op) {
     Napi::Env env = v.Env();
-    if (!v.IsObject()) throw Napi::TypeError::New(env, str(op, "expected a ConvGeometry"));
+    if (!v.IsObject()) throw Napi::TypeError::New(env, str(op, "expected a ConvGeometry object for geometry"));
     Napi::Object o = v.As<Napi::Object>();
-    auto f = [&](const char* k) { return toDim(o.Get(k), op, k); };
-    ConvArgs g{f("n"), f("c"), f("h"), f("w"), f("k"), f("r"), f("s"), f("strideH"), f("strideW"), f("padH"),
-               f("padW"), f("groups"), f("outH"), f("outW")};
-    if (g.groups < 1 || g.c % g.groups || g.k % g.groups || g.strideH < 1 || g.strideW < 1 || g.r < 1 || g.s < 1 ||
-        g.outH != (g.h + 2 * g.padH - g.r) / g.strideH + 1 || g.outW != (g.w + 2 * g.padW - g.s) / g.strideW + 1 ||
-        g.h + 2 * g.padH < g.r || g.w + 2 * g.padW < g.s) {
-      throw Napi::RangeError::New(env, str(op, "inconsistent convolution geometry"));
+    auto f = [&](const char* k) { return toInt(o.Get(k), op, (std::string("geometry.") + k).c_str()); };
+    alexnet::ConvGeometry g{f("n"), f("c"), f("h"), f("w"), f("k"), f("r"), f("s"), f("strideH"), f("strideW"),
+                            f("padH"), f("padW"), f("groups"), f("outH"), f("outW")};
+    std::string problem = alexnet::convProblem(g);
+    if (problem.empty() && (g.h + 2 * g.padH < g.r || g.w + 2 * g.padW < g.s)) {
+      problem = "the " + std::to_string(g.r) + "x" + std::to_string(g.s) + " kernel is larger than the padded input " +
+                std::to_string(g.h + 2 * g.padH) + "x" + std::to_string(g.w + 2 * g.padW);
     }
-    int64_t cols = (int64_t)(g.c / g.groups) * g.r * g.s;
-    if (cols * ((int64_t)g.outH * g.outW) * g.n > 0x7fffffffLL * 64) {
-      throw Napi::RangeError::New(env, str(op, "convolution too large for 32-bit indexing"));
-    }
-    return g;
+    if (problem.empty() && alexnet::checkedProduct({g.c / g.groups, g.r, g.s, g.outH, g.outW, g.n}) > 0x7fffffffLL * 64)
+      problem = "the convolution is too large for 32-bit indexing";
+    if (!problem.empty()) throw Napi::RangeError::New(env, str(op, problem));
+    return ConvArgs{(int)g.n, (int)g.c, (int)g.h, (int)g.w, (int)g.k, (int)g.r, (int)g.s, (int)g.strideH,
+                    (int)g.strideW, (int)g.padH, (int)g.padW, (int)g.groups, (int)g.outH, (int)g.outW};
   }
+  // Products of a checked geometry (convProblem: no overflow).
   static int64_t xs(const ConvArgs& g) { return (int64_t)g.n * g.c * g.h * g.w; }
   static int64_t ys(const ConvArgs& g) { return (int64_t)g.n * g.k * g.outH * g.outW; }
   static int64_t wsz(const ConvArgs& g) { return (int64_t)g.k * (g.c / g.groups) * g.r * g.s; }
@@ -513,7 +546,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     double alpha, beta, k;
     lrnParams(info[2], op, &size, &alpha, &beta, &k);
     int n = toDim(info[3], op, "n"), c = toDim(info[4], op, "c"), hw = toDim(info[5], op, "hw");
-    int64_t total = (int64_t)n * c * hw;
+    int64_t total = product(env, op, {n, c, hw});
     Buffer* x = buf(info[0], op, "x", total);
     Buffer* y = buf(info[1], op, "y", total);
     return guard(env, [&] { engine(env)->lrnForward(x, y, size, alpha, beta, k, n, c, hw); });
@@ -525,7 +558,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     double alpha, beta, k;
     lrnParams(info[4], op, &size, &alpha, &beta, &k);
     int n = toDim(info[5], op, "n"), c = toDim(info[6], op, "c"), hw = toDim(info[7], op, "hw");
-    int64_t total = (int64_t)n * c * hw;
+    int64_t total = product(env, op, {n, c, hw});
     Buffer* x = buf(info[0], op, "x", total);
     Buffer* y = buf(info[1], op, "y", total);
     Buffer* dy = buf(info[2], op, "dy", total);
@@ -534,16 +567,19 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
   PoolArgs pool(const Napi::Value& v, const char* op) {
     Napi::Env env = v.Env();
-    if (!v.IsObject()) throw Napi::TypeError::New(env, str(op, "expected a PoolGeometry"));
+    if (!v.IsObject()) throw Napi::TypeError::New(env, str(op, "expected a PoolGeometry object for geometry"));
     Napi::Object o = v.As<Napi::Object>();
-    auto f = [&](const char* k) { return toDim(o.Get(k), op, k); };
-    PoolArgs g{f("n"), f("c"), f("h"), f("w"), f("kh"), f("kw"), f("strideH"), f("strideW"), f("padH"), f("padW"),
-               f("outH"), f("outW")};
-    if (g.kh < 1 || g.kw < 1 || g.strideH < 1 || g.strideW < 1 || g.h + 2 * g.padH < g.kh || g.w + 2 * g.padW < g.kw ||
-        g.outH != (g.h + 2 * g.padH - g.kh) / g.strideH + 1 || g.outW != (g.w + 2 * g.padW - g.kw) / g.strideW + 1) {
-      throw Napi::RangeError::New(env, str(op, "inconsistent pooling geometry"));
+    auto f = [&](const char* k) { return toInt(o.Get(k), op, (std::string("geometry.") + k).c_str()); };
+    alexnet::PoolGeometry g{f("n"), f("c"), f("h"), f("w"), f("kh"), f("kw"), f("strideH"), f("strideW"), f("padH"),
+                            f("padW"), f("outH"), f("outW")};
+    std::string problem = alexnet::poolProblem(g);
+    if (problem.empty() && (g.h + 2 * g.padH < g.kh || g.w + 2 * g.padW < g.kw)) {
+      problem = "the " + std::to_string(g.kh) + "x" + std::to_string(g.kw) + " window is larger than the padded input " +
+                std::to_string(g.h + 2 * g.padH) + "x" + std::to_string(g.w + 2 * g.padW);
     }
-    return g;
+    if (!problem.empty()) throw Napi::RangeError::New(env, str(op, problem));
+    return PoolArgs{(int)g.n, (int)g.c, (int)g.h, (int)g.w, (int)g.kh, (int)g.kw, (int)g.strideH, (int)g.strideW,
+                    (int)g.padH, (int)g.padW, (int)g.outH, (int)g.outW};
   }
   Napi::Value MaxPoolForward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -606,15 +642,17 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const char* op = "sgdUpdate";
+    // The parameters first: their getters run JavaScript, which may free w, g or v.
+    if (!info[3].IsObject()) throw Napi::TypeError::New(env, "sgdUpdate: expected an SgdParams object for params");
+    Napi::Object p = info[3].As<Napi::Object>();
+    float lr = (float)toNum(p.Get("lr"), op, "params.lr"), m = (float)toNum(p.Get("momentum"), op, "params.momentum");
+    float wd = (float)toNum(p.Get("weightDecay"), op, "params.weightDecay");
+    Napi::Value fv = p.Get("form");
+    std::string form = fv.IsString() ? fv.As<Napi::String>().Utf8Value() : "";
+    if (form != "paper" && form != "pytorch") throw Napi::TypeError::New(env, "sgdUpdate: expected 'paper' or 'pytorch' for params.form");
     Buffer* w = buf(info[0], op, "w", 0);
     Buffer* g = buf(info[1], op, "g", w->length);
     Buffer* v = buf(info[2], op, "v", w->length);
-    if (!info[3].IsObject()) throw Napi::TypeError::New(env, "sgdUpdate: expected SgdParams");
-    Napi::Object p = info[3].As<Napi::Object>();
-    float lr = (float)toNum(p.Get("lr"), op, "lr"), m = (float)toNum(p.Get("momentum"), op, "momentum");
-    float wd = (float)toNum(p.Get("weightDecay"), op, "weightDecay");
-    std::string form = p.Get("form").IsString() ? p.Get("form").As<Napi::String>().Utf8Value() : "";
-    if (form != "paper" && form != "pytorch") throw Napi::TypeError::New(env, "sgdUpdate: form must be 'paper' or 'pytorch'");
     return guard(env, [&] { engine(env)->sgdUpdate(w, g, v, lr, m, wd, form == "paper"); });
   }
 

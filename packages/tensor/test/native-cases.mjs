@@ -1,0 +1,124 @@
+// Hostile calls into a raw native addon, shared by the CPU addon's child (fuzz-child.mjs --native)
+// and the cuda-emu addon's (packages/cuda/test/hostile-child.mjs): both addons take the same
+// arguments in the same order (buffers are objects on the CPU, numeric ids on CUDA).
+
+/** Counts calls and collects failures; each case names itself on stderr first (a crash says where). */
+export class Cases {
+  calls = 0;
+  failures = [];
+
+  /** fn must throw an Error (matching `pattern` when given), within 5 s. */
+  throws(name, fn, pattern) {
+    this.calls++;
+    console.error(`case: ${name}`);
+    const t0 = Date.now();
+    try {
+      fn();
+      this.failures.push(`${name}: did not throw`);
+    } catch (e) {
+      if (!(e instanceof Error) || !e.message) this.failures.push(`${name}: threw a non-Error (${String(e)})`);
+      else if (pattern && !pattern.test(e.message)) this.failures.push(`${name}: threw "${e.message}", expected ${pattern}`);
+    }
+    if (Date.now() - t0 > 5000) this.failures.push(`${name}: took ${Date.now() - t0} ms to throw`);
+  }
+
+  /** fn must not throw, and must take at most `ms` (it describes zero elements). */
+  quick(name, fn, ms = 3000) {
+    this.calls++;
+    console.error(`case: ${name}`);
+    const t0 = Date.now();
+    try { fn(); } catch (e) { this.failures.push(`${name}: threw ${e.message}`); return; }
+    if (Date.now() - t0 > ms) this.failures.push(`${name}: took ${Date.now() - t0} ms (the work is zero elements)`);
+  }
+
+  summary() { return JSON.stringify({ calls: this.calls, failures: this.failures }); }
+}
+
+/** A copy of `fields` whose property reads run `act` once, at the `at`-th read (getters or a Proxy). */
+export function hostile(fields, act, at, proxy) {
+  let reads = 0;
+  const hit = () => { if (++reads === at) act(); };
+  if (proxy) return new Proxy({ ...fields }, { get(t, k) { hit(); return t[k]; } });
+  const o = {};
+  for (const [k, v] of Object.entries(fields)) Object.defineProperty(o, k, { enumerable: true, get() { hit(); return v; } });
+  return o;
+}
+
+export const CONV = { n: 1, c: 1, h: 4, w: 4, k: 1, r: 3, s: 3, strideH: 1, strideW: 1, padH: 0, padW: 0, groups: 1, outH: 2, outW: 2 };
+export const POOL = { n: 1, c: 1, h: 4, w: 4, kh: 2, kw: 2, strideH: 2, strideW: 2, padH: 0, padW: 0, outH: 2, outW: 2 };
+export const LRN = { size: 5, alpha: 1e-4, beta: 0.75, k: 2 };
+export const SGD = { lr: 0.1, momentum: 0.9, weightDecay: 0, form: 'paper' };
+
+/**
+ * Every op that reads an options object, with an options object whose first or last read destroys
+ * the engine, or frees argument 0 or 1 and allocates 8 buffers (so freed memory would be reused):
+ * each call must throw (`destroyed` / `freed` patterns), never crash or use freed memory.
+ */
+export function hostileOptions(cases, newEngine, destroyed, freed) {
+  const f32 = (e, n) => e.alloc('float32', n);
+  const ops = {
+    conv2dForward: [CONV, (e) => [f32(e, 16), f32(e, 9), f32(e, 1), f32(e, 4)], (e, b, o) => e.conv2dForward(b[0], b[1], b[2], b[3], o)],
+    conv2dBackwardData: [CONV, (e) => [f32(e, 4), f32(e, 9), f32(e, 16)], (e, b, o) => e.conv2dBackwardData(b[0], b[1], b[2], o)],
+    conv2dBackwardFilter: [CONV, (e) => [f32(e, 16), f32(e, 4), f32(e, 9), f32(e, 1)], (e, b, o) => e.conv2dBackwardFilter(b[0], b[1], b[2], b[3], o, 0)],
+    maxPoolForward: [POOL, (e) => [f32(e, 16), f32(e, 4), e.alloc('int32', 4)], (e, b, o) => e.maxPoolForward(b[0], b[1], b[2], o)],
+    maxPoolBackward: [POOL, (e) => [f32(e, 4), e.alloc('int32', 4), f32(e, 16)], (e, b, o) => e.maxPoolBackward(b[0], b[1], b[2], o)],
+    lrnForward: [LRN, (e) => [f32(e, 16), f32(e, 16)], (e, b, o) => e.lrnForward(b[0], b[1], o, 1, 4, 4)],
+    lrnBackward: [LRN, (e) => [f32(e, 16), f32(e, 16), f32(e, 16), f32(e, 16)], (e, b, o) => e.lrnBackward(b[0], b[1], b[2], b[3], o, 1, 4, 4)],
+    sgdUpdate: [SGD, (e) => [f32(e, 8), f32(e, 8), f32(e, 8)], (e, b, o) => e.sgdUpdate(b[0], b[1], b[2], o)],
+  };
+  for (const [op, [fields, bufs, call]] of Object.entries(ops)) {
+    const keys = Object.keys(fields).length;
+    for (const proxy of [false, true]) for (const at of [1, keys]) {
+      const how = `${proxy ? 'a proxy' : 'a getter'} at read ${at} of ${keys}`;
+      {
+        const e = newEngine(), b = bufs(e);
+        cases.throws(`${op}: ${how} destroys the engine`, () => call(e, b, hostile(fields, () => e.destroy(), at, proxy)), destroyed);
+      }
+      for (const idx of [0, 1]) {
+        const e = newEngine(), b = bufs(e);
+        const act = () => { e.free(b[idx]); for (let i = 0; i < 8; i++) e.alloc('float32', 16); };
+        cases.throws(`${op}: ${how} frees argument ${idx} (and allocates again)`, () => call(e, b, hostile(fields, act, at, proxy)), freed);
+        e.synchronizeSync();
+        e.destroy();
+      }
+    }
+  }
+}
+
+/**
+ * LRN (§3.3) forward and backward of a 1 MiB input of 262144 channels at one position: the peak RSS
+ * may grow by at most 32 MiB (the CPU engine's scratch was 194 MiB per thread: channels x 64 x 3
+ * floats). Run it first in a fresh process, while the peak is still node's own. Checks y[0] by hand.
+ */
+export function lrnMemoryBound(cases, newEngine, readFirst) {
+  const e = newEngine();
+  const c = 262144, x = e.alloc('float32', c), y = e.alloc('float32', c), dy = e.alloc('float32', c), dx = e.alloc('float32', c);
+  e.fill(x, 0.5); e.fill(dy, 1);
+  e.synchronizeSync();
+  const before = process.resourceUsage().maxRSS * 1024;
+  cases.calls += 2;
+  console.error('case: LRN of a 1 MiB input of 262144 channels');
+  e.lrnForward(x, y, LRN, 1, c, 1);
+  e.lrnBackward(x, y, dy, dx, LRN, 1, c, 1);
+  e.synchronizeSync();
+  const grown = process.resourceUsage().maxRSS * 1024 - before;
+  if (grown > 32 * 2 ** 20) cases.failures.push(`LRN of a 1 MiB input raised the peak RSS by ${(grown / 2 ** 20).toFixed(0)} MiB (bound: 32 MiB)`);
+  const yv = readFirst(e, y), want = 0.5 * (2 + 1e-4 * 3 * 0.25) ** -0.75; // channel 0: itself and two neighbours
+  if (Math.abs(yv - want) > 1e-6 * want) cases.failures.push(`LRN of 262144 channels gave y[0] = ${yv}, expected ${want}`);
+  e.destroy();
+}
+
+/**
+ * biasGrad over 2^31 - 1 samples of zero positions, with beta 1 then 0: at once, and db kept, then
+ * zeroed (an empty sum). `read` returns db's values.
+ */
+export function emptyBiasGrad(cases, e, read) {
+  const one = e.alloc('float32', 1), db = e.alloc('float32', 4), lim = 2 ** 31 - 1;
+  e.fill(db, 3);
+  cases.quick('biasGrad n = 2^31 - 1, hw = 0, beta 1 keeps db', () => { e.biasGrad(one, db, lim, 4, 0, 1); e.synchronizeSync(); });
+  const kept = read(e, db);
+  if (kept.some((v) => v !== 3)) cases.failures.push(`biasGrad over no elements with beta = 1 changed db to [${kept}] (expected [3, 3, 3, 3])`);
+  cases.quick('biasGrad n = 2^31 - 1, hw = 0, beta 0 zeroes db', () => { e.biasGrad(one, db, lim, 4, 0, 0); e.synchronizeSync(); });
+  const zeroed = read(e, db);
+  if (zeroed.some((v) => v !== 0)) cases.failures.push(`biasGrad over no elements with beta = 0 gave db = [${zeroed}] (expected zeros)`);
+}
