@@ -54,6 +54,27 @@ describe('tensors', () => {
     expect(memory().devices[dev]).toEqual(before);
   });
 
+  it('tidy(async fn) throws, after disposing what fn created before its first await', async () => {
+    const before = memory();
+    let late: Error | undefined;
+    let kept: ReturnType<typeof randn> | undefined;
+    expect(() => tidy((async () => {
+      randn([8, 8], { seed: 1, device: dev });
+      relu(randn([2, 3], { seed: 2, device: dev }));
+      kept = zeros([5], { device: dev }).keep();
+      await Promise.resolve();
+      try { randn([1], { seed: 3, device: dev }).dispose(); } catch (e) { late = e as Error; }
+    }) as unknown as () => void)).toThrow(/tidy: expected fn to be synchronous but it returned a Promise .*the 3 tensor\(s\) it created before its first await were disposed/);
+    // The three tensors made before the await are gone; the kept one survives the scope.
+    expect(memory().tensors).toBe(before.tensors + 1);
+    expect(memory().bytes).toBe(before.bytes + 5 * 4);
+    kept!.dispose();
+    expect(memory()).toEqual(before);
+    await new Promise((r) => setTimeout(r, 10)); // the rest of fn ran outside any scope
+    expect(late).toBeUndefined();
+    expect(memory()).toEqual(before);
+  });
+
   it('unknown and unavailable devices are clear errors', () => {
     expect(() => device('tpu:0')).toThrow(/no backend named "tpu"/);
     expect(() => device('cpu:x')).toThrow(/device name like "cpu:0"/);

@@ -269,9 +269,16 @@ function collect(value: unknown, out: Set<Tensor>, depth = 0): void {
   if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, out, depth + 1);
 }
 
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
 /**
  * Runs fn and disposes every tensor created inside it, except those it returns (in an array, a plain
- * object or a Map) and those marked with keep(). fn must be synchronous.
+ * object or a Map) and those marked with keep(). fn must be synchronous: when it returns a Promise
+ * (an async function), tidy disposes what fn created before its first await (keep() still keeps),
+ * then throws a TypeError. The rest of fn runs on outside any scope; a rejection of its Promise is
+ * not reported again (the TypeError already was).
  */
 export function tidy<T>(fn: () => T): T {
   scopes.push(new Set());
@@ -283,14 +290,18 @@ export function tidy<T>(fn: () => T): T {
     throw e;
   }
   const scope = scopes.pop()!;
-  if (result instanceof Promise) {
-    throw new TypeError('tidy(fn): fn returned a Promise; tidy only works with synchronous functions');
-  }
   const returned = new Set<Tensor>();
-  collect(result, returned);
+  const async = isThenable(result);
+  if (async) (result as PromiseLike<unknown>).then(undefined, () => {});
+  else collect(result, returned);
+  let disposed = 0;
   for (const t of scope) {
     if (returned.has(t) || t.isKept) scopes[scopes.length - 1]?.add(t);
-    else t.dispose();
+    else if (!t.isDisposed) { t.dispose(); disposed++; }
+  }
+  if (async) {
+    throw new TypeError('tidy: expected fn to be synchronous but it returned a Promise (an async function?); the ' +
+      `${disposed} tensor(s) it created before its first await were disposed. Call tidy inside the async function, around its synchronous parts.`);
   }
   return result;
 }
