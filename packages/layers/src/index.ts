@@ -12,7 +12,7 @@ export {
   type DropoutOptions,
 } from './layers.js';
 export {
-  paperDescription, paperHalfDescription, torchvisionDescription, describeModel, inferShapes, parameterCount,
+  PAPER_LEARNING, paperDescription, paperHalfDescription, torchvisionDescription, describeModel, inferShapes, parameterCount,
   flopsPerImage, type ModelDescription, type LayerSpec, type TowerInputs, type ModelOptions, type ModelName, type LayerShape,
 } from './models.js';
 export { Network, createModel, reluZeroFractions, type PlacementOptions, type CreateModelOptions } from './network.js';

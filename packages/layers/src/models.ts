@@ -85,6 +85,27 @@ export interface ModelOptions {
   lrnAcrossTowers?: boolean;
 }
 
+/**
+ * The paper's learning settings (§5), kept beside its net as cuda-convnet keeps its layer parameters
+ * beside the layer definitions: batch 128, SGD with momentum 0.9 and weight decay 0.0005, lr 0.01
+ * divided by 10 when the validation error stops improving (three times in all), about 90 epochs,
+ * weights ~ N(0, 0.01²), biases 1 in conv2, conv4, conv5 and the hidden fully-connected layers.
+ * The trainer's and the CLI's defaults come from here; 227 / 256 are the crop and image sides of §2
+ * (227 being the side at which the paper's layer sizes work out, as in Caffe).
+ */
+export const PAPER_LEARNING = {
+  batchSize: 128,
+  lr: 0.01,
+  momentum: 0.9,
+  weightDecay: 0.0005,
+  epochs: 90,
+  weightStd: 0.01,
+  positiveBias: 1,
+  schedule: { factor: 0.1, patience: 1, maxReductions: 3 },
+  crop: 227,
+  imageSize: 256,
+} as const;
+
 /** Smallest input for which pool5 still has a 1x1 map (conv1 s4 -> pool 3/2 -> pool 3/2 -> pool 3/2). */
 export const MIN_INPUT_SIZE = 67;
 
@@ -110,8 +131,8 @@ function checkClasses(classes: unknown): number {
  */
 export function paperDescription(o: ModelOptions & { convKernels?: [number, number, number, number, number]; name?: string; towers?: 1 | 2 } = {}): ModelDescription {
   const classes = checkClasses(o.classes ?? 1000);
-  const inputSize = o.inputSize ?? 227;
-  const std = o.weightStd ?? 0.01, one = o.positiveBias ?? 1;
+  const inputSize = o.inputSize ?? PAPER_LEARNING.crop;
+  const std = o.weightStd ?? PAPER_LEARNING.weightStd, one = o.positiveBias ?? PAPER_LEARNING.positiveBias;
   const lrn = (name: string): LayerSpec => ({
     kind: 'lrn', name, size: 5, alpha: 1e-4, beta: 0.75, k: 2, convention: o.lrnConvention ?? 'paper', inputs: o.lrnAcrossTowers ? 'all' : 'own',
   });
@@ -169,7 +190,7 @@ export function paperHalfDescription(o: ModelOptions = {}): ModelDescription {
  */
 export function torchvisionDescription(o: Omit<ModelOptions, 'inputSize' | 'lrnConvention'> & { inputSize?: number } = {}): ModelDescription {
   const classes = checkClasses(o.classes ?? 1000);
-  const std = o.weightStd ?? 0.01, b = o.positiveBias ?? 0;
+  const std = o.weightStd ?? PAPER_LEARNING.weightStd, b = o.positiveBias ?? 0;
   const conv = (i: number, out: number, kernel: number, stride: number, padding: number, bias = 0): LayerSpec =>
     ({ kind: 'conv', name: `features.${i}`, out, kernel, stride, padding, inputs: 'all', weightStd: std, bias });
   return {

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { decodeSafetensors, saveSafetensors, type HostTensor, type Tensor } from '@alexnet/tensor';
+import type { EpochRecord } from './visualize.js';
 
 export const CHECKPOINT_FORMAT = 'alexnet-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -25,6 +26,36 @@ export interface CheckpointMeta {
   /** The run's recipe (recipe.ts), when written by a trainer that records it. */
   recipe?: Record<string, unknown>;
   createdAt: string;
+}
+
+/**
+ * The trainer's position and history in a checkpoint's metadata (`trainer`), enough to resume to the
+ * same loss sequence: which epoch and batch come next, the step count (dropout masks are keyed by
+ * it), the schedule's state, the running sums of the current epoch, and the history of finished
+ * epochs. Version 1; a field added later gets a default when an older checkpoint is read.
+ */
+export interface TrainerState {
+  /** Epochs finished (the next epoch's index). */
+  epoch: number;
+  /** Next batch to run within `epoch`. */
+  batch: number;
+  /** Steps taken. */
+  step: number;
+  lr: number;
+  history: EpochRecord[];
+  schedule: Record<string, unknown>;
+  epochLossSum: number;
+  epochCorrect: number;
+  epochImages: number;
+  /** Training images that failed to load so far (data-set positions). */
+  badImages?: number[];
+}
+
+export const TRAINER_STATE_VERSION = 1;
+
+/** The state of a run that has not started. */
+export function newTrainerState(lr: number): TrainerState {
+  return { epoch: 0, batch: 0, step: 0, lr, history: [], schedule: {}, epochLossSum: 0, epochCorrect: 0, epochImages: 0, badImages: [] };
 }
 
 export class CheckpointError extends Error {

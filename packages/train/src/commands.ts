@@ -2,12 +2,13 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { createLoader, Progress, samplePositions, subsetDataset, type Dataset } from '@alexnet/data-imagenet';
+import { createLoader, samplePositions, subsetDataset, type Dataset } from '@alexnet/data-imagenet';
 import type { Network } from '@alexnet/layers';
 import { softmax, tensor, tidy, type Tensor } from '@alexnet/tensor';
 import { DataError, matchClasses, openData, openValidation } from './data.js';
 import { loadTrained, type TrainedModel } from './inference.js';
-import { evaluate, NonFiniteOutputError, train, type Evaluation, type TrainOptions, type TrainResult } from './trainer.js';
+import { evaluateWithProgress, NonFiniteOutputError, type Evaluation } from './evaluate.js';
+import { train, type TrainOptions, type TrainResult } from './trainer.js';
 import { drawCurves, drawKernels, drawNeighbours, nearest, type EpochRecord, type NeighbourRow } from './visualize.js';
 
 /** Trains, then draws the pictures of the result beside the checkpoint. */
@@ -36,14 +37,12 @@ export async function evaluateCheckpoint(checkpoint: string, data: string, opts:
     const loader = createLoader(dataset, {
       batchSize: opts.batchSize ?? 64, mode: opts.tenCrop ? 'tenCrop' : 'center', crop: t.crop, ...meanOption(t), ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
     });
-    const bar = new Progress({ label: 'eval', total: dataset.length, unit: 'img', enabled: opts.progress ?? false });
     try {
-      return await evaluate(t.model, loader, { maxBadImages: opts.maxBadImages, onProgress: (done) => bar.update(done) });
+      return await evaluateWithProgress(t.model, loader, 'eval', { maxBadImages: opts.maxBadImages, progress: opts.progress ?? false });
     } catch (e) {
       if (e instanceof NonFiniteOutputError) throw new NonFiniteOutputError(`checkpoint ${checkpoint}: ${e.message}`);
       throw e;
     } finally {
-      bar.finish();
       await loader.close();
     }
   } finally {

@@ -3,10 +3,13 @@
  * pipeline (through @alexnet/layers' placement), evaluation (centre crop or 10-crop), checkpoints that
  * resume exactly, pictures of the result, and the `alexnet` CLI.
  */
+export { train, TrainingError, CHECKPOINT_FILE, type TrainOptions, type TrainResult } from './trainer.js';
+export { trainStep, type StepOutput } from './step.js';
+export { collapseWarning } from './collapse.js';
 export {
-  train, evaluate, nonFiniteRows, TrainingError, NonFiniteOutputError, CHECKPOINT_FILE, type TrainOptions, type TrainResult, type Evaluation, type EvaluateOptions,
-} from './trainer.js';
-export { saveCheckpoint, loadCheckpoint, validateCheckpointMeta, checkCompatible, CheckpointError, CHECKPOINT_FORMAT, type CheckpointMeta, type CheckpointContents } from './checkpoint.js';
+  evaluate, evaluateWithProgress, nonFiniteRows, NonFiniteOutputError, BadImagesError, type Evaluation, type EvaluateOptions,
+} from './evaluate.js';
+export { saveCheckpoint, loadCheckpoint, validateCheckpointMeta, newTrainerState, TRAINER_STATE_VERSION, type TrainerState, checkCompatible, CheckpointError, CHECKPOINT_FORMAT, type CheckpointMeta, type CheckpointContents } from './checkpoint.js';
 export { openData, readyData, batchToTensors, chooseMean, IMAGENET_CHANNEL_MEAN, STATISTICS_CACHE, DataError, type TrainingData, type RunData } from './data.js';
 export { MetricsLog, type MetricsPosition } from './metrics.js';
 export { formatRecipe, type Recipe } from './recipe.js';

@@ -68,7 +68,8 @@ export function helpText(spec: CommandSpec): string {
   for (const o of spec.options) {
     const d = o.default;
     const shown = d === undefined || d === false ? '' : ` (default ${Array.isArray(d) ? d.join(',') : String(d)})`;
-    rows.push([flag(o), `${o.help}${o.required ? ' (required)' : shown}`]);
+    const req = o.name === spec.positional?.option ? ` (required: this or ${spec.positional.meta})` : ' (required)';
+    rows.push([flag(o), `${o.help}${o.required ? req : shown}`]);
   }
   rows.push(['-h, --help', 'this help']);
   const width = Math.min(34, Math.max(...rows.map(([o]) => o.length)));

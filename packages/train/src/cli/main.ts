@@ -9,7 +9,7 @@ import { createSampleImageNet, prepareImageNet } from '@alexnet/data-imagenet';
 import '@alexnet/tensor';
 import { evaluateCheckpoint, runTrain, visualizeCheckpoint } from '../commands.js';
 import { loadTrained, predict } from '../inference.js';
-import type { ModelName } from '@alexnet/layers';
+import { PAPER_LEARNING as P, type ModelName } from '@alexnet/layers';
 import { helpText, parseCommand, UsageError, type CommandSpec, type OptionSpec } from './args.js';
 
 const WORKERS: OptionSpec = { name: 'workers', short: 'j', kind: 'int', min: 0, help: 'loader threads (default: all cores; 0: on the main thread)' };
@@ -27,7 +27,7 @@ const COMMANDS: Record<string, CommandSpec> = {
     options: [
       { name: 'data', kind: 'string', meta: 'DIR', required: true, help: 'ImageNet folder: train/<wnid>/*.JPEG, val/ (flat + ground truth, or val/<wnid>/)' },
       { name: 'out', kind: 'string', meta: 'DIR', required: true, help: 'where shards, manifest.json and statistics go' },
-      { name: 'size', kind: 'int', min: 8, max: 4096, default: 256, help: 'side of the stored images (§2: 256; smaller for demos)' },
+      { name: 'size', kind: 'int', min: 8, max: 4096, default: P.imageSize, help: 'side of the stored images (§2: 256; smaller for demos)' },
       { ...WORKERS, help: 'decoding threads (default: all cores)' },
       { name: 'encoding', kind: 'choice', choices: ['raw', 'jpeg'], default: 'raw', help: 'raw pixels (ILSVRC-2012: about 250 GB) or JPEG records (about a tenth of that)' },
       { name: 'quality', kind: 'int', min: 1, max: 100, default: 90, help: 'JPEG quality for --encoding jpeg' },
@@ -41,21 +41,21 @@ const COMMANDS: Record<string, CommandSpec> = {
       { name: 'data', kind: 'string', meta: 'DIR', required: true, help: 'prepared shards or a raw ImageNet folder' },
       { name: 'model', short: 'a', aliases: ['arch'], kind: 'choice', choices: ['paper', 'paper-half', 'torchvision'], default: 'paper', help: 'the two-tower net of §3.5, its one-tower half, or torchvision\'s' },
       { name: 'devices', kind: 'list', meta: 'LIST', default: ['cpu:0'], help: 'one device, or two for the two-tower placement (§3.2): cpu:0,cpu:1 or cuda:0,cuda:1' },
-      { name: 'epochs', kind: 'int', min: 1, default: 90, help: 'epochs (§5: roughly 90)' },
-      { name: 'batch-size', short: 'b', aliases: ['batch'], kind: 'int', min: 1, default: 128, help: 'images per step (§5: 128)' },
-      { name: 'lr', aliases: ['learning-rate'], kind: 'number', min: 0, exclusiveMin: true, default: 0.01, help: 'initial learning rate (§5)' },
-      { name: 'momentum', kind: 'number', min: 0, max: 1, default: 0.9, help: 'momentum (§5)' },
-      { name: 'weight-decay', aliases: ['wd'], kind: 'number', min: 0, default: 0.0005, help: 'weight decay (§5)' },
+      { name: 'epochs', kind: 'int', min: 1, default: P.epochs, help: 'epochs (§5: roughly 90 passes over ImageNet)' },
+      { name: 'batch-size', short: 'b', aliases: ['batch'], kind: 'int', min: 1, default: P.batchSize, help: 'images per step (§5)' },
+      { name: 'lr', aliases: ['learning-rate'], kind: 'number', min: 0, exclusiveMin: true, default: P.lr, help: 'initial learning rate (§5)' },
+      { name: 'momentum', kind: 'number', min: 0, max: 1, default: P.momentum, help: 'momentum (§5)' },
+      { name: 'weight-decay', aliases: ['wd'], kind: 'number', min: 0, default: P.weightDecay, help: 'weight decay (§5)' },
       { name: 'no-bias-decay', kind: 'boolean', help: 'exempt the biases from weight decay (cuda-convnet and Caffe do; the paper\'s rule decays every weight)' },
       { name: 'resume', kind: 'string', meta: 'FILE', help: 'continue from a checkpoint' },
       { name: 'out', kind: 'string', meta: 'DIR', default: 'alexnet-run', help: 'checkpoints, metrics.jsonl and pictures' },
-      { name: 'crop', kind: 'int', min: 67, max: 4096, default: 227, meta: '227|224|N', help: 'input crop: 227 (conv1 unpadded), 224 (conv1 padded by 2), or a side >= 67 for small images' },
+      { name: 'crop', kind: 'int', min: 67, max: 4096, default: P.crop, meta: '227|224|N', help: 'input crop: 227 (conv1 unpadded), 224 (conv1 padded by 2), or a side >= 67 for small images' },
       { name: 'seed', kind: 'int', min: 0, default: 0, help: 'seed of everything random' },
       { name: 'print-freq', short: 'p', kind: 'int', min: 1, help: 'also print a log line every N steps (default: only the live progress line)' },
       { name: 'checkpoint-every', kind: 'int', min: 0, default: 0, help: 'also save every N steps (0: epoch ends only)' },
-      { name: 'positive-bias', kind: 'number', min: 0, default: 1, help: 'bias of conv2/4/5, fc6/7 (§5: 1; 0.1 avoids collapse on small data)' },
-      { name: 'weight-std', kind: 'number', min: 0, exclusiveMin: true, default: 0.01, help: 'standard deviation of the initial weights (§5)' },
-      { name: 'patience', kind: 'int', min: 0, default: 1, help: 'epochs without improvement before lr / 10 (§5)' },
+      { name: 'positive-bias', kind: 'number', min: 0, default: P.positiveBias, help: 'bias of conv2/4/5, fc6/7 (§5: 1; 0.1 avoids collapse on small data)' },
+      { name: 'weight-std', kind: 'number', min: 0, exclusiveMin: true, default: P.weightStd, help: 'standard deviation of the initial weights (§5)' },
+      { name: 'patience', kind: 'int', min: 0, default: P.schedule.patience, help: 'epochs without improvement before lr / 10 (§5)' },
       { name: 'val-fraction', kind: 'number', min: 0, max: 1, exclusiveMin: true, help: 'with no validation split: hold back this fraction of the training images to evaluate on' },
       { name: 'stats-samples', kind: 'int', min: 1, default: 5000, help: 'images sampled for the mean image and PCA (§2, §4.1) when the data has no statistics' },
       { name: 'ten-crop', kind: 'boolean', help: 'evaluate with the 10-crop average (§4.1)' },
