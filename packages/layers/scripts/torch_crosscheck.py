@@ -10,8 +10,8 @@ through safetensors (written and read here without the safetensors package).
                                        loads @alexnet's weights (strict) into MODEL (torchvision|paper),
                                        runs INPUT's x in eval mode, writes OUT (logits)
 
-Nets: torchvision.models.alexnet(num_classes=10); the paper's net as /work/shared/reference/
-torch_alexnet.py builds it (names conv1 ... fc8, groups=2 on conv2/4/5, LRN over all channels with
+Nets: torchvision.models.alexnet(num_classes=10); the paper's net written in PyTorch
+(names conv1 ... fc8, groups=2 on conv2/4/5, LRN over all channels with
 torch's alpha = 1e-4 * 5), with 10 classes and conv1 padding 0 (the 227 convention). Input 67x67.
 """
 import json

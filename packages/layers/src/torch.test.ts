@@ -1,6 +1,6 @@
 // Against PyTorch (runs where /usr/bin/python3 has torch and torchvision, e.g. Debian's
 // python3-torch 1.13 and python3-torchvision 0.14; skipped elsewhere). scripts/torch_crosscheck.py
-// builds torchvision's AlexNet and the paper's net (as /work/shared/reference/torch_alexnet.py does),
+// builds torchvision's AlexNet and the paper's net (as a PyTorch AlexNet of the paper's net is written),
 // 10 classes, 67x67 input:
 // - their weights load here unchanged (safetensors, PyTorch names and layouts) and give PyTorch's
 //   logits, loss and parameter gradients (dropout off), within 1e-4 relative (float32 both sides);

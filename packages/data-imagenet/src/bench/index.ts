@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: the data pipeline's throughput next to the PIL/numpy reference
- * (shared/reference/data_pipeline.py), on the same machine and the same files.
+ * `npm run bench`: the data pipeline's throughput next to the same pipeline written with PIL and
+ * numpy (decode, resize, crop, flip, mean), on the same machine and the same files.
  *
  *   node dist/bench/index.js [--n 500] [--dir DIR] [--passes 3] [--pil] [--json FILE]
  *

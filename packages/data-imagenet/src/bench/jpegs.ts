@@ -1,6 +1,6 @@
 /**
  * The benchmark's input: JPEGs like ImageNet's typical image, drawn the way the PyTorch reference
- * (shared/reference/data_pipeline.py, make_jpegs) draws them: 80 % 500x375 and 20 % 375x500,
+ * (as the PIL reference pipeline's benchmark draws them) draws them: 80 % 500x375 and 20 % 375x500,
  * smooth per-channel gradients with four Gaussian blobs, mid-frequency texture and pixel noise,
  * quality 90. Cached in a folder so that the PIL figure can be measured on the same files.
  */

@@ -2,8 +2,8 @@
  * Benchmark of the whole model: inference (forward) and a full training step (forward, loss,
  * backward, SGD update of every parameter) of the paper's net, at batch 32 and 128, on one device
  * with 2 threads and on two devices (the two towers, §3.2) with 1 thread each. Prints a table with
- * PyTorch's figures on this kind of machine beside ours (/work/shared/reference/README.md: PyTorch
- * 1.13, OpenBLAS + oneDNN, 2 threads).
+ * PyTorch's figures on this kind of machine beside ours (the paper's net written in PyTorch 1.13,
+ * OpenBLAS + oneDNN, 2 threads, measured on the same kind of machine).
  *
  *   npm run bench -w @alexnet/layers                   both placements, batch 32 and 128
  *   node dist/bench/index.js --batches 32 --reps 2     fewer
