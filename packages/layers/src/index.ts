@@ -15,4 +15,6 @@ export {
   PAPER_LEARNING, paperDescription, paperHalfDescription, torchvisionDescription, describeModel, inferShapes, parameterCount,
   flopsPerImage, type ModelDescription, type LayerSpec, type TowerInputs, type ModelOptions, type ModelName, type LayerShape,
 } from './models.js';
-export { Network, createModel, reluZeroFractions, type PlacementOptions, type CreateModelOptions } from './network.js';
+export {
+  Network, createModel, reluZeroFractions, placementRows, formatPlacement, type PlacementOptions, type CreateModelOptions, type PlacementRow,
+} from './network.js';

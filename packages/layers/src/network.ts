@@ -47,6 +47,75 @@ function towerRange(count: number, towers: number, t: number): [number, number] 
   return [Math.floor((t * count) / towers), Math.floor(((t + 1) * count) / towers)];
 }
 
+/** Where one layer of one tower runs and what it holds (§3.2). */
+export interface PlacementRow {
+  layer: string;
+  kind: LayerSpec['kind'];
+  /** The tower this row computes (0 on one device). */
+  tower: number;
+  /** Index of the device in the placement's device list. */
+  device: number;
+  /** Kernels / neurons [a, b) of the whole layer held here (layers with weights), else null. */
+  rows: [number, number] | null;
+  /** Input channels this layer reads (conv), after any gather. */
+  inChannels: number | null;
+  /** Groups on one device: 2 for the towers' 'own' layers (conv, LRN, dropout masks), else 1. */
+  groups: number;
+  /** Both towers' maps are gathered before this layer (one of the paper's exchanges, conv3, fc6, fc7, fc8). */
+  gathers: boolean;
+}
+
+/**
+ * The placement of a description on `devices` (1 or 2) as rows, one per layer and tower: which
+ * device, which kernels, whether it gathers. On one device a two-tower net is the same net with
+ * grouped 'own' layers; on two, tower t's half of every layer lives on device t.
+ */
+export function placementRows(description: ModelDescription, devices: 1 | 2): PlacementRow[][] {
+  const P = devices, T = description.towers;
+  if (P === 2 && T !== 2) throw new RangeError(`The "${description.name}" net has one tower; place it on one device (two devices are for the two-tower net, §3.2)`);
+  const out: PlacementRow[][] = [];
+  let replicated = true; // before the first layer with weights both towers hold the whole image
+  for (const row of inferShapes(description)) {
+    const spec = row.spec;
+    const hasWeights = spec.kind === 'conv' || spec.kind === 'linear';
+    const own = hasWeights && spec.inputs === 'own' && T === 2 && !replicated;
+    if (own && spec.kind === 'linear') throw new TypeError(`${description.name}: linear layer ${spec.name} with inputs 'own' is not supported`);
+    const towers: PlacementRow[] = [];
+    for (let t = 0; t < P; t++) {
+      let groups = 1, inChannels: number | null = null;
+      if (spec.kind === 'conv') {
+        const inC = row.inShape[0]!;
+        const [i0, i1] = towerRange(inC, 2, t);
+        inChannels = P === 2 && own ? i1 - i0 : inC;
+        groups = P === 1 && own ? 2 : 1;
+      } else if (spec.kind === 'lrn') {
+        const across = spec.inputs === 'all';
+        if (across && P === 2) throw new RangeError(`${description.name}: ${spec.name} normalises across both towers (inputs 'all'), which only a one-device placement can do`);
+        groups = P === 1 && !across ? T : 1;
+      } else if (spec.kind === 'dropout') {
+        groups = P === 1 ? T : 1;
+      }
+      towers.push({
+        layer: spec.name, kind: spec.kind, tower: t, device: t,
+        rows: hasWeights ? (P === 2 ? towerRange(spec.out, 2, t) : [0, spec.out]) : null,
+        inChannels, groups, gathers: P === 2 && hasWeights && spec.inputs === 'all' && !replicated,
+      });
+    }
+    out.push(towers);
+    if (hasWeights) replicated = false;
+  }
+  return out;
+}
+
+/** The placement as a table: one line per layer, what each device holds and where maps cross. */
+export function formatPlacement(rows: PlacementRow[][], deviceNames: readonly string[]): string[] {
+  return rows.map((towers) => {
+    const r0 = towers[0]!;
+    const parts = towers.map((r) => `${deviceNames[r.device] ?? `device ${r.device}`}${r.rows ? ` [${r.rows[0]}, ${r.rows[1]})` : ''}${r.groups > 1 ? ` groups ${r.groups}` : ''}`);
+    return `${r0.layer.padEnd(8)} ${parts.join(' | ')}${r0.gathers ? '   <- gathers both towers (§3.2)' : ''}`;
+  });
+}
+
 interface Stage {
   spec: LayerSpec;
   /** One layer per tower of the placement (one in all on a single device). */
@@ -64,6 +133,8 @@ export class Network {
   readonly dtype: DType;
   readonly seed: number;
   private readonly stages: Stage[] = [];
+  /** Where each layer of each tower runs (placementRows). */
+  readonly placement: PlacementRow[][];
   private steps = 0;
   private outSplit: number[] = [];
   private trainingForward = false;
@@ -91,31 +162,27 @@ export class Network {
     }
     if (P === 2 && this.devices[0] === this.devices[1]) throw new RangeError(`The two towers need two different devices but both are ${this.devices[0]!.name}`);
     const shapes = inferShapes(description); // validates the description
-    const T = description.towers;
-    let replicated = true;
+    this.placement = placementRows(description, P);
     let prevKind = '';
     for (const [i, row] of shapes.entries()) {
       const spec = row.spec;
-      const layers: Layer[] = [];
-      for (let t = 0; t < P; t++) {
-        const dev = this.devices[t]!;
-        layers.push(this.makeLayer(spec, row.inShape, row.params, t, P, T, dev, replicated, prevKind, i === 0));
-      }
+      const places = this.placement[i]!;
+      const layers = places.map((p) => this.makeLayer(spec, row.params, p, prevKind, i === 0));
       const hasWeights = spec.kind === 'conv' || spec.kind === 'linear';
-      this.stages.push({ spec, layers, gather: P === 2 && hasWeights && spec.inputs === 'all' && !replicated, hasWeights, inSplit: [] });
-      if (hasWeights) replicated = false;
+      this.stages.push({ spec, layers, gather: places[0]!.gathers, hasWeights, inSplit: [] });
       prevKind = spec.kind;
     }
   }
 
-  private makeLayer(spec: LayerSpec, inShape: number[], params: { name: string; shape: number[] }[], t: number, P: number, T: number,
-    dev: Device, replicated: boolean, prevKind: string, first: boolean): Layer {
+  /** The layer of one tower: `p` says where it runs and which rows of the whole layer it holds. */
+  private makeLayer(spec: LayerSpec, params: { name: string; shape: number[] }[], p: PlacementRow, prevKind: string, first: boolean): Layer {
     const name = spec.name;
+    const dev = this.devices[p.device]!;
     switch (spec.kind) {
       case 'conv':
       case 'linear': {
         const [wInfo, bInfo] = params as [{ name: string; shape: number[] }, { name: string; shape: number[] }];
-        const [o0, o1] = P === 2 ? towerRange(spec.out, 2, t) : [0, spec.out];
+        const [o0, o1] = p.rows!;
         const rowSize = wInfo.shape.slice(1).reduce((a, b) => a * b, 1);
         const place = { device: dev, dtype: this.dtype };
         const weight = initParameter(wInfo.name, [o1 - o0, ...wInfo.shape.slice(1)], { kind: 'normal', std: spec.weightStd }, this.seed,
@@ -123,27 +190,18 @@ export class Network {
         const bias = initParameter(bInfo.name, [o1 - o0], { kind: 'constant', value: spec.bias }, this.seed, { ...place, fullShape: bInfo.shape, offset: o0 });
         [weight.lrMult, bias.lrMult] = spec.lrMult ?? [1, 1];
         [weight.decayMult, bias.decayMult] = spec.decayMult ?? [1, 1];
-        // In a tower, an 'own' layer sees its own tower's half of the channels; on one device it is grouped.
-        const own = spec.inputs === 'own' && T === 2 && !replicated;
         if (spec.kind === 'conv') {
-          const inC = inShape[0]!;
           return new Conv2d({
-            name, inChannels: P === 2 && own ? towerRange(inC, 2, t)[1] - towerRange(inC, 2, t)[0] : inC, outChannels: o1 - o0,
-            kernel: spec.kernel, stride: spec.stride, padding: spec.padding, groups: P === 1 && own ? 2 : 1,
+            name, inChannels: p.inChannels!, outChannels: o1 - o0, kernel: spec.kernel, stride: spec.stride, padding: spec.padding, groups: p.groups,
             params: { weight, bias }, inputGrad: !first,
           });
         }
-        if (own) throw new TypeError(`${this.description.name}: linear layer ${name} with inputs 'own' is not supported`);
-        return new Linear({ name, inFeatures: inShape[0]!, outFeatures: o1 - o0, params: { weight, bias }, inputGrad: !first });
+        return new Linear({ name, inFeatures: params[0]!.shape[1]!, outFeatures: o1 - o0, params: { weight, bias }, inputGrad: !first });
       }
       case 'relu': return new ReLU({ name, inPlace: prevKind === 'conv' || prevKind === 'linear' });
-      case 'lrn': {
-        const across = spec.inputs === 'all';
-        if (across && P === 2) throw new RangeError(`${this.description.name}: ${name} normalises across both towers (inputs 'all'), which only a one-device placement can do`);
-        return new LocalResponseNorm({ name, size: spec.size, alpha: spec.alpha, beta: spec.beta, k: spec.k, convention: spec.convention, groups: P === 1 && !across ? T : 1 });
-      }
+      case 'lrn': return new LocalResponseNorm({ name, size: spec.size, alpha: spec.alpha, beta: spec.beta, k: spec.k, convention: spec.convention, groups: p.groups });
       case 'maxpool': return new MaxPool2d({ name, size: spec.size, stride: spec.stride });
-      case 'dropout': return new Dropout({ name, p: spec.p, seed: this.seed, groups: P === 1 ? T : 1, part: { index: t } });
+      case 'dropout': return new Dropout({ name, p: spec.p, seed: this.seed, groups: p.groups, part: { index: p.tower } });
       case 'flatten': return new Flatten({ name });
       case 'avgpool': return new AdaptiveAvgPool2d({ name, outputSize: spec.size });
     }

@@ -16,7 +16,7 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createLoader, Progress, type Batch, type Loader } from '@alexnet/data-imagenet';
-import { createModel, PAPER_LEARNING, type ModelName, type Network } from '@alexnet/layers';
+import { createModel, formatPlacement, PAPER_LEARNING, type ModelName, type Network } from '@alexnet/layers';
 import { PlateauLR, SGD, loadVelocityStateDict, velocityStateDict, type SGDState, type ScheduleState } from '@alexnet/optim';
 import { device as toDevice, dispose, memory, tidy, type Device, type HostTensor, type Tensor } from '@alexnet/tensor';
 import { checkCompatible, loadCheckpoint, saveCheckpoint, CheckpointError, newTrainerState, type TrainerState } from './checkpoint.js';
@@ -352,6 +352,7 @@ async function setUp(opts: TrainOptions): Promise<Run> {
     batch: batchSize, epochs: opts.epochs ?? P.epochs, devices: devices.map((d) => d.name), placement: devices.length === 2 ? 'two towers' : 'one device', seed,
   };
   for (const line of formatRecipe(recipe)) log(line);
+  if (devices.length === 2) for (const line of formatPlacement(model.placement, recipe.devices)) log(`  ${line}`);
   if (!data.val) {
     log(`WARNING: ${opened.root} has no validation split, so the §5 schedule (lr / 10 when the validation error stops improving) watches the training loss instead; ` +
       'hold back part of the training set with --val-fraction 0.02 to schedule on validation error.');
