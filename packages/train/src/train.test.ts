@@ -64,7 +64,9 @@ describe('training on the sample ImageNet', () => {
 
   it('two devices (the §3.2 towers on cpu:0 and cpu:1) equal one device after the same steps', async () => {
     const one = await train({ ...SMALL, data: fx.prepared, out: join(fx.root, 'one'), devices: ['cpu:0'], epochs: 1, maxSteps: 4, seed: 3 });
-    const two = await train({ ...SMALL, data: fx.prepared, out: join(fx.root, 'two'), devices: ['cpu:0', 'cpu:1'], epochs: 1, maxSteps: 4, seed: 3 });
+    const said: string[] = [];
+    const two = await train({ ...SMALL, data: fx.prepared, out: join(fx.root, 'two'), devices: ['cpu:0', 'cpu:1'], epochs: 1, maxSteps: 4, seed: 3, log: (l) => said.push(l) });
+    expect(said).toContain('  conv3    cpu:0 [0, 192) | cpu:1 [192, 384)   <- gathers both towers (§3.2)');
     const a = await loadCheckpoint(one.checkpoint), b = await loadCheckpoint(two.checkpoint);
     expect([...b.model.keys()].sort()).toEqual([...a.model.keys()].sort());
     for (const [name, t] of a.model) {
