@@ -126,6 +126,15 @@ describe('alexnet CLI', () => {
     expect(lines.find((l) => l.type === 'step')).toMatchObject({ epoch: 1, step: 0, lr: 0.01, imagesPerSecond: expect.any(Number), time: expect.any(String) });
   }, 600_000);
 
+  it('sample writes the generated ImageNet in either val layout', () => {
+    const flat = join(fx.root, 'sample-flat'), folders = join(fx.root, 'sample-folders');
+    const a = run(['sample', flat, '--classes', '2', '--per-class', '2', '--val-per-class', '1', '--long-side', '32']);
+    expect(a.stdout).toMatch(/^wrote 4 training and 2 validation images of 2 classes to /);
+    expect(existsSync(join(flat, 'val', 'ILSVRC2012_val_00000002.JPEG'))).toBe(true);
+    expect(run(['sample', '--dir', folders, '--classes', '2', '--per-class', '2', '--val-layout', 'folders', '--long-side', '32']).status).toBe(0);
+    expect(readdirSync(join(folders, 'val')).sort()).toEqual(readdirSync(join(folders, 'train')).sort());
+  });
+
   it('takes the flags PyTorch users type, checks every value before any work, and help comes from the same table', () => {
     const h = run(['train', '--help']).stdout;
     for (const f of ['-b, --batch-size, --batch N', '-j, --workers N', '--momentum X', '--weight-decay, --wd X', '-p, --print-freq N', '--epochs N', '--lr, --learning-rate X',

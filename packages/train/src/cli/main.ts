@@ -101,7 +101,11 @@ const COMMANDS: Record<string, CommandSpec> = {
       { name: 'dir', kind: 'string', meta: 'DIR', required: true, help: 'where to write train/, val/ and LOC_synset_mapping.txt' },
       { name: 'classes', kind: 'int', min: 1, default: 10, help: 'classes' },
       { name: 'per-class', kind: 'int', min: 1, default: 20, help: 'training images per class' },
-      { name: 'seed', kind: 'int', min: 0, default: 0, help: 'seed' },
+      { name: 'val-per-class', kind: 'int', min: 0, meta: 'N', help: 'validation images per class (default: a fifth of --per-class, at least 1)' },
+      { name: 'val-layout', kind: 'choice', choices: ['flat', 'folders'], default: 'flat', help: 'val/ flat with the devkit ground truth (as ILSVRC-2012 ships), or val/<wnid>/' },
+      { name: 'long-side', kind: 'int', min: 16, max: 4096, default: 160, help: 'longer side of the drawn images' },
+      { name: 'quality', kind: 'int', min: 1, max: 100, default: 90, help: 'JPEG quality' },
+      { name: 'seed', kind: 'int', min: 0, default: 0, help: 'seed (the same seed writes the same files)' },
     ],
   },
 };
@@ -190,7 +194,10 @@ export async function main(argv: string[]): Promise<number> {
     case 'sample': {
       const dir = str('dir')!;
       await mkdir(dir, { recursive: true });
-      const r = await createSampleImageNet({ dir, classes: int('classes')!, perClass: int('per-class')!, seed: int('seed')! });
+      const r = await createSampleImageNet({
+        dir, classes: int('classes')!, perClass: int('per-class')!, seed: int('seed')!, valLayout: str('val-layout') as 'flat' | 'folders',
+        longSide: int('long-side')!, quality: int('quality')!, ...(int('val-per-class') !== undefined ? { valPerClass: int('val-per-class')! } : {}),
+      });
       console.log(`wrote ${r.train} training and ${r.val} validation images of ${r.classes.length} classes to ${r.dir}`);
       return 0;
     }
