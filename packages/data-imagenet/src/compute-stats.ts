@@ -11,7 +11,7 @@ import { WorkerPool, defaultWorkers } from './pool.js';
 import { progressOption, type ProgressState } from './progress.js';
 import { StatisticsAccumulator, type Statistics } from './stats.js';
 import { samplePositions } from './subset.js';
-import type { StatsResult, StatsTask } from './tasks.js';
+import type { StatsResult, StatsTask } from './worker-tasks.js';
 
 /** Images decoded by default: enough for the mean image and the 3x3 covariance to settle. */
 export const DEFAULT_STATISTICS_SAMPLES = 5000;

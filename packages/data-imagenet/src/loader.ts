@@ -14,7 +14,7 @@ import { WorkerPool, defaultWorkers } from './pool.js';
 import { permutation, Rng } from './rng.js';
 import { readShardInfo } from './shard.js';
 import { loadStatistics, type Statistics } from './stats.js';
-import type { BatchResult, DatasetSource } from './tasks.js';
+import type { BatchResult, DatasetSource } from './worker-tasks.js';
 import { createKernelMemory, type KernelMemory } from './simd.js';
 import { cropsPerImage, type LightingSpec, type MeanSpec, type TransformSpec } from './transform.js';
 

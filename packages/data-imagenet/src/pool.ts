@@ -1,5 +1,5 @@
 /**
- * A pool of worker threads running tasks.ts; size 0 runs the same handler inline on the calling
+ * A pool of worker threads running worker-tasks.ts; size 0 runs the same handler inline on the calling
  * thread. Tasks queue in submission order; `broadcast` queues a task on every worker (the loader's
  * init). Idle workers are unref'd, so a forgotten pool does not keep the process alive.
  */
@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { reviveError, type SerializedError } from './errors.js';
-import { TaskHandler, describeTask, type Task } from './tasks.js';
+import { TaskHandler, describeTask, type Task } from './worker-tasks.js';
 
 /**
  * The compiled worker script. From dist/ it sits beside this module. Under vitest (which runs

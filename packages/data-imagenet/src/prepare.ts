@@ -15,7 +15,7 @@ import { progressOption, type ProgressState } from './progress.js';
 import { ENTRY_BYTES, HEADER_BYTES, shardFileName, type ShardEncoding } from './shard.js';
 import { MEAN_IMAGE_FILE, STATS_JSON, StatisticsAccumulator, saveStatistics, type Statistics } from './stats.js';
 import { samplePositions } from './subset.js';
-import { encodeJpeg, type ShardResult, type ShardTask } from './tasks.js';
+import { encodeJpeg, type ShardResult, type ShardTask } from './worker-tasks.js';
 import { decodeResizeCrop, type DecodeOptions } from './decode.js';
 
 // sharp runs on libuv's thread pool (4 threads by default, for the whole process): widen it to the

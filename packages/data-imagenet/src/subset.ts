@@ -6,7 +6,7 @@
 import { checkNonNegativeInteger } from './errors.js';
 import type { Dataset } from './loader.js';
 import { permutation, Rng } from './rng.js';
-import type { DatasetSource } from './tasks.js';
+import type { DatasetSource } from './worker-tasks.js';
 
 /** The samples of `dataset` at `positions` (in that order), as a data set of their own. Statistics are kept. */
 export function subsetDataset(dataset: Dataset, positions: ArrayLike<number>): Dataset {

@@ -1,7 +1,7 @@
 /** Worker-thread entry: runs tasks from the pool one at a time (see pool.ts). */
 import { parentPort } from 'node:worker_threads';
 import { serializeError } from './errors.js';
-import { TaskHandler, type Task } from './tasks.js';
+import { TaskHandler, type Task } from './worker-tasks.js';
 
 const port = parentPort;
 if (port) {
