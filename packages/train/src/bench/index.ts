@@ -1,11 +1,11 @@
 /**
- * Benchmark of the whole model: inference (forward) and a full training step (forward, loss,
- * backward, SGD update of every parameter) of the paper's net, at batch 32 and 128, on one device
+ * Benchmark of the whole model: inference (forward) and a full training step (`trainStep`: forward,
+ * loss, backward, the SGD update of every parameter, exactly what the trainer repeats) of the paper's net, at batch 32 and 128, on one device
  * with 2 threads and on two devices (the two towers, §3.2) with 1 thread each. Prints a table with
  * PyTorch's figures on this kind of machine beside ours (the paper's net written in PyTorch 1.13,
  * OpenBLAS + oneDNN, 2 threads, measured on the same kind of machine).
  *
- *   npm run bench -w @alexnet/layers                   both placements, batch 32 and 128
+ *   npm run bench -w @alexnet/train                    both placements, batch 32 and 128
  *   node dist/bench/index.js --batches 32 --reps 2     fewer
  *   node dist/bench/index.js --modes two               only the two-tower placement
  *   node dist/bench/index.js --json figures.json       also write the figures
@@ -18,10 +18,10 @@
  * over --reps rounds, and the best run is shown too (the least disturbed).
  */
 import { writeFileSync } from 'node:fs';
-import {
-  device, listBackends, listDevices, memory, randn, registerBackend, sgdUpdate, tensor, zeros, type Backend, type Device,
-} from '@alexnet/tensor';
-import { createModel, flopsPerImage, inferShapes, paperDescription, SoftmaxCrossEntropy, type Network } from '../index.js';
+import { createModel, flopsPerImage, inferShapes, paperDescription, type Network } from '@alexnet/layers';
+import { SGD } from '@alexnet/optim';
+import { device, dispose, listBackends, listDevices, memory, randn, registerBackend, tensor, type Backend, type Device } from '@alexnet/tensor';
+import { trainStep } from '../step.js';
 
 const args = process.argv.slice(2);
 const option = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
@@ -112,7 +112,7 @@ async function main(): Promise<void> {
   const batches = (option('--batches') ?? (backend === 'reference' ? '1' : '32,128')).split(',').map(Number);
   const desc = paperDescription();
   const flops = flopsPerImage(desc);
-  console.log(`@alexnet/layers bench: the paper net (${desc.input.size}x${desc.input.size}, ${(flops.forward / 1e9).toFixed(3)} GFLOP forward, ` +
+  console.log(`@alexnet/train bench: the paper net (${desc.input.size}x${desc.input.size}, ${(flops.forward / 1e9).toFixed(3)} GFLOP forward, ` +
     `${(flops.training / 1e9).toFixed(3)} GFLOP training per image), backend '${backend}', median of ${reps} rounds after a warm-up round; configurations interleaved within each round`);
   const rows: Row[] = [];
 
@@ -126,18 +126,18 @@ async function main(): Promise<void> {
     };
     apply();
     const net: Network = createModel(desc, { devices: devs, seed: 1 });
-    const params = net.parameters();
-    const velocity = params.map((p) => zeros(p.value.shape, { device: p.value.device }).keep());
-    return { mode, devs, apply, net, params, velocity, threads: mode === 'one' ? '2' : '1+1' };
+    // A tiny lr keeps the weights where they are over the repetitions; the work is the same.
+    const sgd = new SGD(net.parameters(), { lr: 1e-6, form: 'paper' });
+    return { mode, devs, apply, net, sgd, threads: mode === 'one' ? '2' : '1+1' };
   });
   const inputs = batches.map((batch) => ({
     batch,
     x: randn([batch, 3, desc.input.size, desc.input.size], { seed: 3, device: `${backend}:0` }),
     labels: tensor(Int32Array.from({ length: batch }, (_, i) => (i * 37) % 1000), [batch], { device: `${backend}:0`, dtype: 'int32' }),
   }));
-  const loss = new SoftmaxCrossEntropy();
+  let step = 0;
   const configs = placements.flatMap((pl) => inputs.flatMap(({ batch, x, labels }) => {
-    const { net, params, velocity, devs } = pl;
+    const { net, sgd, devs } = pl;
     const runs: Record<'infer' | 'train', () => Promise<void>> = {
       infer: async () => {
         const y = net.forward(x);
@@ -145,15 +145,9 @@ async function main(): Promise<void> {
         y.dispose();
       },
       train: async () => {
-        net.zeroGrad();
-        const logits = net.forward(x, { training: true });
-        const l = loss.forward(logits, labels, { training: true });
-        const d = loss.backward();
-        net.backward(d);
-        // The optimizer's step: the fused update on each parameter's own device (what SGD.step does).
-        params.forEach((p, i) => sgdUpdate(p.value, p.grad, velocity[i]!, { lr: 1e-6, momentum: 0.9, weightDecay: 0.0005 }));
-        for (const t of [logits, l, d]) t.dispose();
+        const { loss, correct } = trainStep(net, sgd, x, labels, step++);
         await syncAll(devs);
+        dispose([loss, correct]);
       },
     };
     return [
@@ -192,7 +186,7 @@ async function main(): Promise<void> {
   }
   for (const { x, labels } of inputs) { x.dispose(); labels.dispose(); }
   for (const pl of placements) {
-    for (const v of pl.velocity) v.dispose();
+    pl.sgd.dispose();
     pl.net.dispose();
     for (const d of pl.devs) d.setThreads(undefined);
   }
