@@ -55,6 +55,23 @@ describe('Loader', () => {
     expect(same(other[0]!, runs[0]![0]!)).toBe(false);
   });
 
+  it('parts of every batch (data-parallel ranks) put together are the whole batches, bytes and all', async () => {
+    const opts = { batchSize: 7, seed: 5, lighting: true, workers: 1 } as const;
+    const [whole] = await epochs(train, opts, [1]);
+    for (const size of [2, 3]) {
+      const parts = await Promise.all(Array.from({ length: size }, (_, rank) => epochs(train, { ...opts, part: { rank, size } }, [1])));
+      whole!.forEach((b, i) => {
+        const ps = parts.map((p) => p[0]![i]!);
+        expect(ps.map((p) => p.offset)).toEqual(ps.map((_, r) => Math.floor((r * b.labels.length) / size)));
+        expect(ps.every((p) => p.total === b.labels.length && p.index === b.index)).toBe(true);
+        expect(ps.flatMap((p) => [...p.samples])).toEqual([...b.samples]);
+        expect(ps.flatMap((p) => [...p.labels])).toEqual([...b.labels]);
+        expect(Buffer.concat(ps.map((p) => Buffer.from(p.images.buffer, p.images.byteOffset, p.images.byteLength))).equals(Buffer.from(b.images.buffer))).toBe(true);
+      });
+    }
+    expect(() => createLoader(train, { batchSize: 4, part: { rank: 2, size: 2 } })).toThrow(/part\.rank < part\.size but received rank 2 of size 2/);
+  });
+
   it('starts an epoch at a given batch (resume) with the same batches as the whole epoch', async () => {
     const whole = await epochs(train, { batchSize: 5, seed: 4, workers: 1 }, [1]);
     const loader = createLoader(train, { batchSize: 5, seed: 4, workers: 1 });

@@ -153,6 +153,13 @@ export interface LoaderOptions {
    * (default true; needs `recycle`): about 4x the JavaScript loop, the same bits.
    */
   simd?: boolean;
+  /**
+   * Data-parallel training: this process takes part `rank` of `size` of every batch (samples
+   * [floor(rank n / size), floor((rank + 1) n / size)) of each batch of n). Shuffling and the
+   * augmentation of each image are those of the whole run (keyed by seed, epoch and image), so the
+   * parts of all processes together are exactly the single-process batches. Default: the whole batch.
+   */
+  part?: { rank: number; size: number };
 }
 
 export interface Batch {
@@ -168,6 +175,9 @@ export interface Batch {
   cropsPerImage: number;
   /** Images that failed to decode (image-folder sources); their crops are zeros. */
   failures: { sample: number; reason: string }[];
+  /** With `part`: these samples are [offset, offset + samples.length) of a batch of `total`. */
+  offset: number;
+  total: number;
 }
 
 export class Loader {
@@ -175,6 +185,8 @@ export class Loader {
   readonly seed: number;
   readonly batchSize: number;
   readonly batchesPerEpoch: number;
+  /** Which part of every batch this loader yields (data-parallel training). */
+  readonly part: { rank: number; size: number };
   private readonly pool: WorkerPool;
   private ready: Promise<unknown> | null = null;
   private readonly shuffle: boolean;
@@ -231,6 +243,10 @@ export class Loader {
     }
     this.spec = { mode, size: dataset.size, crop, flip: train && (opts.flip ?? true), lighting, mean };
     this.shuffle = opts.shuffle ?? train;
+    const part = opts.part ?? { rank: 0, size: 1 };
+    const size = checkPositiveInteger(part.size, 'part.size'), rank = checkNonNegativeInteger(part.rank, 'part.rank');
+    if (rank >= size) throw new TypeError(`Expected part.rank < part.size but received rank ${rank} of size ${size}`);
+    this.part = { rank, size };
     const n = dataset.length;
     this.batchesPerEpoch = opts.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
     const workers = opts.workers ?? defaultWorkers();
@@ -274,7 +290,12 @@ export class Loader {
     await this.ready;
     const nb = this.batchesPerEpoch;
     const inflight: Promise<BatchResult>[] = [];
-    const slice = (b: number) => order.slice(b * this.batchSize, Math.min((b + 1) * this.batchSize, order.length));
+    const whole = (b: number) => [b * this.batchSize, Math.min((b + 1) * this.batchSize, order.length)] as const;
+    const range = (b: number) => {
+      const [lo, hi] = whole(b), n = hi - lo, { rank, size } = this.part;
+      return [lo + Math.floor((rank * n) / size), lo + Math.floor(((rank + 1) * n) / size)] as const;
+    };
+    const slice = (b: number) => order.slice(...range(b));
     const per = cropsPerImage(this.spec) * 3 * this.spec.crop * this.spec.crop * 4;
     const owned: (Slot | undefined)[] = [];
     const submit = (b: number) => {
@@ -317,6 +338,8 @@ export class Loader {
           samples,
           cropsPerImage: cpi,
           failures: r.failures,
+          offset: range(b)[0] - whole(b)[0],
+          total: whole(b)[1] - whole(b)[0],
         };
       }
     } finally {

@@ -313,3 +313,22 @@ describe('hand-worked forward values', () => {
     for (const u of [x, e, t, t2]) u.dispose();
   });
 });
+
+describe('dropout masks by place in the global batch (data-parallel slices)', () => {
+  it('two slices of a batch get the masks of the whole batch, on one device (groups 2) and per tower', () => {
+    for (const [groups, part] of [[1, 0], [2, 0], [1, 1]] as const) {
+      const d = new Dropout({ name: 'drop6', p: 0.5, seed: 7, groups, part: { index: part } });
+      const values = Float32Array.from({ length: 6 * 16 }, (_, i) => 1 + (i % 13));
+      const x = tensor(values, [6, 4, 2, 2], { device: 'reference:0' });
+      const whole = d.forward(x, { training: true, step: 3 }).dataSync();
+      const lo = tensor(values.slice(0, 4 * 16), [4, 4, 2, 2], { device: 'reference:0' });
+      const hi = tensor(values.slice(4 * 16), [2, 4, 2, 2], { device: 'reference:0' });
+      const y0 = d.forward(lo, { training: true, step: 3, samples: { offset: 0, total: 6 } }).dataSync();
+      const y1 = d.forward(hi, { training: true, step: 3, samples: { offset: 4, total: 6 } }).dataSync();
+      expect(Float32Array.from([...y0, ...y1]), `groups ${groups} part ${part}`).toEqual(whole);
+      // The same slice placed elsewhere in the batch gets other masks.
+      expect(d.forward(hi, { training: true, step: 3, samples: { offset: 0, total: 6 } }).dataSync()).not.toEqual(y1);
+      expect(() => d.forward(hi, { training: true, step: 3, samples: { offset: 5, total: 6 } })).toThrow(/samples \[offset, offset \+ 2\) within a batch of total/);
+    }
+  });
+});

@@ -26,6 +26,12 @@ export interface ForwardContext {
   training?: boolean;
   /** Training step, which selects the dropout masks; layers count their own steps when omitted. */
   step?: number;
+  /**
+   * This batch is samples [offset, offset + n) of a global batch of `total` (data-parallel training:
+   * each process takes a slice). Dropout draws each sample's mask by its place in the global batch,
+   * so the masks, and the run, do not depend on how many processes share it. Default: the whole batch.
+   */
+  samples?: { offset: number; total: number };
 }
 
 function err(layer: string, msg: string): never {
@@ -434,7 +440,7 @@ export class Dropout extends Layer {
   readonly groups: number;
   readonly partIndex: number;
   private steps = 0;
-  private pending: { seed: number; shape: Shape } | null = null;
+  private pending: { seed: number; shape: Shape; samples: { offset: number; total: number } | undefined } | null = null;
 
   constructor(o: DropoutOptions = {}) {
     super();
@@ -446,13 +452,25 @@ export class Dropout extends Layer {
     this.partIndex = o.part?.index ?? 0;
   }
 
-  private blocks(x: Tensor, seed: number, fn: (t: Tensor, opts: { p: number; seed: number; offset: number }) => Tensor): Tensor {
-    const block = x.size / this.groups;
-    if (this.groups === 1) return fn(x, { p: this.p, seed, offset: this.partIndex * block });
+  /**
+   * The mask of element j of sample s in block g (a tower's channels) is Philox word
+   * (part + g) * total * d + (offset + s) * d + j of the step's stream (d: elements per sample and
+   * block): the same for one device or two, and for any slicing of the global batch.
+   */
+  private blocks(x: Tensor, seed: number, samples: { offset: number; total: number } | undefined,
+    fn: (t: Tensor, opts: { p: number; seed: number; offset: number }) => Tensor): Tensor {
+    const n = x.shape[0]!;
+    const { offset, total } = samples ?? { offset: 0, total: n };
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(total) || offset < 0 || offset + n > total) {
+      err(`Dropout ${this.name}`, `expected samples [offset, offset + ${n}) within a batch of total, but received offset ${offset}, total ${total}`);
+    }
+    const d = n > 0 ? x.size / this.groups / n : 0;
+    const at = (g: number) => (this.partIndex + g) * total * d + offset * d;
+    if (this.groups === 1) return fn(x, { p: this.p, seed, offset: at(0) });
     const c = x.shape[1]!;
     if (c % this.groups) err(`Dropout ${this.name}`, `groups = ${this.groups} must divide the ${c} channels`);
     const parts = splitChannels(x, new Array(this.groups).fill(c / this.groups));
-    const outs = parts.map((t, g) => fn(t, { p: this.p, seed, offset: (this.partIndex + g) * block }));
+    const outs = parts.map((t, g) => fn(t, { p: this.p, seed, offset: at(g) }));
     const y = concatChannels(outs);
     for (const t of [...parts, ...outs]) t.dispose();
     return y;
@@ -463,14 +481,14 @@ export class Dropout extends Layer {
     if (!ctx.training || this.p === 0) return x.reshape(x.shape); // identity: a view
     const step = ctx.step ?? this.steps++;
     const seed = seedFor(this.seed, this.name, step);
-    this.pending = { seed, shape: x.shape };
-    return this.blocks(x, seed, dropoutOp);
+    this.pending = { seed, shape: x.shape, samples: ctx.samples };
+    return this.blocks(x, seed, ctx.samples, dropoutOp);
   }
 
   backward(dy: Tensor): Tensor {
     if (this.p === 0) return dy;
     if (!this.pending) err(`Dropout ${this.name}`, 'backward called without a training forward before it');
-    const dx = this.blocks(dy, this.pending.seed, dropoutBackward);
+    const dx = this.blocks(dy, this.pending.seed, this.pending.samples, dropoutBackward);
     dy.dispose();
     this.pending = null;
     return dx;

@@ -219,7 +219,7 @@ export class Network {
    */
   forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
     const training = !!ctx.training;
-    const lctx: ForwardContext = { training, step: training ? ctx.step ?? this.steps++ : undefined };
+    const lctx: ForwardContext = { training, step: training ? ctx.step ?? this.steps++ : undefined, ...(ctx.samples ? { samples: ctx.samples } : {}) };
     const { channels, size } = this.description.input;
     if (x.rank !== 4 || x.shape[1] !== channels || x.shape[2] !== size || x.shape[3] !== size) {
       throw new TypeError(`${this.description.name}: expected x of shape [n, ${channels}, ${size}, ${size}] but received [${x.shape.join(', ')}]`);
