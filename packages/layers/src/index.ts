@@ -12,7 +12,7 @@ export {
   type DropoutOptions,
 } from './layers.js';
 export {
-  PAPER_LEARNING, paperDescription, paperHalfDescription, torchvisionDescription, describeModel, inferShapes, parameterCount,
+  PAPER_LEARNING, applyAblations, paperDescription, paperHalfDescription, torchvisionDescription, describeModel, inferShapes, parameterCount,
   flopsPerImage, type ModelDescription, type LayerSpec, type TowerInputs, type ModelOptions, type ModelName, type LayerShape,
 } from './models.js';
 export {

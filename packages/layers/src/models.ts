@@ -83,6 +83,14 @@ export interface ModelOptions {
    * PyTorch reference do this on one device). Default false: the paper's towers.
    */
   lrnAcrossTowers?: boolean;
+  /**
+   * The ablations of the paper's claims, each a change of the description (default: the paper's net).
+   * lrn false: no response normalization (§3.3); pool: max-pool window and stride (§3.4: 3/2
+   * overlapping, 2/2 the traditional one); dropout false: no dropout (§4.2).
+   */
+  lrn?: boolean;
+  pool?: { size: number; stride: number };
+  dropout?: boolean;
 }
 
 /**
@@ -218,11 +226,23 @@ export function torchvisionDescription(o: Omit<ModelOptions, 'inputSize' | 'lrnC
 
 export type ModelName = 'paper' | 'paper-half' | 'torchvision';
 
+/** The ablation switches of ModelOptions applied to a description: layers dropped or changed, nothing else. */
+export function applyAblations(desc: ModelDescription, o: Pick<ModelOptions, 'lrn' | 'pool' | 'dropout'>): ModelDescription {
+  const pool = o.pool;
+  if (pool !== undefined && (!Number.isSafeInteger(pool.size) || !Number.isSafeInteger(pool.stride) || pool.size < 1 || pool.stride < 1)) {
+    throw new RangeError(`Expected pool { size, stride } of positive integers but received ${JSON.stringify(pool)}`);
+  }
+  const layers = desc.layers
+    .filter((l) => !(o.lrn === false && l.kind === 'lrn') && !(o.dropout === false && l.kind === 'dropout'))
+    .map((l) => (pool && l.kind === 'maxpool' ? { ...l, size: pool.size, stride: pool.stride } : l));
+  return { ...desc, layers };
+}
+
 export function describeModel(name: ModelName, o: ModelOptions = {}): ModelDescription {
   switch (name) {
-    case 'paper': return paperDescription(o);
-    case 'paper-half': return paperHalfDescription(o);
-    case 'torchvision': return torchvisionDescription(o);
+    case 'paper': return applyAblations(paperDescription(o), o);
+    case 'paper-half': return applyAblations(paperHalfDescription(o), o);
+    case 'torchvision': return applyAblations(torchvisionDescription(o), o);
     default: throw new TypeError(`Expected a model name 'paper', 'paper-half' or 'torchvision' but received ${String(name)}`);
   }
 }

@@ -79,6 +79,11 @@ export interface TrainOptions {
    * stops (default 10). Each such image is trained as zeros, named in the log and metrics.jsonl.
    */
   maxBadImages?: number;
+  /** The ablations of the paper's claims: no LRN (§3.3), another pooling (§3.4: 2/2 against 3/2), no dropout (§4.2), no PCA lighting (§4.1). */
+  lrn?: boolean;
+  pool?: { size: number; stride: number };
+  dropout?: boolean;
+  lighting?: boolean;
   /** Loader worker threads (default: the cores). */
   workers?: number;
   /** Live progress on stderr (default true): redrawn in place on a terminal, a line every few seconds elsewhere. */
@@ -306,9 +311,10 @@ async function setUp(opts: TrainOptions): Promise<Run> {
   const crop = opts.crop ?? P.crop;
   const batchSize = opts.batchSize ?? P.batchSize;
   const biasDecay = opts.biasDecay ?? true;
-  const modelConfig = { name: modelName, classes, inputSize: crop, positiveBias: opts.positiveBias ?? P.positiveBias, weightStd: opts.weightStd ?? P.weightStd };
+  const ablations = { ...(opts.lrn === false ? { lrn: false } : {}), ...(opts.pool ? { pool: opts.pool } : {}), ...(opts.dropout === false ? { dropout: false } : {}) };
+  const modelConfig = { name: modelName, classes, inputSize: crop, positiveBias: opts.positiveBias ?? P.positiveBias, weightStd: opts.weightStd ?? P.weightStd, ...ablations };
 
-  const model = createModel(modelName, { classes, inputSize: crop, positiveBias: modelConfig.positiveBias, weightStd: modelConfig.weightStd, devices, seed });
+  const model = createModel(modelName, { ...modelConfig, devices, seed });
   const lr0 = opts.lr ?? P.lr;
   const optimizer = new SGD(model.parameters(), {
     lr: lr0, momentum: opts.momentum ?? P.momentum, weightDecay: opts.weightDecay ?? P.weightDecay, form: 'paper',
@@ -319,7 +325,7 @@ async function setUp(opts: TrainOptions): Promise<Run> {
   if (opts.resume) {
     const ck = await loadCheckpoint(opts.resume, { resume: true }).catch((e) => { throw e instanceof CheckpointError ? new TrainingError(e.message) : e; });
     try {
-      checkCompatible(opts.resume, ck.meta.model, modelConfig, ['name', 'classes', 'inputSize']);
+      checkCompatible(opts.resume, ck.meta.model, modelConfig, ['name', 'classes', 'inputSize', 'lrn', 'pool', 'dropout']);
       const savedDecay = (ck.meta.recipe as Recipe | undefined)?.optimizer.biasDecay;
       if (savedDecay !== undefined && savedDecay !== biasDecay) {
         throw new CheckpointError(`it was trained with weight decay ${savedDecay ? 'on' : 'off'} for the biases, and this run has it ${biasDecay ? 'on' : 'off'} (--no-bias-decay)`);
@@ -341,10 +347,13 @@ async function setUp(opts: TrainOptions): Promise<Run> {
   const recipe: Recipe = {
     data: { kind: opened.kind, root: opened.root, classes, trainImages: data.train.length, validation: data.validation },
     mean: { kind: mean.kind, from: mean.kind === 'image' ? data.statisticsFrom : 'ImageNet channel means' },
-    lighting: data.train.statistics ? { on: true, std: 0.1, scale: 'shifts Σ αᵢλᵢpᵢ with λ on the 0..1 scale' } : { on: false, why: 'no statistics' },
+    lighting: opts.lighting === false ? { on: false, why: 'turned off (--no-lighting)' }
+      : data.train.statistics ? { on: true, std: 0.1, scale: 'shifts Σ αᵢλᵢpᵢ with λ on the 0..1 scale' } : { on: false, why: 'no statistics' },
     crop, flip: true,
     model: {
       name: modelName, weightStd: modelConfig.weightStd, positiveBias: modelConfig.positiveBias,
+      pool: (() => { const p = model.description.layers.find((l) => l.kind === 'maxpool'); return p && p.kind === 'maxpool' ? { size: p.size, stride: p.stride } : null; })(),
+      dropout: model.description.layers.some((l) => l.kind === 'dropout'),
       lrn: lrn && lrn.kind === 'lrn' ? { convention: lrn.convention, acrossTowers: lrn.inputs === 'all' } : null,
     },
     optimizer: { form: optimizer.form, lr: lr0, momentum: optimizer.momentum, weightDecay: optimizer.weightDecay, biasDecay },
@@ -357,7 +366,9 @@ async function setUp(opts: TrainOptions): Promise<Run> {
     log(`WARNING: ${opened.root} has no validation split, so the §5 schedule (lr / 10 when the validation error stops improving) watches the training loss instead; ` +
       'hold back part of the training set with --val-fraction 0.02 to schedule on validation error.');
   }
-  const trainLoader = createLoader(data.train, { batchSize, seed, mode: 'train', crop, workers: opts.workers, mean: mean.mean, dropLast: data.train.length >= batchSize });
+  const trainLoader = createLoader(data.train, {
+    batchSize, seed, mode: 'train', crop, workers: opts.workers, mean: mean.mean, dropLast: data.train.length >= batchSize, ...(opts.lighting === false ? { lighting: false } : {}),
+  });
   const valLoader = data.val ? createLoader(data.val, {
     batchSize, mode: opts.tenCrop ? 'tenCrop' : 'center', crop, workers: opts.workers, mean: mean.mean, statistics: data.train.statistics ?? undefined,
   }) : null;
