@@ -34,6 +34,11 @@ export interface OptionSpec {
   choices?: readonly string[];
   /** A required option (or its positional) must be given. */
   required?: boolean;
+  /**
+   * The option may be given without its value (`--monitor` alone means `--monitor 6006`): the value
+   * is taken only when the next argument looks like one (an integer for int options).
+   */
+  bareValue?: string;
 }
 
 export interface CommandSpec {
@@ -53,7 +58,7 @@ function flag(o: OptionSpec): string {
   const names = [...(o.short ? [`-${o.short}`] : []), `--${o.name}`, ...(o.aliases ?? []).map((a) => `--${a}`)].join(', ');
   if (o.kind === 'boolean') return names;
   const meta = o.kind === 'choice' ? o.choices!.join('|') : o.meta ?? (o.kind === 'int' ? 'N' : o.kind === 'number' ? 'X' : 'VALUE');
-  return `${names} ${meta}`;
+  return o.bareValue !== undefined ? `${names} [${meta}]` : `${names} ${meta}`;
 }
 
 export function usageLine(spec: CommandSpec): string {
@@ -118,9 +123,18 @@ export function parseCommand(spec: CommandSpec, argv: string[]): { values: Value
       owner.set(n, o);
     }
   }
+  // Options given without their (optional) value get it here, before parseArgs sees them.
+  const bare = new Map<string, OptionSpec>(spec.options.filter((o) => o.bareValue !== undefined).flatMap((o) => [o.name, ...(o.aliases ?? [])].map((n) => [`--${n}`, o] as [string, OptionSpec])));
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const o = bare.get(argv[i]!);
+    args.push(argv[i]!);
+    const next = argv[i + 1];
+    if (o && (next === undefined || next.startsWith('-') || (o.kind === 'int' && !/^\d+$/.test(next)))) args.push(o.bareValue!);
+  }
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: !!spec.positional, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: !!spec.positional, strict: true });
   } catch (e) {
     const msg = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '').replace(/^Unknown option '(.*)'$/s, 'unknown option $1');
     throw new UsageError(`${msg}\n\n${helpText(spec)}`);

@@ -6,6 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createSampleImageNet, prepareImageNet } from '@alexnet/data-imagenet';
+import { startMonitor, type Monitor } from '@alexnet/monitor';
 import '@alexnet/tensor';
 import { evaluateCheckpoint, runTrain, visualizeCheckpoint } from '../commands.js';
 import { loadTrained, predict } from '../inference.js';
@@ -65,6 +66,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       { name: 'no-lighting', kind: 'boolean', help: 'ablation: no PCA lighting (§4.1)' },
       WORKERS,
       MAX_BAD,
+      { name: 'monitor', kind: 'int', min: 0, max: 65535, meta: 'PORT', bareValue: '6006', help: 'serve the live page of the run (alexnet monitor) on 127.0.0.1:PORT (6006; 0: any free port) while it trains' },
       { name: 'max-steps', kind: 'int', min: 1, help: 'stop after N steps' },
     ],
   },
@@ -96,6 +98,15 @@ const COMMANDS: Record<string, CommandSpec> = {
       { name: 'queries', kind: 'int', min: 1, default: 4, help: 'validation images shown in Figure 4' },
       { name: 'bank', kind: 'int', min: 1, default: 1000, help: 'training images, drawn uniformly, among which neighbours are searched' },
       { name: 'seed', kind: 'int', min: 0, default: 0, help: 'seed of the draw of queries and bank' },
+    ],
+  },
+  monitor: {
+    name: 'monitor', summary: 'a live page of a run: loss, validation errors, learning rate, images/s, progress, the recipe and the conv1 kernels',
+    positional: { meta: 'RUN_DIR', option: 'run', help: 'the folder alexnet train --out writes (the same as --run)' },
+    options: [
+      { name: 'run', kind: 'string', meta: 'DIR', required: true, help: 'the run folder (metrics.jsonl, checkpoint.safetensors)' },
+      { name: 'port', kind: 'int', min: 0, max: 65535, default: 6006, help: 'port (0: any free port)' },
+      { name: 'host', kind: 'string', meta: 'ADDRESS', default: '127.0.0.1', help: 'address to listen on (0.0.0.0 for every interface)' },
     ],
   },
   sample: {
@@ -157,6 +168,12 @@ export async function main(argv: string[]): Promise<number> {
       };
       process.on('SIGINT', onSig);
       process.on('SIGTERM', onSig);
+      let monitor: Monitor | null = null;
+      if (int('monitor') !== undefined) {
+        await mkdir(str('out')!, { recursive: true });
+        monitor = await startMonitor({ runDir: str('out')!, port: int('monitor')! });
+        console.error(`monitor: ${monitor.url} (alexnet monitor ${str('out')} serves it after the run)`);
+      }
       const r = await runTrain({
         data: str('data')!, out: str('out')!, model: str('model') as ModelName, devices: v.devices as string[],
         epochs: int('epochs')!, batchSize: int('batch-size')!, lr: v.lr as number, momentum: v.momentum as number, weightDecay: v['weight-decay'] as number,
@@ -169,7 +186,7 @@ export async function main(argv: string[]): Promise<number> {
         ...(int('print-freq') !== undefined ? { printFreq: int('print-freq')! } : {}),
         ...(int('max-steps') !== undefined ? { maxSteps: int('max-steps')! } : {}),
         signal: ac.signal,
-      });
+      }).finally(() => monitor?.close());
       console.log(`${r.stopped === 'aborted' ? 'interrupted' : 'finished'} after ${r.steps} steps; checkpoint ${r.checkpoint}; ${r.imagesPerSecond.toFixed(1)} img/s`);
       return r.stopped === 'aborted' ? 130 : 0;
     }
@@ -195,6 +212,16 @@ export async function main(argv: string[]): Promise<number> {
     case 'visualize': {
       const files = await visualizeCheckpoint(str('checkpoint')!, { data: str('data'), out: str('out'), device: str('device')!, queries: int('queries')!, bank: int('bank')!, seed: int('seed')! });
       console.log(`wrote ${files.join(', ')}`);
+      return 0;
+    }
+    case 'monitor': {
+      const m = await startMonitor({ runDir: str('run')!, port: int('port')!, host: str('host')! });
+      console.log(`serving ${m.runDir} at ${m.url} (Ctrl-C to stop)`);
+      await new Promise<void>((done) => {
+        const stop = () => { void m.close().then(done); };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
       return 0;
     }
     case 'sample': {
