@@ -1,7 +1,7 @@
 // Test helpers: pickles and zip archives built byte by byte (hostile ones included), and the PyTorch
 // side of the cross-checks.
 import { spawnSync } from 'node:child_process';
-import { crc32 } from 'node:zlib';
+import { crc32, deflateRawSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 
 const enc = new TextEncoder();
@@ -22,19 +22,20 @@ export function pickle(...parts: (number[] | number)[]): Uint8Array {
   return Uint8Array.from(parts.flat());
 }
 
-/** A zip archive of stored entries (what torch.save writes, less its 64-byte alignment). */
-export function makeZip(entries: Record<string, Uint8Array>): Uint8Array {
+/** A zip archive of stored entries (what torch.save writes, less its 64-byte alignment), or deflated ones. */
+export function makeZip(entries: Record<string, Uint8Array>, opts: { deflate?: boolean } = {}): Uint8Array {
   const locals: Uint8Array[] = [], centrals: Uint8Array[] = [];
   let offset = 0;
-  for (const [name, data] of Object.entries(entries)) {
-    const n = enc.encode(name), crc = crc32(data) >>> 0;
+  for (const [name, raw] of Object.entries(entries)) {
+    const n = enc.encode(name), crc = crc32(raw) >>> 0, method = opts.deflate ? 8 : 0;
+    const data = opts.deflate ? new Uint8Array(deflateRawSync(raw)) : raw;
     const l = new Uint8Array(30 + n.length), lv = new DataView(l.buffer);
-    lv.setUint32(0, 0x04034b50, true); lv.setUint16(4, 20, true); lv.setUint32(14, crc, true);
-    lv.setUint32(18, data.length, true); lv.setUint32(22, data.length, true); lv.setUint16(26, n.length, true);
+    lv.setUint32(0, 0x04034b50, true); lv.setUint16(4, 20, true); lv.setUint16(8, method, true); lv.setUint32(14, crc, true);
+    lv.setUint32(18, data.length, true); lv.setUint32(22, raw.length, true); lv.setUint16(26, n.length, true);
     l.set(n, 30);
     const c = new Uint8Array(46 + n.length), cv = new DataView(c.buffer);
-    cv.setUint32(0, 0x02014b50, true); cv.setUint16(4, 20, true); cv.setUint16(6, 20, true); cv.setUint32(16, crc, true);
-    cv.setUint32(20, data.length, true); cv.setUint32(24, data.length, true); cv.setUint16(28, n.length, true);
+    cv.setUint32(0, 0x02014b50, true); cv.setUint16(4, 20, true); cv.setUint16(6, 20, true); cv.setUint16(10, method, true);
+    cv.setUint32(16, crc, true); cv.setUint32(20, data.length, true); cv.setUint32(24, raw.length, true); cv.setUint16(28, n.length, true);
     cv.setUint32(42, offset, true);
     c.set(n, 46);
     locals.push(l, data);

@@ -113,6 +113,13 @@ describe('damaged archives', () => {
     expect(() => parseTorchFile(bad, 'flip.pt')).toThrow(/flip\.pt is corrupt: entry small\/data\/0 fails its CRC-32 check/);
   });
 
+  it('the same archive with deflated entries (a zip tool re-packed it) reads the same values', () => {
+    const zip = new ZipArchive(good, 'small.pt');
+    const entries = Object.fromEntries([...zip.entries.keys()].map((k) => [k, zip.read(k)]));
+    const sd = stateDictOf(parseTorchFile(makeZip(entries, { deflate: true }), 'deflated.pt'), 'deflated.pt');
+    for (const [name, want] of Object.entries(EXPECTED)) expect(Array.from(sd.tensors.get(name)!.data), name).toEqual(want.data);
+  });
+
   it('a truncated legacy file names the storage it lacks', () => {
     const legacy = readFileSync(join(FIXTURES, 'small-legacy.pt'));
     expect(() => parseTorchFile(legacy.subarray(0, legacy.length - 10), 'cut.pt')).toThrow(/^cut\.pt is truncated: storage \d+ /);
