@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { copyInto, memory, tensor, type Tensor } from '@alexnet/tensor';
 import {
   AdaptiveAvgPool2d, Conv2d, createModel, Dropout, Flatten, Layer, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential,
-  SoftmaxCrossEntropy, type ModelDescription,
+  SoftmaxCrossEntropy, type ForwardContext, type ModelDescription,
 } from './index.js';
 import { relativeError } from '@alexnet/tensor/conformance';
 
@@ -46,6 +46,17 @@ function sampleIdx(n: number, samples = 40): number[] {
 }
 
 /** Checks dx and every parameter gradient of `layer` at input x by central differences. */
+/** The scalar loss sum(forward(x) * r) of a layer or net, releasing what forward kept. */
+function projected(m: { forward(x: Tensor, ctx?: ForwardContext): Tensor; releaseCache(): void }, x: Tensor, ctx: ForwardContext, r: ArrayLike<number>): number {
+  const y = m.forward(x, ctx);
+  const v = y.dataSync();
+  y.dispose();
+  m.releaseCache();
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i]! * r[i]!;
+  return s;
+}
+
 function gradcheck(layer: Layer, xShape: number[], opts: { scale?: number; seed?: number; inputGrad?: boolean; step?: number } = {}): void {
   const rng = new Rng(opts.seed ?? 11);
   const xh = rng.floats(xShape.reduce((a, b) => a * b, 1), opts.scale ?? 1);
@@ -57,15 +68,7 @@ function gradcheck(layer: Layer, xShape: number[], opts: { scale?: number; seed?
   y0.dispose();
   layer.zeroGrad();
   const dx = layer.backward(rT);
-  const loss = (xt: Tensor): number => {
-    const y = layer.forward(xt, ctx);
-    const v = y.dataSync();
-    y.dispose();
-    layer.releaseCache();
-    let s = 0;
-    for (let i = 0; i < v.length; i++) s += v[i]! * r[i]!;
-    return s;
-  };
+  const loss = (xt: Tensor): number => projected(layer, xt, ctx, r);
   if (opts.inputGrad !== false) {
     expect(dx, 'dx').not.toBeNull();
     const ana = dx!.dataSync();
@@ -203,15 +206,7 @@ describe('finite-difference gradient checks (float64, reference backend)', () =>
       const rng = new Rng(8);
       const x = f64(rng.floats(2 * 3 * 15 * 15, 2), [2, 3, 15, 15]);
       const r = rng.floats(2 * 4);
-      const lossOf = (): number => {
-        const y = net.forward(x, { training: true, step: 1 });
-        const v = y.dataSync();
-        y.dispose();
-        net.releaseCache();
-        let s = 0;
-        for (let i = 0; i < v.length; i++) s += v[i]! * r[i]!;
-        return s;
-      };
+      const lossOf = (): number => projected(net, x, { training: true, step: 1 }, r);
       const y = net.forward(x, { training: true, step: 1 });
       y.dispose();
       net.zeroGrad();

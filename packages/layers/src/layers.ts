@@ -146,49 +146,37 @@ export interface Conv2dOptions extends ParamOptions {
 }
 
 /** Convolution (§3.1). x [n, inC, h, w] -> y [n, outC, outH, outW]; weight [outC, inC/groups, kh, kw]. */
-export class Conv2d extends Layer {
-  readonly name: string;
+/**
+ * A layer with a weight and an optional bias that keeps its input for backward (Conv2d, Linear):
+ * `backward` computes dx (unless it is the first layer, `inputGrad` false), then dW and db from
+ * the kept input, and releases it.
+ */
+abstract class WeightLayer extends Layer {
+  abstract override readonly name: string;
   readonly weight: Parameter;
   readonly bias: Parameter | null;
-  readonly stride: [number, number];
-  readonly padding: [number, number];
-  readonly groups: number;
   readonly inputGrad: boolean;
-  private x: Tensor | null = null;
+  protected x: Tensor | null = null;
 
-  constructor(o: Conv2dOptions) {
+  protected constructor(params: { weight: Parameter; bias: Parameter | null }, inputGrad: boolean | undefined) {
     super();
-    this.name = o.name ?? '';
-    const L = `Conv2d${this.name ? ` ${this.name}` : ''}`;
-    const inC = checkInt(L, 'inChannels', o.inChannels), outC = checkInt(L, 'outChannels', o.outChannels);
-    const [kh, kw] = typeof o.kernel === 'number' ? [o.kernel, o.kernel] : o.kernel;
-    this.stride = typeof o.stride === 'number' || o.stride === undefined ? [o.stride ?? 1, o.stride ?? 1] : o.stride;
-    this.padding = typeof o.padding === 'number' || o.padding === undefined ? [o.padding ?? 0, o.padding ?? 0] : o.padding;
-    this.groups = checkInt(L, 'groups', o.groups ?? 1);
-    if (inC % this.groups || outC % this.groups) err(L, `groups = ${this.groups} must divide inChannels (${inC}) and outChannels (${outC})`);
-    this.inputGrad = o.inputGrad ?? true;
-    const p = makeParams(this.name, [outC, inC / this.groups, checkInt(L, 'kernel', kh), checkInt(L, 'kernel', kw)], outC, o);
-    this.weight = p.weight;
-    this.bias = p.bias;
+    this.weight = params.weight;
+    this.bias = params.bias;
+    this.inputGrad = inputGrad ?? true;
   }
 
-  private get opts() {
-    return { stride: this.stride, padding: this.padding, groups: this.groups };
-  }
-
-  forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
-    const y = conv2d(x, this.weight.value, this.bias?.value ?? null, this.opts);
+  /** Keeps x for backward in training (after releasing what an earlier forward kept). */
+  protected keep(x: Tensor, ctx: ForwardContext): void {
     this.releaseCache();
     if (ctx.training) this.x = hold(x);
-    return y;
   }
+
+  protected abstract gradients(x: Tensor, dy: Tensor, grads: ReturnType<typeof gradPair>): Tensor | null;
 
   backward(dy: Tensor): Tensor | null {
     const x = this.x;
-    if (!x) err(`Conv2d ${this.name}`, 'backward called without a training forward before it');
-    const dx = this.inputGrad ? conv2dBackwardData(dy, this.weight.value, x.shape, this.opts) : null;
-    const { dw, db, accumulate } = gradPair(this.weight, this.bias);
-    conv2dBackwardFilter(x, dy, this.weight.value.shape, this.opts, { dw, db, accumulate });
+    if (!x) err(`${this.constructor.name} ${this.name}`, 'backward called without a training forward before it');
+    const dx = this.gradients(x, dy, gradPair(this.weight, this.bias));
     dy.dispose();
     this.releaseCache();
     return dx;
@@ -201,6 +189,43 @@ export class Conv2d extends Layer {
   override releaseCache(): void {
     release(this.x);
     this.x = null;
+  }
+}
+
+export class Conv2d extends WeightLayer {
+  readonly name: string;
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  readonly groups: number;
+
+  constructor(o: Conv2dOptions) {
+    const name = o.name ?? '';
+    const L = `Conv2d${name ? ` ${name}` : ''}`;
+    const inC = checkInt(L, 'inChannels', o.inChannels), outC = checkInt(L, 'outChannels', o.outChannels);
+    const [kh, kw] = typeof o.kernel === 'number' ? [o.kernel, o.kernel] : o.kernel;
+    const groups = checkInt(L, 'groups', o.groups ?? 1);
+    if (inC % groups || outC % groups) err(L, `groups = ${groups} must divide inChannels (${inC}) and outChannels (${outC})`);
+    super(makeParams(name, [outC, inC / groups, checkInt(L, 'kernel', kh), checkInt(L, 'kernel', kw)], outC, o), o.inputGrad);
+    this.name = name;
+    this.groups = groups;
+    this.stride = typeof o.stride === 'number' || o.stride === undefined ? [o.stride ?? 1, o.stride ?? 1] : o.stride;
+    this.padding = typeof o.padding === 'number' || o.padding === undefined ? [o.padding ?? 0, o.padding ?? 0] : o.padding;
+  }
+
+  private get opts() {
+    return { stride: this.stride, padding: this.padding, groups: this.groups };
+  }
+
+  forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
+    const y = conv2d(x, this.weight.value, this.bias?.value ?? null, this.opts);
+    this.keep(x, ctx);
+    return y;
+  }
+
+  protected gradients(x: Tensor, dy: Tensor, { dw, db, accumulate }: ReturnType<typeof gradPair>): Tensor | null {
+    const dx = this.inputGrad ? conv2dBackwardData(dy, this.weight.value, x.shape, this.opts) : null;
+    conv2dBackwardFilter(x, dy, this.weight.value.shape, this.opts, { dw, db, accumulate });
+    return dx;
   }
 }
 
@@ -211,22 +236,15 @@ export interface LinearOptions extends ParamOptions {
 }
 
 /** Fully connected layer. x [n, in] -> y [n, out] = x W^T + b; weight [out, in] (PyTorch's layout). */
-export class Linear extends Layer {
+export class Linear extends WeightLayer {
   readonly name: string;
-  readonly weight: Parameter;
-  readonly bias: Parameter | null;
-  readonly inputGrad: boolean;
-  private x: Tensor | null = null;
 
   constructor(o: LinearOptions) {
-    super();
-    this.name = o.name ?? '';
-    const L = `Linear${this.name ? ` ${this.name}` : ''}`;
+    const name = o.name ?? '';
+    const L = `Linear${name ? ` ${name}` : ''}`;
     const inF = checkInt(L, 'inFeatures', o.inFeatures), outF = checkInt(L, 'outFeatures', o.outFeatures);
-    this.inputGrad = o.inputGrad ?? true;
-    const p = makeParams(this.name, [outF, inF], outF, o);
-    this.weight = p.weight;
-    this.bias = p.bias;
+    super(makeParams(name, [outF, inF], outF, o), o.inputGrad);
+    this.name = name;
   }
 
   forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
@@ -235,30 +253,15 @@ export class Linear extends Layer {
     const y = empty([x.shape[0]!, outF], { dtype: x.dtype, device: x.device });
     gemm(x, this.weight.value, y, { transB: true });
     if (this.bias) biasAdd(y, this.bias.value);
-    this.releaseCache();
-    if (ctx.training) this.x = hold(x);
+    this.keep(x, ctx);
     return y;
   }
 
-  backward(dy: Tensor): Tensor | null {
-    const x = this.x;
-    if (!x) err(`Linear ${this.name}`, 'backward called without a training forward before it');
+  protected gradients(x: Tensor, dy: Tensor, { dw, db, accumulate }: ReturnType<typeof gradPair>): Tensor | null {
     const dx = this.inputGrad ? matmul(dy, this.weight.value) : null; // [n, out] [out, in] -> [n, in]
-    const { dw, db, accumulate } = gradPair(this.weight, this.bias);
     gemm(dy, x, dw, { transA: true, beta: accumulate ? 1 : 0 }); // dW [out, in] = dy^T x
     if (db) biasGrad(dy, db, accumulate);
-    dy.dispose();
-    this.releaseCache();
     return dx;
-  }
-
-  override parameters(): Parameter[] {
-    return this.bias ? [this.weight, this.bias] : [this.weight];
-  }
-
-  override releaseCache(): void {
-    release(this.x);
-    this.x = null;
   }
 }
 

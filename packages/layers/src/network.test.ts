@@ -18,6 +18,12 @@ const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => relativeE
 const tmp = mkdtempSync(join(tmpdir(), 'alexnet-layers-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+/** Live tensors and bytes are back where they were. */
+function expectMemoryAt(before: { tensors: number; bytes: number }): void {
+  const now = memory();
+  expect([now.tensors, now.bytes]).toEqual([before.tensors, before.bytes]);
+}
+
 describe('descriptions', () => {
   it('the paper net has 60 965 224 parameters with 1000 classes (computed, nothing runs)', () => {
     expect(parameterCount(paperDescription())).toBe(60_965_224);
@@ -222,9 +228,7 @@ describe('memory', () => {
       step(0); // builds the lazily made pooling matrix
       const before = memory();
       for (let i = 1; i <= 2; i++) step(i);
-      const after = memory();
-      expect(after.tensors).toBe(before.tensors);
-      expect(after.bytes).toBe(before.bytes);
+      expectMemoryAt(before);
       net.dispose();
       x.dispose();
       labels.dispose();
@@ -239,8 +243,7 @@ describe('memory', () => {
     const d = y.to('reference:3');
     net.backward(d);
     for (const t of [y, d]) t.dispose();
-    expect(memory().tensors).toBe(before.tensors);
-    expect(memory().bytes).toBe(before.bytes);
+    expectMemoryAt(before);
     expect(net.parameters().every((p) => p.grad.dataSync().some((v) => v !== 0) || p.name.endsWith('bias'))).toBe(true);
     net.dispose();
     x.dispose();
@@ -254,8 +257,7 @@ describe('memory', () => {
     y.dispose();
     expect(memory().tensors).toBeGreaterThan(before.tensors);
     net.releaseCache();
-    expect(memory().tensors).toBe(before.tensors);
-    expect(memory().bytes).toBe(before.bytes);
+    expectMemoryAt(before);
     net.dispose();
     x.dispose();
   });

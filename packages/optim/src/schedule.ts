@@ -29,14 +29,11 @@ function checkKind(s: ScheduleState, kind: string): void {
   if (s?.kind !== kind) throw new TypeError(`Expected a '${kind}' schedule state but received ${JSON.stringify(s)?.slice(0, 80)}`);
 }
 
-/** The same learning rate throughout. */
-export class ConstantLR implements LrSchedule {
-  readonly kind = 'constant';
-  lr: number;
+/** A schedule that ignores the metric: its lr is a function of the epochs ended. */
+abstract class EpochSchedule implements LrSchedule {
+  abstract readonly kind: string;
+  abstract readonly lr: number;
   epoch = 0;
-  constructor(o: { lr?: number } = {}) {
-    this.lr = num('lr', o.lr ?? 0.01, 0);
-  }
   /** The metric is ignored. */
   epochEnd(_metric?: number): number {
     this.epoch++;
@@ -47,19 +44,33 @@ export class ConstantLR implements LrSchedule {
   }
   loadState(s: ScheduleState): void {
     checkKind(s, this.kind);
-    this.lr = s.lr;
     this.epoch = s.epoch;
+    this.restore(s);
+  }
+  protected restore(_s: ScheduleState): void {}
+}
+
+/** The same learning rate throughout. */
+export class ConstantLR extends EpochSchedule {
+  readonly kind = 'constant';
+  lr: number;
+  constructor(o: { lr?: number } = {}) {
+    super();
+    this.lr = num('lr', o.lr ?? 0.01, 0);
+  }
+  protected override restore(s: ScheduleState): void {
+    this.lr = s.lr;
   }
 }
 
 /** lr = base * gamma^floor(epoch / stepSize): a fixed reduction every stepSize epochs. */
-export class StepLR implements LrSchedule {
+export class StepLR extends EpochSchedule {
   readonly kind = 'step';
   readonly base: number;
   readonly stepSize: number;
   readonly gamma: number;
-  epoch = 0;
   constructor(o: { lr?: number; stepSize: number; gamma?: number }) {
+    super();
     this.base = num('lr', o.lr ?? 0.01, 0);
     this.stepSize = num('stepSize', o?.stepSize, 1);
     if (!Number.isInteger(this.stepSize)) throw new RangeError(`Expected an integer for stepSize but received ${this.stepSize}`);
@@ -67,18 +78,6 @@ export class StepLR implements LrSchedule {
   }
   get lr(): number {
     return this.base * this.gamma ** Math.floor(this.epoch / this.stepSize);
-  }
-  /** The metric is ignored. */
-  epochEnd(_metric?: number): number {
-    this.epoch++;
-    return this.lr;
-  }
-  state(): ScheduleState {
-    return { kind: this.kind, lr: this.lr, epoch: this.epoch };
-  }
-  loadState(s: ScheduleState): void {
-    checkKind(s, this.kind);
-    this.epoch = s.epoch;
   }
 }
 
