@@ -256,7 +256,13 @@ export class Network {
    * Backward from d(loss)/d(logits) [n, classes] (not consumed): adds every parameter's gradient
    * into parameter.grad and frees everything forward kept.
    */
-  backward(dlogits: Tensor): void {
+  /**
+   * dlogits [n, classes] -> the gradients of every parameter (accumulated into p.grad). `onGradients`
+   * is called with each layer's parameters right after their gradient ops are enqueued, last layer
+   * first (fc8, fc7, fc6, conv5, ...): a data-parallel trainer starts reducing them there, while the
+   * devices still compute the layers below.
+   */
+  backward(dlogits: Tensor, opts: { onGradients?: (layer: string, params: Parameter[]) => void } = {}): void {
     if (!this.trainingForward) throw new Error(`${this.description.name}: backward needs a forward with { training: true } before it`);
     this.trainingForward = false;
     let d: (Tensor | null)[];
@@ -273,6 +279,7 @@ export class Network {
     for (let i = this.stages.length - 1; i >= 0; i--) {
       const stage = this.stages[i]!;
       const dins = stage.layers.map((layer, t) => layer.backward(d[t]!));
+      if (stage.hasWeights) opts.onGradients?.(stage.spec.name, stage.layers.flatMap((l) => l.parameters()));
       if (dins.some((g) => g === null)) {
         if (this.profiler) t0 = this.report(stage.spec.name, 'backward', t0);
         for (const g of dins) g?.dispose();

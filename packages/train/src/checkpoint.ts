@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { decodeSafetensors, saveSafetensors, type HostTensor, type Tensor } from '@alexnet/tensor';
+import { checkPreprocessing, type Preprocessing } from '@alexnet/interop';
 import type { EpochRecord } from './visualize.js';
 
 export const CHECKPOINT_FORMAT = 'alexnet-checkpoint';
@@ -22,7 +23,14 @@ export interface CheckpointMeta {
   /** The optimizer's JSON state. */
   optimizer: Record<string, unknown>;
   /** The data the model was trained on: class names and the mean subtraction (see data.ts). */
-  data: { classes: { wnid: string; name: string }[]; mean: 'image' | 'channel' | 'none'; crop: number; size: number };
+  data: {
+    classes: { wnid: string; name: string }[]; mean: 'image' | 'channel' | 'none'; crop: number; size: number;
+    /**
+     * Another recipe's input normalization, for weights imported from elsewhere (torchvision's: /255,
+     * minus mean, divided by std). Absent for the paper's own recipe (raw values minus the mean, §2).
+     */
+    preprocessing?: Preprocessing;
+  };
   /** The run's recipe (recipe.ts), when written by a trainer that records it. */
   recipe?: Record<string, unknown>;
   createdAt: string;
@@ -121,8 +129,17 @@ export function validateCheckpointMeta(path: string, meta: unknown, data: Map<st
   if (want && (!mean || mean.shape.length !== want.length || mean.shape.some((v, i) => v !== want[i]) || mean.data.length !== want.reduce((a, b) => a * b, 1))) {
     throw bad(`its ${d.mean} mean should be a tensor of shape [${want.join(', ')}] but ${mean ? `has shape [${mean.shape.join(', ')}]` : 'is missing'}`);
   }
+  if (d.preprocessing !== undefined) {
+    const why = checkPreprocessing(d.preprocessing);
+    if (why) throw bad(`data.preprocessing: ${why}`);
+    const p = d.preprocessing as Preprocessing;
+    if (p.crop !== d.crop || p.resize !== d.size) throw bad(`data.preprocessing crops ${p.crop} of ${p.resize}, but data says ${d.crop} of ${d.size}`);
+  }
   if (opts.resume) {
     const t = m.trainer as Record<string, unknown> | undefined;
+    if (t && typeof t === 'object' && 'importedFrom' in t) {
+      throw new CheckpointError(`checkpoint ${path} holds imported weights (from ${JSON.stringify((t.importedFrom as { file?: string }).file ?? 'elsewhere')}), not a run to resume: start from them with --weights ${path}`);
+    }
     if (typeof t !== 'object' || t === null) throw bad('it has no trainer state to resume from');
     for (const k of ['epoch', 'batch', 'step'] as const) if (!isInt(t[k], 0, Number.MAX_SAFE_INTEGER)) throw bad(`trainer.${k} is ${show(t[k])}, not a non-negative integer`);
     if (!Array.isArray(t.history)) throw bad('trainer.history is not a list');

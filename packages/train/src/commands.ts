@@ -2,10 +2,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { createLoader, samplePositions, subsetDataset, type Dataset } from '@alexnet/data-imagenet';
+import { createLoader, samplePositions, subsetDataset, type Batch, type Dataset } from '@alexnet/data-imagenet';
 import type { Network } from '@alexnet/layers';
 import { softmax, tensor, tidy, type Tensor } from '@alexnet/tensor';
-import { DataError, matchClasses, openData, openValidation } from './data.js';
+import { DataError, matchClasses, normalizeBatch, openData, openValidation } from './data.js';
 import { loadTrained, type TrainedModel } from './inference.js';
 import { evaluateWithProgress, NonFiniteOutputError, type Evaluation } from './evaluate.js';
 import { train, type TrainOptions, type TrainResult } from './trainer.js';
@@ -38,7 +38,7 @@ export async function evaluateCheckpoint(checkpoint: string, data: string, opts:
       batchSize: opts.batchSize ?? 64, mode: opts.tenCrop ? 'tenCrop' : 'center', crop: t.crop, ...meanOption(t), ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
     });
     try {
-      return await evaluateWithProgress(t.model, loader, 'eval', { maxBadImages: opts.maxBadImages, progress: opts.progress ?? false });
+      return await evaluateWithProgress(t.model, loader, 'eval', { maxBadImages: opts.maxBadImages, progress: opts.progress ?? false, transform: inputTransform(t) });
     } catch (e) {
       if (e instanceof NonFiniteOutputError) throw new NonFiniteOutputError(`checkpoint ${checkpoint}: ${e.message}`);
       throw e;
@@ -50,9 +50,17 @@ export async function evaluateCheckpoint(checkpoint: string, data: string, opts:
   }
 }
 
-function meanOption(t: TrainedModel): { mean: Float32Array | [number, number, number] } | Record<string, never> {
+/** The loader's mean for a trained model: its own (§2), or none when its imported preprocessing normalizes instead. */
+function meanOption(t: TrainedModel): { mean: Float32Array | [number, number, number] | 'none' } | Record<string, never> {
+  if (t.preprocessing) return { mean: 'none' };
   if (!t.mean) return {};
   return t.mean.shape.length === 1 ? { mean: Array.from(t.mean.data) as [number, number, number] } : { mean: t.mean.data as Float32Array };
+}
+
+/** The batch transform of a model with imported preprocessing (torchvision's normalization), else none. */
+function inputTransform(t: TrainedModel): ((b: Batch) => void) | undefined {
+  const p = t.preprocessing;
+  return p ? (b) => normalizeBatch(b.images, b.shape, p) : undefined;
 }
 
 /** Runs a one-device model's stages on x; `visit` sees each stage's output and may stop the pass. */
@@ -103,7 +111,9 @@ async function features(t: TrainedModel, ds: Dataset, layer: string): Promise<{ 
   let dim = 0;
   const dev = t.model.devices[0]!;
   try {
+    const transform = inputTransform(t);
     for await (const b of loader.epoch(0)) {
+      transform?.(b);
       const [f, p] = tidy(() => {
         const x = tensor(b.images, b.shape, { device: dev });
         const { hidden, logits } = forwardWithHidden(t.model, x, layer);

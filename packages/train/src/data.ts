@@ -10,6 +10,7 @@ import {
   computeStatistics, DEFAULT_STATISTICS_SAMPLES, indexImageNet, loadStatistics, MANIFEST, openImageFolder, openShards, saveStatistics, splitDataset,
   type Batch, type Dataset, type Statistics,
 } from '@alexnet/data-imagenet';
+import type { Preprocessing } from '@alexnet/interop';
 import type { Recipe } from './recipe.js';
 import { tensor, type Device, type HostTensor, type Tensor } from '@alexnet/tensor';
 
@@ -170,4 +171,25 @@ export async function readyData(data: TrainingData, opts: {
     train = { ...train, statistics: stats };
   }
   return { train, val, validation, statisticsFrom };
+}
+
+/**
+ * Another recipe's normalization on a loader batch of raw 0..255 values, NCHW, in place:
+ * (x * scale - mean[c]) / std[c], in float32 as torchvision computes it. For weights imported from
+ * elsewhere; the paper's recipe subtracts the mean in the loader instead (§2).
+ */
+export function normalizeBatch(images: Float32Array, shape: readonly [number, number, number, number], p: Pick<Preprocessing, 'scale' | 'mean' | 'std'>): void {
+  const f = Math.fround;
+  const [n, c, h, w] = shape, plane = h * w;
+  const div255 = Math.abs(p.scale - 1 / 255) < 1e-15; // ToTensor divides by 255 rather than multiplying by 1/255
+  const scale = f(p.scale);
+  for (let i = 0; i < n; i++) {
+    for (let ch = 0; ch < c; ch++) {
+      const m = f(p.mean[ch]!), s = f(p.std[ch]!), base = (i * c + ch) * plane;
+      for (let k = base; k < base + plane; k++) {
+        const v = images[k]!;
+        images[k] = f(f((div255 ? f(v / 255) : f(v * scale)) - m) / s);
+      }
+    }
+  }
 }

@@ -35,12 +35,21 @@ export interface EvaluateOptions {
   onProgress?: (done: number, total: number) => void;
   /** Images that may fail to load before evaluation stops (default: no limit, all are counted and named). */
   maxBadImages?: number;
+  /** Applied to each batch's images before the forward pass (another recipe's normalization). */
+  transform?: (batch: Batch) => void;
+  /** Count images with NaN or infinite outputs (as wrong) instead of stopping: a data-parallel caller decides with the other ranks. */
+  countNonFinite?: boolean;
 }
 
 export interface Evaluation {
   top1Error: number;
   top5Error: number;
   images: number;
+  /** The counts behind the errors (for summing across processes). */
+  top1Correct: number;
+  top5Correct: number;
+  /** Images whose outputs held NaN or infinity (counted only with countNonFinite). */
+  nonFinite: number;
   /** Images that could not be read (scored as the zeros they became). */
   badImages: Batch['failures'];
 }
@@ -51,7 +60,7 @@ export interface Evaluation {
  * NonFiniteOutputError instead of reporting an error rate.
  */
 export async function evaluate(model: Network, loader: Loader, opts: EvaluateOptions = {}): Promise<Evaluation> {
-  let c1 = 0, c5 = 0, n = 0;
+  let c1 = 0, c5 = 0, n = 0, nonFinite = 0;
   const dev = model.devices[0]!;
   const total = loader.dataset.length;
   const badImages: Batch['failures'] = [];
@@ -59,6 +68,8 @@ export async function evaluate(model: Network, loader: Loader, opts: EvaluateOpt
     badImages.push(...batch.failures);
     if (opts.maxBadImages !== undefined && badImages.length > opts.maxBadImages) throw new BadImagesError(badImages, opts.maxBadImages, 'evaluation');
     const imgs = batch.labels.length;
+    if (imgs === 0) continue; // a data-parallel rank's empty part of a last, small batch
+    opts.transform?.(batch);
     const [scores, top1, top5] = tidy(() => {
       const { images, labels } = batchToTensors(batch, dev);
       const logits = model.forward(images, { training: false });
@@ -75,7 +86,8 @@ export async function evaluate(model: Network, loader: Loader, opts: EvaluateOpt
     try {
       const z = await scores!.data();
       const bad = nonFiniteRows(z, imgs, scores!.shape[1]!);
-      if (bad > 0) {
+      nonFinite += bad;
+      if (bad > 0 && !opts.countNonFinite) {
         throw new NonFiniteOutputError(`the model's outputs are NaN or infinite for ${bad} of the ${imgs} images of evaluation batch ${batch.index + 1}: ` +
           'its weights have diverged, so it has no error rate to report');
       }
@@ -87,7 +99,7 @@ export async function evaluate(model: Network, loader: Loader, opts: EvaluateOpt
     n += imgs;
     opts.onProgress?.(n, total);
   }
-  return { top1Error: n ? 1 - c1 / n : NaN, top5Error: n ? 1 - c5 / n : NaN, images: n, badImages };
+  return { top1Error: n ? 1 - c1 / n : NaN, top5Error: n ? 1 - c5 / n : NaN, images: n, top1Correct: c1, top5Correct: c5, nonFinite, badImages };
 }
 
 /** Evaluation with a progress line (`label`: what is evaluated), the error rates, and the failed images. */

@@ -2,6 +2,7 @@
 import { cropToCHW, decodeResizeCrop } from '@alexnet/data-imagenet';
 import { createModel, type ModelName, type Network } from '@alexnet/layers';
 import { device as toDevice, softmax, tensor, tidy, type HostTensor } from '@alexnet/tensor';
+import { preprocessImage, type Preprocessing } from '@alexnet/interop';
 import { loadCheckpoint, type CheckpointMeta } from './checkpoint.js';
 
 export interface TrainedModel {
@@ -12,6 +13,8 @@ export interface TrainedModel {
   size: number;
   crop: number;
   mean: HostTensor | undefined;
+  /** Another recipe's input normalization (imported weights), instead of the mean. */
+  preprocessing: Preprocessing | undefined;
 }
 
 /** Rebuilds the model a checkpoint was trained with and loads its weights. */
@@ -22,11 +25,15 @@ export async function loadTrained(path: string, opts: { devices?: string[] } = {
   const model = createModel(m.name, { classes: m.classes, inputSize: m.inputSize, devices, lrn: m.lrn, pool: m.pool, dropout: m.dropout });
   model.loadStateDict(ck.model);
   const data = ck.meta.data;
-  return { model, meta: ck.meta, classes: data.classes, size: data.size, crop: data.crop, mean: ck.data.get('mean') };
+  return { model, meta: ck.meta, classes: data.classes, size: data.size, crop: data.crop, mean: ck.data.get('mean'), preprocessing: data.preprocessing };
 }
 
-/** An image file as the model's centre-cropped, mean-subtracted [3, crop, crop] input (§2). */
-export async function preprocess(file: string | Uint8Array, t: Pick<TrainedModel, 'size' | 'crop' | 'mean'>): Promise<{ input: Float32Array; pixels: Uint8Array }> {
+/**
+ * An image file as the model's [3, crop, crop] input: centre-cropped and mean-subtracted (§2), or
+ * through the imported weights' own preprocessing (torchvision's, reproduced to the bit).
+ */
+export async function preprocess(file: string | Uint8Array, t: Pick<TrainedModel, 'size' | 'crop' | 'mean' | 'preprocessing'>): Promise<{ input: Float32Array; pixels: Uint8Array }> {
+  if (t.preprocessing) return preprocessImage(file, t.preprocessing);
   const pixels = await decodeResizeCrop(file, { size: t.size });
   const off = Math.floor((t.size - t.crop) / 2);
   const out = new Float32Array(3 * t.crop * t.crop);

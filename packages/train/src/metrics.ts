@@ -71,6 +71,13 @@ export class MetricsLog {
     return { log, hasRecipe };
   }
 
+  /** A log that writes nothing (the processes other than rank 0 of a data-parallel run). */
+  static discard(): MetricsLog {
+    const log = new MetricsLog('', 0);
+    log.write = () => undefined;
+    return log;
+  }
+
   /** Queues a line; it reaches the file within flushMs. */
   write(record: Record<string, unknown>): void {
     this.buffer.push(JSON.stringify(record));

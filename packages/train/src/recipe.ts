@@ -16,7 +16,7 @@ export interface Recipe {
     validation: { kind: 'split' | 'held-back' | 'none'; images: number; fraction?: number };
   };
   /** §2: the mean image of the training set, or per-channel means; where the statistics come from. */
-  mean: { kind: 'image' | 'channel'; from: string };
+  mean: { kind: 'image' | 'channel' | 'none'; from: string };
   /** §4.1 PCA lighting. */
   lighting: { on: boolean; std?: number; scale?: string; why?: string };
   crop: number;
@@ -49,7 +49,7 @@ export function formatRecipe(r: Recipe): string[] {
   const lrn = r.model.lrn ? `LRN ${r.model.lrn.convention} convention${r.model.lrn.acrossTowers ? ', across both towers' : r.placement === 'two towers' || r.model.name === 'paper' ? ', within each tower' : ''} (§3.3)` : 'no LRN';
   return [
     `data: ${r.data.kind === 'shards' ? 'prepared shards' : 'raw image folder'} ${r.data.root}: ${r.data.trainImages} training images of ${r.data.classes} classes, ${val}`,
-    `preprocessing: ${r.mean.kind === 'image' ? 'mean image' : 'channel means'} subtracted (${r.mean.from}); ` +
+    `preprocessing: ${r.mean.kind === 'none' ? `no mean subtracted: ${r.mean.from}` : `${r.mean.kind === 'image' ? 'mean image' : 'channel means'} subtracted (${r.mean.from})`}; ` +
       `PCA lighting ${r.lighting.on ? `on (std ${r.lighting.std}, ${r.lighting.scale})` : `off${r.lighting.why ? ` (${r.lighting.why})` : ''}`}; ` +
       `${r.crop}x${r.crop} crops${r.flip ? ' and reflections' : ''} (§4.1)`,
     `model: ${r.model.name}, ${lrn}${r.model.pool ? `, max-pool ${r.model.pool.size}/${r.model.pool.stride}${r.model.pool.size > r.model.pool.stride ? ' (overlapping, §3.4)' : ' (not overlapping, §3.4)'}` : ''}` +

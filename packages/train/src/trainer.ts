@@ -15,16 +15,18 @@
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { createLoader, Progress, type Batch, type Loader } from '@alexnet/data-imagenet';
 import { createModel, formatPlacement, PAPER_LEARNING, type ModelName, type Network } from '@alexnet/layers';
 import { PlateauLR, SGD, loadVelocityStateDict, velocityStateDict, type SGDState, type ScheduleState } from '@alexnet/optim';
 import { device as toDevice, dispose, memory, tidy, type Device, type HostTensor, type Tensor } from '@alexnet/tensor';
-import { checkCompatible, loadCheckpoint, saveCheckpoint, CheckpointError, newTrainerState, type TrainerState } from './checkpoint.js';
+import { checkCompatible, loadCheckpoint, saveCheckpoint, CheckpointError, newTrainerState, type CheckpointContents, type CheckpointMeta, type TrainerState } from './checkpoint.js';
 import { collapseWarning, type Probe } from './collapse.js';
-import { batchToTensors, chooseMean, openData, readyData, type TrainingData } from './data.js';
+import { batchToTensors, chooseMean, normalizeBatch, openData, readyData, type TrainingData } from './data.js';
 import { BadImagesError, evaluateWithProgress, NonFiniteOutputError, type Evaluation } from './evaluate.js';
 import { MetricsLog } from './metrics.js';
 import { formatRecipe, type Recipe } from './recipe.js';
+import { joinLaunchedGroup, parallelStep, type Collective } from './parallel.js';
 import { trainStep, type StepOutput } from './step.js';
 import type { EpochRecord } from './visualize.js';
 
@@ -63,6 +65,12 @@ export interface TrainOptions {
   /** Resume from this checkpoint. */
   resume?: string;
   /**
+   * Start from these weights (a checkpoint: ours, or one `alexnet import` wrote) on this data set:
+   * the model, its input size and its preprocessing come from it unless given; when the classes
+   * differ, the last layer is initialised afresh (§5), and the run says so. Optimizer and schedule start anew.
+   */
+  weights?: string;
+  /**
    * Weight decay on the biases too (default true: the paper's update rule of §5 decays every
    * weight). false exempts them, as cuda-convnet's and Caffe's AlexNet recipes do.
    */
@@ -99,6 +107,11 @@ export interface TrainOptions {
   /** Called after every epoch. */
   onEpoch?: (r: EpochRecord) => void;
   log?: (line: string) => void;
+  /**
+   * Data-parallel training: the process group (default: the one mpirun started this process in, if
+   * any; null: this process alone). Rank 0 alone logs, writes and checkpoints.
+   */
+  group?: Collective | null;
 }
 
 export interface TrainResult {
@@ -112,6 +125,8 @@ export interface TrainResult {
   recipe: Recipe;
   /** Images that failed to load (distinct data-set positions of the training set). */
   badImages: number;
+  /** This process's rank (0 when alone); only rank 0 wrote. */
+  rank: number;
 }
 
 export class TrainingError extends Error {
@@ -150,11 +165,34 @@ interface Run {
   /** Distinct training-set positions that failed to load, with why (the reason is known for this session's). */
   badSeen: Map<number, string>;
   /** The model's data settings and mean, written with every checkpoint. */
-  dataMeta: { classes: { wnid: string; name: string }[]; mean: 'image' | 'channel'; crop: number; size: number };
+  dataMeta: CheckpointMeta['data'];
   meanHost: HostTensor;
+  /** Another recipe's normalization applied to each batch (weights imported with their preprocessing). */
+  transform: ((b: Batch) => void) | undefined;
+  /** The data-parallel group (null: this process alone), and whether this process writes (rank 0). */
+  group: Collective | null;
+  writes: boolean;
   modelConfig: Record<string, unknown>;
   log: (line: string) => void;
   probe: Probe | null;
+}
+
+/**
+ * With several processes on a machine, each takes its own GPUs: local rank k of a run asking for
+ * cuda:0 (or cuda:0,cuda:1) gets cuda:k (or cuda:2k,cuda:2k+1). CPU devices stay as they are.
+ */
+function placeDevices(specs: string[] | undefined, group: Collective | null): string[] | undefined {
+  if (!group || group.localSize <= 1 || !specs) return specs;
+  return specs.map((s) => {
+    const m = /^cuda:(\d+)$/.exec(s.trim());
+    return m ? `cuda:${group.localRank * specs.length + Number(m[1])}` : s;
+  });
+}
+
+/** Processes sharing a machine share its cores: each CPU device gets its share. */
+function shareCores(devices: Device[], group: Collective): void {
+  const per = Math.max(1, Math.floor(availableParallelism() / group.localSize / devices.length));
+  for (const d of devices) if (d.backend.name === 'cpu') d.setThreads(per);
 }
 
 function checkOption(name: string, v: number | undefined, ok: (n: number) => boolean, what: string): void {
@@ -167,6 +205,7 @@ const lastGood = (r: Run) => (existsSync(r.checkpointPath)
 
 /** Writes the checkpoint (atomically), after everything it has seen is in metrics.jsonl. */
 async function save(r: Run): Promise<void> {
+  if (!r.writes) return; // rank 0 writes for the group: every rank holds the same weights
   await r.metrics.flush();
   r.state.schedule = r.schedule.state();
   r.state.lr = r.optimizer.lr;
@@ -188,12 +227,12 @@ async function save(r: Run): Promise<void> {
 async function runEpoch(r: Run): Promise<{ stopped: TrainResult['stopped']; images: number; seconds: number }> {
   const { opts, state, optimizer, trainLoader, metrics } = r;
   const epoch = state.epoch;
-  const bar = new Progress({ label: `epoch ${epoch + 1}`, total: trainLoader.batchesPerEpoch, unit: 'img', unitsPerStep: trainLoader.batchSize, initial: state.batch, enabled: opts.progress ?? true });
+  const bar = new Progress({ label: `epoch ${epoch + 1}`, total: trainLoader.batchesPerEpoch, unit: 'img', unitsPerStep: trainLoader.batchSize, initial: state.batch, enabled: r.writes && (opts.progress ?? true) });
   const say = (line: string) => { bar.clear(); r.log(line); };
   const t0 = performance.now();
   let pending: (StepOutput & { n: number; step: number; imagesPerSecond: number }) | null = null;
   let lastLoss = NaN, images = 0;
-  let stopped: TrainResult['stopped'] = 'done';
+  let stopped: TrainResult['stopped'] = 'done', stopAgreed = false;
   const drain = async () => {
     if (!pending) return;
     const p = pending;
@@ -216,12 +255,26 @@ async function runEpoch(r: Run): Promise<{ stopped: TrainResult['stopped']; imag
         const m = Math.min(8, batch.labels.length), per = batch.images.length / batch.shape[0];
         r.probe = { images: batch.images.slice(0, m * per), shape: [m, batch.shape[1], batch.shape[2], batch.shape[3]] };
       }
-      const n = batch.labels.length, step = state.step;
+      const step = state.step;
+      let n = batch.labels.length;
       if (batch.failures.length > 0) noteBadImages(r, batch, say);
-      const out = tidy(() => {
+      r.transform?.(batch);
+      let out: StepOutput;
+      if (r.group) {
+        // Data-parallel: this rank's part of the global batch; the result is the global batch's.
         const { images: x, labels } = batchToTensors(batch, r.inputDevice);
-        return trainStep(r.model, optimizer, x, labels, step);
-      });
+        try {
+          const p = await parallelStep(r.group, r.model, optimizer, x, labels, step, { offset: batch.offset, total: batch.total }, !!opts.signal?.aborted);
+          out = p; n = p.n; stopAgreed = p.stop;
+        } finally {
+          x.dispose(); labels.dispose();
+        }
+      } else {
+        out = tidy(() => {
+          const { images: x, labels } = batchToTensors(batch, r.inputDevice);
+          return trainStep(r.model, optimizer, x, labels, step);
+        });
+      }
       images += n;
       const secs = (performance.now() - t0) / 1000;
       await drain();
@@ -235,7 +288,7 @@ async function runEpoch(r: Run): Promise<{ stopped: TrainResult['stopped']; imag
           `top-1 ${(100 * top1).toFixed(1)}%, lr ${optimizer.lr}, ${(images / secs).toFixed(1)} img/s`);
       }
       if (opts.checkpointEvery && state.step % opts.checkpointEvery === 0) { await drain(); await save(r); }
-      if (opts.signal?.aborted) { stopped = 'aborted'; break; }
+      if (r.group ? stopAgreed : opts.signal?.aborted) { stopped = 'aborted'; break; }
       if (opts.maxSteps !== undefined && state.step >= opts.maxSteps) { stopped = 'max-steps'; break; }
     }
     await drain();
@@ -258,6 +311,17 @@ function noteBadImages(r: Run, batch: Batch, say: (line: string) => void): void 
   }
 }
 
+/**
+ * Each rank evaluated its part of the validation set: the counts summed over the group, and the
+ * same decision everywhere when some rank saw NaN outputs or too many failed images.
+ */
+async function sumEvaluation(group: Collective, ev: Evaluation): Promise<Evaluation> {
+  const s = await group.allReduce(Float64Array.of(ev.top1Correct, ev.top5Correct, ev.images, ev.nonFinite, ev.badImages.length), 'sum');
+  const [c1, c5, n, nonFinite] = [s[0]!, s[1]!, s[2]!, s[3]!];
+  if (nonFinite > 0) throw new NonFiniteOutputError(`the model's outputs are NaN or infinite for ${nonFinite} of the ${n} validation images: its weights have diverged, so it has no error rate to report`);
+  return { ...ev, top1Correct: c1, top5Correct: c5, images: n, top1Error: n ? 1 - c1 / n : NaN, top5Error: n ? 1 - c5 / n : NaN };
+}
+
 /** The end of an epoch: evaluation, the §5 schedule, the epoch's record, the collapse check. */
 async function endEpoch(r: Run, images: number, seconds: number): Promise<EpochRecord> {
   const { state, optimizer, schedule } = r;
@@ -267,7 +331,10 @@ async function endEpoch(r: Run, images: number, seconds: number): Promise<EpochR
   if (r.valLoader) {
     let ev: Evaluation;
     try {
-      ev = await evaluateWithProgress(r.model, r.valLoader, `validation ${epoch + 1}`, { maxBadImages: r.maxBadImages, progress: r.opts.progress ?? true });
+      ev = await evaluateWithProgress(r.model, r.valLoader, `validation ${epoch + 1}`, {
+        maxBadImages: r.maxBadImages, progress: r.writes && (r.opts.progress ?? true), transform: r.transform, ...(r.group ? { countNonFinite: true } : {}),
+      });
+      if (r.group) ev = await sumEvaluation(r.group, ev);
     } catch (e) {
       if (e instanceof NonFiniteOutputError) throw new TrainingError(`validation after epoch ${epoch + 1}: ${e.message}; training stopped. ${lastGood(r)}`);
       if (e instanceof BadImagesError) throw new TrainingError(e.message);
@@ -290,28 +357,61 @@ async function endEpoch(r: Run, images: number, seconds: number): Promise<EpochR
   return record;
 }
 
+/**
+ * Loads a checkpoint's weights into a new run's model. The last layer's weights are kept only when
+ * the classes are the same (by wnid, in order); otherwise it keeps its fresh §5 initialisation.
+ */
+function startFrom(model: Network, ck: CheckpointContents, path: string, classes: readonly { wnid: string; name: string }[], log: (line: string) => void): void {
+  const last = [...model.description.layers].reverse().find((l) => l.kind === 'linear')!.name;
+  const saved = ck.meta.data.classes;
+  const same = saved.length === classes.length && saved.every((c, i) => c.wnid === classes[i]!.wnid);
+  const weights = new Map([...ck.model].filter(([k]) => same || !k.startsWith(`${last}.`)));
+  try {
+    model.loadStateDict(weights, { strict: same });
+  } catch (e) {
+    throw new TrainingError(`cannot start from --weights ${path}: ${(e as Error).message}`);
+  }
+  const missing = model.parameters().map((p) => p.name).filter((n) => !weights.has(n) && !n.startsWith(`${last}.`));
+  if (missing.length > 0) throw new TrainingError(`cannot start from --weights ${path}: it has no ${missing.join(', ')}`);
+  log(same ? `starting from the weights of ${path}`
+    : `starting from the weights of ${path}; ${last} is initialised afresh (§5), since the weights have ${saved.length} classes and this data ${classes.length}` +
+      (saved.length === classes.length ? ' (the same count, other classes)' : ''));
+}
+
 /** Builds the run: data ready, model and optimizer made (or resumed), loaders, the recipe said and logged. */
 async function setUp(opts: TrainOptions): Promise<Run> {
-  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const group = opts.group !== undefined ? opts.group : await joinLaunchedGroup();
+  const writes = !group || group.rank === 0;
+  const log = !writes ? () => undefined : opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   checkOption('valFraction', opts.valFraction, (n) => n > 0 && n < 1, 'a fraction between 0 and 1');
   checkOption('maxBadImages', opts.maxBadImages, (n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer');
   checkOption('statsSamples', opts.statsSamples, (n) => Number.isSafeInteger(n) && n >= 1, 'a positive integer');
   checkOption('printFreq', opts.printFreq, (n) => Number.isSafeInteger(n) && n >= 1, 'a positive integer');
   // Everything that can be checked without reading the data is checked first.
-  const devices = resolveDevices(opts.devices);
-  const modelName = opts.model ?? 'paper';
+  const devices = resolveDevices(placeDevices(opts.devices, group));
+  if (group) shareCores(devices, group);
+  if (opts.weights && opts.resume) throw new TrainingError('give --resume (continue a run) or --weights (start a new one from its weights), not both');
+  const start = opts.weights ? await loadCheckpoint(opts.weights).catch((e) => { throw e instanceof CheckpointError ? new TrainingError(e.message) : e; }) : null;
+  const from = start?.meta.model as { name?: ModelName; inputSize?: number; lrn?: boolean; pool?: { size: number; stride: number }; dropout?: boolean } | undefined;
+  if (from && opts.model && opts.model !== from.name) throw new TrainingError(`--weights ${opts.weights} holds a '${from.name}' model, but --model is '${opts.model}'`);
+  const modelName = opts.model ?? from?.name ?? 'paper';
   if (devices.length === 2 && modelName !== 'paper') throw new TrainingError(`two devices need the two-tower 'paper' model, not '${modelName}'`);
   const P = PAPER_LEARNING;
   const out = resolve(opts.out);
   await mkdir(out, { recursive: true });
   const opened = typeof opts.data === 'string' ? await openData(opts.data, { size: opts.imageSize }) : opts.data;
   const seed = opts.seed ?? 0;
-  const data = await readyData(opened, { out, seed, valFraction: opts.valFraction, statsSamples: opts.statsSamples, workers: opts.workers, log, progress: opts.progress ?? true });
+  // Statistics a raw folder needs are computed (and cached) once, by rank 0; the others then read them.
+  if (group && !writes) await group.barrier();
+  const data = await readyData(opened, { out, seed, valFraction: opts.valFraction, statsSamples: opts.statsSamples, workers: opts.workers, log, progress: writes && (opts.progress ?? true) });
+  if (group && writes) await group.barrier();
   const classes = data.train.classes.length;
-  const crop = opts.crop ?? P.crop;
+  const crop = opts.crop ?? from?.inputSize ?? P.crop;
   const batchSize = opts.batchSize ?? P.batchSize;
   const biasDecay = opts.biasDecay ?? true;
-  const ablations = { ...(opts.lrn === false ? { lrn: false } : {}), ...(opts.pool ? { pool: opts.pool } : {}), ...(opts.dropout === false ? { dropout: false } : {}) };
+  const lrnOff = opts.lrn === false || (opts.lrn === undefined && from?.lrn === false), dropOff = opts.dropout === false || (opts.dropout === undefined && from?.dropout === false);
+  const pool = opts.pool ?? from?.pool;
+  const ablations = { ...(lrnOff ? { lrn: false } : {}), ...(pool ? { pool } : {}), ...(dropOff ? { dropout: false } : {}) };
   const modelConfig = { name: modelName, classes, inputSize: crop, positiveBias: opts.positiveBias ?? P.positiveBias, weightStd: opts.weightStd ?? P.weightStd, ...ablations };
 
   const model = createModel(modelName, { ...modelConfig, devices, seed });
@@ -322,6 +422,7 @@ async function setUp(opts: TrainOptions): Promise<Run> {
   });
   const schedule = new PlateauLR({ lr: lr0, factor: P.schedule.factor, patience: opts.patience ?? P.schedule.patience, maxReductions: opts.maxLrReductions ?? P.schedule.maxReductions, mode: 'min' });
   let state = newTrainerState(lr0);
+  let resumedPreprocessing: CheckpointMeta['data']['preprocessing'];
   if (opts.resume) {
     const ck = await loadCheckpoint(opts.resume, { resume: true }).catch((e) => { throw e instanceof CheckpointError ? new TrainingError(e.message) : e; });
     try {
@@ -338,15 +439,20 @@ async function setUp(opts: TrainOptions): Promise<Run> {
       throw new TrainingError(`cannot resume from ${opts.resume}: ${(e as Error).message}`);
     }
     state = { ...state, ...(ck.meta.trainer as unknown as TrainerState) };
+    resumedPreprocessing = ck.meta.data.preprocessing;
     schedule.loadState(state.schedule as ScheduleState);
     log(`resumed from ${opts.resume}: epoch ${state.epoch + 1}, batch ${state.batch}, step ${state.step}, lr ${state.lr}`);
   }
+
+  if (start) startFrom(model, start, opts.weights!, data.train.classes, log);
+  const preprocessing = start?.meta.data.preprocessing ?? resumedPreprocessing;
 
   const mean = chooseMean(data.train);
   const lrn = model.description.layers.find((l) => l.kind === 'lrn');
   const recipe: Recipe = {
     data: { kind: opened.kind, root: opened.root, classes, trainImages: data.train.length, validation: data.validation },
-    mean: { kind: mean.kind, from: mean.kind === 'image' ? data.statisticsFrom : 'ImageNet channel means' },
+    mean: preprocessing ? { kind: 'none', from: `the ${preprocessing.kind} normalization of --weights instead: /255, minus [${preprocessing.mean.join(', ')}], divided by [${preprocessing.std.join(', ')}]` }
+      : { kind: mean.kind, from: mean.kind === 'image' ? data.statisticsFrom : 'ImageNet channel means' },
     lighting: opts.lighting === false ? { on: false, why: 'turned off (--no-lighting)' }
       : data.train.statistics ? { on: true, std: 0.1, scale: 'shifts Σ αᵢλᵢpᵢ with λ on the 0..1 scale' } : { on: false, why: 'no statistics' },
     crop, flip: true,
@@ -366,21 +472,28 @@ async function setUp(opts: TrainOptions): Promise<Run> {
     log(`WARNING: ${opened.root} has no validation split, so the §5 schedule (lr / 10 when the validation error stops improving) watches the training loss instead; ` +
       'hold back part of the training set with --val-fraction 0.02 to schedule on validation error.');
   }
-  const trainLoader = createLoader(data.train, {
-    batchSize, seed, mode: 'train', crop, workers: opts.workers, mean: mean.mean, dropLast: data.train.length >= batchSize, ...(opts.lighting === false ? { lighting: false } : {}),
+  const part = group ? { part: { rank: group.rank, size: group.size } } : {};
+  if (group && (opts.batchSize ?? P.batchSize) < group.size) throw new TrainingError(`the global batch (${opts.batchSize ?? P.batchSize}) must have at least one image for each of the ${group.size} processes`);
+  if (group) log(`data parallel: ${group.size} processes, each with its part of every batch of ${batchSize} (rank 0 writes)`);
+  const trainLoader = createLoader(data.train, { ...part,
+    batchSize, seed, mode: 'train', crop, workers: opts.workers, mean: preprocessing ? 'none' : mean.mean, dropLast: data.train.length >= batchSize, ...(opts.lighting === false ? { lighting: false } : {}),
   });
-  const valLoader = data.val ? createLoader(data.val, {
-    batchSize, mode: opts.tenCrop ? 'tenCrop' : 'center', crop, workers: opts.workers, mean: mean.mean, statistics: data.train.statistics ?? undefined,
+  const valLoader = data.val ? createLoader(data.val, { ...part,
+    batchSize, mode: opts.tenCrop ? 'tenCrop' : 'center', crop, workers: opts.workers, mean: preprocessing ? 'none' : mean.mean, statistics: data.train.statistics ?? undefined,
   }) : null;
   // A resumed run cuts metrics.jsonl back to its checkpoint: the log then reads as an uninterrupted run's.
-  const { log: metrics, hasRecipe } = await MetricsLog.open(join(out, 'metrics.jsonl'), opts.resume ? { resumeAt: { step: state.step, epoch: state.epoch } } : {});
+  const { log: metrics, hasRecipe } = writes
+    ? await MetricsLog.open(join(out, 'metrics.jsonl'), opts.resume ? { resumeAt: { step: state.step, epoch: state.epoch } } : {})
+    : { log: MetricsLog.discard(), hasRecipe: true };
   if (!hasRecipe) metrics.write({ type: 'recipe', ...recipe, time: new Date().toISOString() });
   // A crash during a checkpoint write leaves a temporary file beside it, never a half checkpoint.
-  for (const f of await readdir(out)) if (f.startsWith(`${CHECKPOINT_FILE}.tmp-`)) await rm(join(out, f), { force: true });
+  if (writes) for (const f of await readdir(out)) if (f.startsWith(`${CHECKPOINT_FILE}.tmp-`)) await rm(join(out, f), { force: true });
   return {
     opts, out, model, optimizer, schedule, trainLoader, valLoader, metrics, recipe, state, classes, inputDevice: devices[0]!,
     checkpointPath: join(out, CHECKPOINT_FILE), maxBadImages: opts.maxBadImages ?? 10, badSeen: new Map((state.badImages ?? []).map((s) => [s, `training image ${s} (failed before the run was resumed)`])),
-    dataMeta: { classes: data.train.classes, mean: mean.kind, crop, size: data.train.size }, meanHost: mean.host, modelConfig, log, probe: null,
+    // The imported normalization, at this run's image and crop sides.
+    dataMeta: { classes: data.train.classes, mean: preprocessing ? 'none' : mean.kind, crop, size: data.train.size, ...(preprocessing ? { preprocessing: { ...preprocessing, crop, resize: data.train.size } } : {}) },
+    meanHost: mean.host, modelConfig, log, probe: null, group, writes, transform: preprocessing ? (b) => normalizeBatch(b.images, b.shape, preprocessing) : undefined,
   };
 }
 
@@ -413,11 +526,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     await r.valLoader?.close();
     await r.metrics.close().catch(() => undefined);
   }
-  await writeFile(join(r.out, 'history.json'), JSON.stringify(state.history, null, 2));
+  if (r.writes) await writeFile(join(r.out, 'history.json'), JSON.stringify(state.history, null, 2));
   r.model.dispose();
   r.optimizer.dispose();
   return {
     history: state.history, checkpoint: r.checkpointPath, steps: state.step, imagesPerSecond: secondsTimed ? imagesTimed / secondsTimed : 0, stopped, warning,
-    recipe: r.recipe, badImages: r.badSeen.size,
+    recipe: r.recipe, badImages: r.badSeen.size, rank: r.group?.rank ?? 0,
   };
 }

@@ -114,7 +114,7 @@ function convert(o: OptionSpec, raw: string | boolean, spec: CommandSpec): strin
 }
 
 /** Parses argv for a command: every value converted and checked; defaults filled in. */
-export function parseCommand(spec: CommandSpec, argv: string[]): { values: Values; positionals: string[]; help: boolean } {
+export function parseCommand(spec: CommandSpec, argv: string[]): { values: Values; positionals: string[]; help: boolean; given: Set<string> } {
   const options: NonNullable<ParseArgsConfig['options']> = { help: { type: 'boolean', short: 'h' } };
   const owner = new Map<string, OptionSpec>();
   for (const o of spec.options) {
@@ -139,7 +139,7 @@ export function parseCommand(spec: CommandSpec, argv: string[]): { values: Value
     const msg = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '').replace(/^Unknown option '(.*)'$/s, 'unknown option $1');
     throw new UsageError(`${msg}\n\n${helpText(spec)}`);
   }
-  if (parsed.values.help) return { values: {}, positionals: [], help: true };
+  if (parsed.values.help) return { values: {}, positionals: [], help: true, given: new Set() };
   const values: Values = {};
   for (const [key, raw] of Object.entries(parsed.values)) {
     const o = owner.get(key);
@@ -157,11 +157,13 @@ export function parseCommand(spec: CommandSpec, argv: string[]): { values: Value
       positionals = [];
     }
   }
+  /** The options the user gave (the others take their defaults). */
+  const given = new Set(Object.keys(values));
   for (const o of spec.options) {
     if (values[o.name] === undefined && o.default !== undefined) values[o.name] = Array.isArray(o.default) ? [...o.default] : (o.default as string | number | boolean);
     if (o.required && values[o.name] === undefined) {
       throw new UsageError(`${o.name === p?.option ? `${p.meta} (or --${o.name})` : `--${o.name}`} is required\n\n${helpText(spec)}`);
     }
   }
-  return { values, positionals, help: false };
+  return { values, positionals, help: false, given };
 }

@@ -6,7 +6,9 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createSampleImageNet, prepareImageNet } from '@alexnet/data-imagenet';
+import { exportOnnx, exportSafetensors, importTorchvision } from '@alexnet/interop';
 import { startMonitor, type Monitor } from '@alexnet/monitor';
+import { loadCheckpoint, saveCheckpoint } from '../checkpoint.js';
 import '@alexnet/tensor';
 import { evaluateCheckpoint, runTrain, visualizeCheckpoint } from '../commands.js';
 import { loadTrained, predict } from '../inference.js';
@@ -49,6 +51,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       { name: 'weight-decay', aliases: ['wd'], kind: 'number', min: 0, default: P.weightDecay, help: 'weight decay (§5)' },
       { name: 'no-bias-decay', kind: 'boolean', help: 'exempt the biases from weight decay (cuda-convnet and Caffe do; the paper\'s rule decays every weight)' },
       { name: 'resume', kind: 'string', meta: 'FILE', help: 'continue from a checkpoint' },
+      { name: 'weights', kind: 'string', meta: 'FILE', help: 'start from a checkpoint\'s weights (ours, or alexnet import\'s) on this data; a new last layer when the classes differ' },
       { name: 'out', kind: 'string', meta: 'DIR', default: 'alexnet-run', help: 'checkpoints, metrics.jsonl and pictures' },
       { name: 'crop', kind: 'int', min: 67, max: 4096, default: P.crop, meta: '227|224|N', help: 'input crop: 227 (conv1 unpadded), 224 (conv1 padded by 2), or a side >= 67 for small images' },
       { name: 'seed', kind: 'int', min: 0, default: 0, help: 'seed of everything random' },
@@ -100,6 +103,22 @@ const COMMANDS: Record<string, CommandSpec> = {
       { name: 'seed', kind: 'int', min: 0, default: 0, help: 'seed of the draw of queries and bank' },
     ],
   },
+  import: {
+    name: 'import', summary: 'a checkpoint from the file torch.save writes of torchvision\'s AlexNet (its 1000 classes and preprocessing)',
+    options: [
+      { name: 'torchvision', kind: 'string', meta: 'FILE.pth', required: true, help: 'torch.save(torchvision.models.alexnet(...).state_dict(), FILE): zip or legacy format; nothing in it is run' },
+      { name: 'out', kind: 'string', meta: 'FILE', required: true, help: 'the checkpoint to write (predict, eval and train --weights take it)' },
+    ],
+  },
+  export: {
+    name: 'export', summary: 'a checkpoint as ONNX (for onnxruntime) or as safetensors by PyTorch names',
+    options: [
+      CHECKPOINT,
+      { name: 'onnx', kind: 'string', meta: 'FILE', help: 'write ONNX (opset 13, any batch size)' },
+      { name: 'form', kind: 'choice', choices: ['grouped', 'towers'], default: 'grouped', help: 'the paper net as on one device (grouped convolutions) or as two towers (§3.2)' },
+      { name: 'safetensors', kind: 'string', meta: 'FILE', help: 'write the bare weights by PyTorch names (load_state_dict(strict=True) takes them)' },
+    ],
+  },
   monitor: {
     name: 'monitor', summary: 'a live page of a run: loss, validation errors, learning rate, images/s, progress, the recipe and the conv1 kernels',
     positional: { meta: 'RUN_DIR', option: 'run', help: 'the folder alexnet train --out writes (the same as --run)' },
@@ -145,7 +164,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') { console.log(usage()); return cmd ? 0 : 2; }
   const spec = COMMANDS[cmd];
   if (!spec) throw new UsageError(`unknown command "${cmd}"\n\n${usage()}`);
-  const { values: v, positionals, help } = parseCommand(spec, rest);
+  const { values: v, positionals, help, given } = parseCommand(spec, rest);
   if (help) { console.log(helpText(spec)); return 0; }
   await loadOptionalBackends();
   const str = (k: string) => v[k] as string | undefined, int = (k: string) => v[k] as number | undefined;
@@ -175,11 +194,14 @@ export async function main(argv: string[]): Promise<number> {
         console.error(`monitor: ${monitor.url} (alexnet monitor ${str('out')} serves it after the run)`);
       }
       const r = await runTrain({
-        data: str('data')!, out: str('out')!, model: str('model') as ModelName, devices: v.devices as string[],
+        data: str('data')!, out: str('out')!, devices: v.devices as string[],
+        // With --weights, the model and its input size come from the weights unless given.
+        ...(given.has('model') || !str('weights') ? { model: str('model') as ModelName } : {}),
+        ...(given.has('crop') || !str('weights') ? { crop: int('crop')! } : {}),
         epochs: int('epochs')!, batchSize: int('batch-size')!, lr: v.lr as number, momentum: v.momentum as number, weightDecay: v['weight-decay'] as number,
-        biasDecay: !v['no-bias-decay'], crop: int('crop')!, seed: int('seed')!, checkpointEvery: int('checkpoint-every')!,
+        biasDecay: !v['no-bias-decay'], seed: int('seed')!, checkpointEvery: int('checkpoint-every')!,
         positiveBias: v['positive-bias'] as number, weightStd: v['weight-std'] as number, patience: int('patience')!, tenCrop: !!v['ten-crop'],
-        resume: str('resume'), statsSamples: int('stats-samples')!, maxBadImages: int('max-bad-images')!, ...workers,
+        resume: str('resume'), ...(str('weights') ? { weights: str('weights')! } : {}), statsSamples: int('stats-samples')!, maxBadImages: int('max-bad-images')!, ...workers,
         ...(v['no-lrn'] ? { lrn: false } : {}), ...(v['no-dropout'] ? { dropout: false } : {}), ...(v['no-lighting'] ? { lighting: false } : {}),
         ...(str('pool') === '2/2' ? { pool: { size: 2, stride: 2 } } : {}),
         ...(v['val-fraction'] !== undefined ? { valFraction: v['val-fraction'] as number } : {}),
@@ -212,6 +234,23 @@ export async function main(argv: string[]): Promise<number> {
     case 'visualize': {
       const files = await visualizeCheckpoint(str('checkpoint')!, { data: str('data'), out: str('out'), device: str('device')!, queries: int('queries')!, bank: int('bank')!, seed: int('seed')! });
       console.log(`wrote ${files.join(', ')}`);
+      return 0;
+    }
+    case 'import': {
+      const imp = await importTorchvision(str('torchvision')!);
+      await saveCheckpoint(str('out')!, {
+        model: Object.fromEntries(imp.weights), optimizer: {},
+        meta: { model: imp.model, data: imp.data, trainer: { importedFrom: imp.source }, optimizer: {} },
+      });
+      console.log(`${imp.summary}\nwrote ${resolve(str('out')!)}`);
+      return 0;
+    }
+    case 'export': {
+      if (!str('onnx') && !str('safetensors')) throw new UsageError(`give --onnx FILE or --safetensors FILE (or both)\n\n${helpText(spec)}`);
+      const ck = await loadCheckpoint(str('checkpoint')!);
+      const from = `checkpoint ${str('checkpoint')}`;
+      if (str('onnx')) console.log((await exportOnnx(ck, str('onnx')!, { form: str('form') as 'grouped' | 'towers', from })).summary);
+      if (str('safetensors')) console.log((await exportSafetensors(ck, str('safetensors')!, { from })).summary);
       return 0;
     }
     case 'monitor': {
