@@ -1,5 +1,8 @@
-// Shapes shared by the CPU and CUDA engines. Plain structs of 64-bit sizes; the engines validate them
-// once at the API boundary with the checks below, so both say the same thing about a bad call.
+// The shapes of the shaped ops (convolution, max-pool, LRN) in every native engine: plain structs of
+// 64-bit sizes, read from JavaScript by native/common/napi_args.h and checked there, once for every
+// addon, with the checks below, so the CPU and CUDA engines say the same thing about a bad call.
+// (packages/tensor/src/geometry.ts computes them; the same fields, outH = floor((h + 2 padH - r) /
+// strideH) + 1.) The CUDA engine adds two limits of its own at the end (implicit GEMM, 32-bit indices).
 #pragma once
 #include <stdint.h>
 
@@ -64,12 +67,12 @@ namespace detail {
 inline std::string dimProblem(std::initializer_list<std::pair<const char*, int64_t>> dims) {
   for (const auto& d : dims)
     if (d.second >= kDimLimit)
-      return std::string("expected geometry.") + d.first + " below 2^31 but received " + std::to_string(d.second);
+      return std::string("Expected geometry.") + d.first + " below 2^31 but received " + std::to_string(d.second);
   return "";
 }
 inline std::string belowOne(const char* a, int64_t av, const char* b, int64_t bv) {
   if (av >= 1 && bv >= 1) return "";
-  return std::string("expected geometry.") + a + " and geometry." + b + " of at least 1 but received " +
+  return std::string("Expected geometry.") + a + " and geometry." + b + " of at least 1 but received " +
          std::to_string(av) + " and " + std::to_string(bv);
 }
 inline int64_t outSize(int64_t in, int64_t pad, int64_t window, int64_t stride) {
@@ -86,7 +89,7 @@ inline std::string convProblem(const ConvGeometry& g) {
   if (p.empty()) p = detail::belowOne("r", g.r, "s", g.s);
   if (p.empty()) p = detail::belowOne("strideH", g.strideH, "strideW", g.strideW);
   if (!p.empty()) return p;
-  if (g.groups < 1) return "expected geometry.groups of at least 1 but received 0";
+  if (g.groups < 1) return "Expected geometry.groups of at least 1 but received 0";
   if (g.c % g.groups || g.k % g.groups)
     return "geometry.groups (" + std::to_string(g.groups) + ") must divide c (" + std::to_string(g.c) + ") and k (" +
            std::to_string(g.k) + ")";
@@ -99,9 +102,9 @@ inline std::string convProblem(const ConvGeometry& g) {
     return "the geometry's sizes overflow 64-bit integers";
   // im2col indexes one sample's input, and the spatial map one sample's taps, with int32 offsets
   if (checkedProduct({g.c, g.h, g.w}) >= kDimLimit)
-    return "expected geometry.c * h * w below 2^31 but received " + std::to_string(g.c * g.h * g.w);
+    return "Expected geometry.c * h * w below 2^31 but received " + std::to_string(g.c * g.h * g.w);
   if (checkedProduct({g.r, g.s, g.outH, g.outW}) >= kDimLimit)
-    return "expected geometry.r * s * outH * outW below 2^31 but received " +
+    return "Expected geometry.r * s * outH * outW below 2^31 but received " +
            std::to_string(g.r * g.s * g.outH * g.outW);
   return "";
 }
@@ -115,7 +118,7 @@ inline std::string poolProblem(const PoolGeometry& g) {
   if (p.empty()) p = detail::belowOne("strideH", g.strideH, "strideW", g.strideW);
   if (!p.empty()) return p;
   if (checkedProduct({g.h, g.w}) >= kDimLimit)
-    return "expected geometry.h * w below 2^31 (argmax is int32) but received " + std::to_string(g.h * g.w);
+    return "Expected geometry.h * w below 2^31 (argmax is int32) but received " + std::to_string(g.h * g.w);
   const int64_t oh = detail::outSize(g.h, g.padH, g.kh, g.strideH), ow = detail::outSize(g.w, g.padW, g.kw, g.strideW);
   if (g.outH != oh || g.outW != ow)
     return "geometry.outH x outW is " + std::to_string(g.outH) + "x" + std::to_string(g.outW) +
@@ -123,6 +126,32 @@ inline std::string poolProblem(const PoolGeometry& g) {
   if (checkedProduct({g.n, g.c, g.h, g.w}) < 0 || checkedProduct({g.n, g.c, g.outH, g.outW}) < 0)
     return "the geometry's sizes overflow 64-bit integers";
   return "";
+}
+
+// ---- the CUDA engine's own limits (its kernels index within a sample in 32 bits) ----
+
+/** Why the window of a checked geometry does not fit its padded input, or "". */
+inline std::string windowProblem(int64_t h, int64_t w, int64_t padH, int64_t padW, int64_t kh, int64_t kw,
+                                 const char* what) {
+  if (h + 2 * padH >= kh && w + 2 * padW >= kw) return "";
+  return "the " + std::to_string(kh) + "x" + std::to_string(kw) + " " + what + " is larger than the padded input " +
+         std::to_string(h + 2 * padH) + "x" + std::to_string(w + 2 * padW);
+}
+
+/** convProblem, the kernel within the padded input, and the implicit GEMM's 32-bit indexing. */
+inline std::string cudaConvProblem(const ConvGeometry& g) {
+  std::string p = convProblem(g);
+  if (p.empty()) p = windowProblem(g.h, g.w, g.padH, g.padW, g.r, g.s, "kernel");
+  if (p.empty() && checkedProduct({g.cg(), g.r, g.s, g.outH, g.outW, g.n}) > 0x7fffffffLL * 64)
+    p = "the convolution is too large for 32-bit indexing";
+  return p;
+}
+
+/** poolProblem and the window within the padded input. */
+inline std::string cudaPoolProblem(const PoolGeometry& g) {
+  std::string p = poolProblem(g);
+  if (p.empty()) p = windowProblem(g.h, g.w, g.padH, g.padW, g.kh, g.kw, "window");
+  return p;
 }
 
 }  // namespace alexnet

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <exception>
+#include <stdexcept>
+#include <string>
 
 namespace alexnet {
 
@@ -109,6 +111,30 @@ void BufCache::setLimit(int64_t bytes) {
   trim(limit());
 }
 
+BufPtr EngineCore::alloc(int dtype, int64_t length) {
+  if (length > ((int64_t)1 << 40)) throw std::invalid_argument("length " + std::to_string(length) + " is too large");
+  const size_t bytes = bufSizeClass((size_t)length * (size_t)dtypeBytes(dtype));
+  void* p = cache->take(bytes);
+  if (!p) p = std::aligned_alloc(64, bytes);
+  if (!p) {
+    cache->trim(0);  // give the cache back to the system and try once more
+    p = std::aligned_alloc(64, bytes);
+  }
+  if (!p) throw std::runtime_error("out of memory allocating " + std::to_string(bytes) + " bytes");
+  auto b = std::make_shared<Buf>();
+  b->data = p;
+  b->length = length;
+  b->bytes = bytes;
+  b->dtype = dtype;
+  b->owner = id;
+  b->stats = stats;
+  b->cache = cache;
+  const int64_t live = (stats->bytes += (int64_t)bytes);
+  stats->buffers += 1;
+  if (live > stats->peakBytes.load()) stats->peakBytes = live;  // only the JavaScript thread writes it
+  return b;
+}
+
 EngineCore::EngineCore(int idx, uint64_t engineId) : index(idx), id(engineId) {
   thread_ = std::thread([this] { loop(); });
 }
@@ -162,8 +188,7 @@ void EngineCore::shutdown() {
     dead_ = true;
   }
   done_.notify_all();
-  pool.resize(1);
-  ws.release();
+  pool.resize(1);   // the workers exit, and their scratch with them (the queue thread's went with it)
   cache->close();  // buffers that outlive the engine free their memory at once
 }
 

@@ -1,8 +1,9 @@
 // One CPU engine (device "cpu:i"): an in-order queue run by its own thread, a worker pool for the
-// parallel-for of its ops, and per-engine scratch. JavaScript enqueues closures and returns; the
-// closures hold shared_ptr references to their buffers, so freeing a buffer that a queued op still
-// uses only drops JavaScript's reference (the memory goes when the op is done). Memory whose last
-// reference is gone returns to the engine's BufCache, from which alloc takes blocks of the same size.
+// parallel-for of its ops (their scratch is per thread: kernels/common.h), and the allocation policy.
+// JavaScript enqueues closures and returns; the closures hold shared_ptr references to their buffers,
+// so freeing a buffer that a queued op still uses only drops JavaScript's reference (the memory goes
+// when the op is done). Memory whose last reference is gone returns to the engine's BufCache, from
+// which alloc takes blocks of the same size class.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -16,12 +17,10 @@
 #include <thread>
 #include <vector>
 
-#include "kernels.h"
+#include "../common/dtype.h"
 #include "threadpool.h"
 
 namespace alexnet {
-
-enum DType : int { kFloat32 = 0, kFloat64 = 1, kInt32 = 2, kUint8 = 3 };
 
 /** Live memory of one engine (shared by its buffers, which may outlive it by an op or two). */
 struct MemoryStats {
@@ -95,6 +94,14 @@ class EngineCore {
   EngineCore(const EngineCore&) = delete;
   EngineCore& operator=(const EngineCore&) = delete;
 
+  /**
+   * A buffer of `length` elements of `dtype` whose contents are unspecified (Engine.alloc): a cached
+   * block of its size class when there is one (a block is in the cache only once no op on any engine
+   * holds it), else fresh 64-byte aligned memory; when that fails the cache goes back to the system
+   * and the allocation is tried once more. No zero-fill, so alloc queues nothing. Throws
+   * std::invalid_argument (too large) or std::bad_alloc. Called on the JavaScript thread.
+   */
+  std::shared_ptr<Buf> alloc(int dtype, int64_t length);
   /** Queues fn; returns its sequence number (1, 2, ...). */
   uint64_t enqueue(std::function<void()> fn);
   /** Sequence number of the last op queued so far. */
@@ -109,8 +116,7 @@ class EngineCore {
 
   const int index;
   const uint64_t id;
-  ThreadPool pool;    // only the queue thread uses these two
-  Workspace ws;
+  ThreadPool pool;  // only the queue thread uses it
   std::shared_ptr<MemoryStats> stats = std::make_shared<MemoryStats>();
   std::shared_ptr<BufCache> cache = std::make_shared<BufCache>(stats);
 

@@ -25,4 +25,28 @@ bool parseIsa(const char* name, Isa* out);
 #define ALEXNET_X86 0
 #endif
 
+#if ALEXNET_X86
+namespace isa_detail {
+template <auto Body, class... Args>
+ALEXNET_TARGET_AVX512 void avx512(Args... args) { Body(args...); }
+template <auto Body, class... Args>
+ALEXNET_TARGET_AVX2 void avx2(Args... args) { Body(args...); }
+}  // namespace isa_detail
+#endif
+
+/**
+ * Body(args...) compiled for the active ISA: AVX-512, AVX2 with FMA, or the baseline. Body must be
+ * always inline (ALEXNET_INLINE), so that each of the three copies compiles it for its own ISA
+ * (the vectoriser then uses that ISA's registers); the choice is made per call.
+ */
+template <auto Body, class... Args>
+void dispatchIsa(Args... args) {
+#if ALEXNET_X86
+  const Isa isa = activeIsa();
+  if (isa == Isa::Avx512) return isa_detail::avx512<Body>(args...);
+  if (isa == Isa::Avx2) return isa_detail::avx2<Body>(args...);
+#endif
+  Body(args...);
+}
+
 }  // namespace alexnet

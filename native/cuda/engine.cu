@@ -30,6 +30,15 @@ void check(cudaError_t e, const char* what) {
 
 inline cudaStream_t S(void* s) { return static_cast<cudaStream_t>(s); }
 
+/** cudaSetDevice, skipped when the calling thread is on `device` already. */
+void useDevice(int device) {
+  thread_local int current = -1;
+  if (current != device) {
+    check(cudaSetDevice(device), "cudaSetDevice");
+    current = device;
+  }
+}
+
 bool gTf32 = false;
 
 size_t roundBytes(size_t bytes) {
@@ -81,13 +90,13 @@ struct Engine::Staging {
 };
 
 struct Pending {
-  Engine* engine = nullptr;
   Engine::Staging* staging = nullptr;
   cudaEvent_t event = nullptr;
   size_t bytes = 0;
 };
 
-Engine::Engine(int logicalIndex) : index_(logicalIndex) {
+
+Engine::Engine(int logicalIndex, uint64_t engineId) : id(engineId), index_(logicalIndex) {
   Probe p = probe();
   if (!p.available) throw std::runtime_error(p.reason);
   physical_ = logicalIndex % p.gpus;  // fewer GPUs than devices: logical devices share one, own stream and memory
@@ -96,13 +105,14 @@ Engine::Engine(int logicalIndex) : index_(logicalIndex) {
   cudaStream_t s;
   check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
   stream_ = s;
+  cache_ = std::make_shared<DeviceCache>(physical_, stream_);
 }
 
 Engine::~Engine() {
   use();
   cudaStreamSynchronize(S(stream_));
-  if (ws_.ptr) devFree(ws_.ptr, ws_.capacity);
-  emptyCache();
+  ws_.reset();
+  cache_->close();  // buffers that outlive the engine free their memory at once
   for (auto& st : staging_) {
     if (st->done) cudaEventDestroy(st->done);
     cudaFreeHost(st->host);
@@ -110,88 +120,94 @@ Engine::~Engine() {
   cudaStreamDestroy(S(stream_));
 }
 
-void Engine::use() const {
-  thread_local int current = -1;
-  if (current != physical_) {
-    check(cudaSetDevice(physical_), "cudaSetDevice");
-    current = physical_;
-  }
+void Engine::use() const { useDevice(physical_); }
+
+// ---- the caching allocator (engine.h) ----
+
+Buffer::~Buffer() {
+  if (cache) cache->give(ptr, capacity);
 }
 
-// ---- caching allocator: cudaMalloc on a miss, blocks come back to a per-engine free list ----
-void* Engine::devAlloc(size_t bytes, size_t* capacity) {
+void* DeviceCache::take(size_t bytes, size_t* capacity, int engineIndex) {
   const size_t want = roundBytes(bytes);
-  auto it = cache_.lower_bound(want);
-  if (it != cache_.end() && it->first <= want + want / 4) {
-    void* p = it->second;
-    *capacity = it->first;
-    cachedBytes_ -= it->first;
-    cache_.erase(it);
-    inUse_ += *capacity;
-    return p;
-  }
   void* p = nullptr;
-  cudaError_t e = cudaMalloc(&p, want);
-  if (e != cudaSuccess) {
-    cudaGetLastError();  // clear, free what the cache holds, try once more
-    emptyCache();
-    e = cudaMalloc(&p, want);
+  auto it = free_.lower_bound(want);
+  if (it != free_.end() && it->first <= want + want / 4) {
+    p = it->second;
+    *capacity = it->first;
+    cached -= it->first;
+    free_.erase(it);
+  } else {
+    useDevice(device_);
+    cudaError_t e = cudaMalloc(&p, want);
+    if (e != cudaSuccess) {
+      cudaGetLastError();  // clear, free what the cache holds, try once more
+      trim();
+      e = cudaMalloc(&p, want);
+    }
+    if (e != cudaSuccess) {
+      throw std::runtime_error("out of device memory allocating " + std::to_string(bytes) + " bytes on cuda:" +
+                               std::to_string(engineIndex) + " (" + std::to_string(inUse) + " bytes in use): " +
+                               cudaGetErrorString(e));
+    }
+    *capacity = want;
   }
-  if (e != cudaSuccess) {
-    throw std::runtime_error("out of device memory allocating " + std::to_string(bytes) + " bytes on cuda:" +
-                             std::to_string(index_) + " (" + std::to_string(inUse_) + " bytes in use): " +
-                             cudaGetErrorString(e));
-  }
-  *capacity = want;
-  inUse_ += want;
+  inUse += *capacity;
+  liveBlocks += 1;
+  if (inUse > peakInUse) peakInUse = inUse;
   return p;
 }
 
-void Engine::devFree(void* p, size_t capacity) {
-  inUse_ -= capacity;
-  cachedBytes_ += capacity;
-  cache_.emplace(capacity, p);
-}
-
-void Engine::emptyCache() {
-  use();
-  if (cache_.empty()) return;
-  cudaStreamSynchronize(S(stream_));
-  for (auto& kv : cache_) cudaFree(kv.second);
-  cache_.clear();
-  cachedBytes_ = 0;
-}
-
-Buffer* Engine::alloc(int dtype, int64_t length) {
-  use();
-  if (dtype == kF64) throw std::runtime_error("float64 buffers are only supported by the reference backend");
-  auto* b = new Buffer();
-  b->dtype = dtype;
-  b->elemBytes = dtype == kU8 ? 1 : 4;
-  b->length = length;
-  try {
-    b->ptr = devAlloc((size_t)length * b->elemBytes, &b->capacity);
-  } catch (...) {
-    delete b;
-    throw;
+void DeviceCache::give(void* p, size_t capacity) {
+  inUse -= capacity;
+  liveBlocks -= 1;
+  if (closed_) {
+    useDevice(device_);
+    cudaFree(p);
+    return;
   }
+  cached += capacity;
+  free_.emplace(capacity, p);
+}
+
+size_t DeviceCache::trim() {
+  if (free_.empty()) return 0;
+  useDevice(device_);
+  if (stream_) cudaStreamSynchronize(S(stream_));  // queued work may still use a cached block
+  const size_t freed = cached;
+  for (auto& kv : free_) cudaFree(kv.second);
+  free_.clear();
+  cached = 0;
+  return freed;
+}
+
+void DeviceCache::close() {
+  trim();
+  closed_ = true;
+  stream_ = nullptr;
+}
+
+size_t Engine::trimCache() { return cache_->trim(); }
+
+BufPtr Engine::alloc(int dtype, int64_t length) {
+  use();
+  if (length > 0x7fffffffLL) throw std::invalid_argument("Expected length below 2^31 but received " + std::to_string(length));
+  auto b = std::make_shared<Buffer>();
+  b->dtype = dtype;
+  b->elemBytes = dtypeBytes(dtype);
+  b->length = length;
+  b->owner = id;
+  b->ptr = cache_->take((size_t)length * b->elemBytes, &b->capacity, index_);
+  b->cache = cache_;
   return b;
 }
 
-void Engine::release(Buffer* b) {
-  if (!b) return;
-  devFree(b->ptr, b->capacity);
-  delete b;
-}
-
 float* Engine::workspace(size_t floats) {
-  const size_t bytes = floats * 4;
-  if (ws_.capacity < bytes) {
-    if (ws_.ptr) devFree(ws_.ptr, ws_.capacity);  // stream-ordered: earlier kernels still see valid memory
-    ws_.ptr = nullptr;
-    ws_.ptr = devAlloc(bytes, &ws_.capacity);
+  if (!ws_ || ws_->capacity < floats * 4) {
+    ws_.reset();  // back to the cache, stream-ordered: earlier kernels still see valid memory
+    ws_ = alloc(kFloat32, (int64_t)floats);
   }
-  return static_cast<float*>(ws_.ptr);
+  return ws_->f32();
 }
 
 // ---- host <-> device through pinned staging buffers ----
@@ -213,19 +229,20 @@ Engine::Staging* Engine::acquireStaging(size_t bytes) {
   return best;
 }
 
-void Engine::write(Buffer* b, const void* data, int64_t offset, int64_t length) {
+
+void Engine::write(Buffer& b, const void* data, int64_t offset, int64_t length) {
   use();
-  const size_t bytes = (size_t)length * b->elemBytes;
+  const size_t bytes = (size_t)length * b.elemBytes;
   if (!bytes) return;
   Staging* st = acquireStaging(bytes);
   memcpy(st->host, data, bytes);
-  check(cudaMemcpyAsync(static_cast<char*>(b->ptr) + offset * b->elemBytes, st->host, bytes, cudaMemcpyHostToDevice,
+  check(cudaMemcpyAsync(static_cast<char*>(b.ptr) + offset * b.elemBytes, st->host, bytes, cudaMemcpyHostToDevice,
                         S(stream_)), "cudaMemcpyAsync (write)");
   check(cudaEventRecord(st->done, S(stream_)), "cudaEventRecord");
 }
 
-void Engine::readSync(Buffer* b, int64_t offset, int64_t length, void* out) {
-  Pending* p = readAsync(b, offset, length);
+void Engine::readSync(Buffer& b, int64_t offset, int64_t length, void* out) {
+  Pending* p = readAsync(&b, offset, length);
   waitPending(p);
   finishPending(p, out);
 }
@@ -233,7 +250,6 @@ void Engine::readSync(Buffer* b, int64_t offset, int64_t length, void* out) {
 Pending* Engine::readAsync(Buffer* b, int64_t offset, int64_t length) {
   use();
   auto* p = new Pending();
-  p->engine = this;
   p->bytes = b ? (size_t)length * b->elemBytes : 0;
   if (p->bytes) {
     p->staging = acquireStaging(p->bytes);
@@ -246,8 +262,6 @@ Pending* Engine::readAsync(Buffer* b, int64_t offset, int64_t length) {
   if (p->staging) check(cudaEventRecord(p->staging->done, S(stream_)), "cudaEventRecord");
   return p;
 }
-
-Pending* Engine::syncAsync() { return readAsync(nullptr, 0, 0); }
 
 void Engine::waitPending(Pending* p) { check(cudaEventSynchronize(p->event), "cudaEventSynchronize"); }
 
@@ -281,14 +295,11 @@ void Engine::waitEvent(void* event) {
 void Engine::destroyEvent(void* event) { cudaEventDestroy(static_cast<cudaEvent_t>(event)); }
 
 void Engine::setThreads(int threads) {
-  threads_ = threads;
 #if defined(ALEXNET_CUDA_EMU)
   emu::setStreamThreads(S(stream_), threads);
+#else
+  (void)threads;  // a GPU has no host threads to share
 #endif
-}
-
-int Engine::getThreads() const {
-  return threads_;
 }
 
 int Engine::gridFor(long long n) const {
@@ -298,67 +309,60 @@ int Engine::gridFor(long long n) const {
   return blocks < 1 ? 1 : (int)blocks;
 }
 
-// ---- data movement ----
-void Engine::fill(Buffer* b, double value) {
+/** kernel(args...) over a grid-stride range of n (nothing when n is 0). */
+template <class K, class... A>
+void Engine::launchFlat(const char* what, K kernel, long long n, A... args) {
   use();
-  if (!b->length) return;
-  if (b->dtype == kU8) {
-    check(cudaMemsetAsync(b->ptr, (int)(uint8_t)(int)value, (size_t)b->length, S(stream_)), "cudaMemsetAsync");
+  if (n <= 0) return;
+  ALEXNET_LAUNCH(kernel, gridFor(n), kThreads, S(stream_), args...);
+  check(cudaGetLastError(), what);
+}
+
+// ---- data movement ----
+void Engine::fill(Buffer& b, uint32_t pattern) {
+  use();
+  if (!b.length) return;
+  if (b.elemBytes == 1) {
+    check(cudaMemsetAsync(b.ptr, (int)(pattern & 0xFF), (size_t)b.length, S(stream_)), "cudaMemsetAsync");
     return;
   }
-  uint32_t bits;
-  if (b->dtype == kI32) {
-    int32_t v = (int32_t)value;
-    memcpy(&bits, &v, 4);
-  } else {
-    float v = (float)value;
-    memcpy(&bits, &v, 4);
-  }
-  uint32_t* p = static_cast<uint32_t*>(b->ptr);
-  long long n = b->length;
-  ALEXNET_LAUNCH(fill32Kernel, gridFor(n), kThreads, S(stream_), p, bits, n);
-  ALEXNET_CHECK_LAUNCH("fill");
+  launchFlat("fill", fill32Kernel, b.length, static_cast<uint32_t*>(b.ptr), pattern, (long long)b.length);
 }
 
-void Engine::random(Buffer* b, bool normal, uint64_t seed, uint64_t offset, double a, double bb) {
-  use();
-  if (!b->length) return;
-  float* out = static_cast<float*>(b->ptr);
-  long long len = b->length;
-  unsigned long long sd = seed, off = offset;
-  int nrm = normal ? 1 : 0;
-  ALEXNET_LAUNCH(randomKernel, gridFor(len / 4 + 2), kThreads, S(stream_), out, len, sd, off, nrm, a, bb);
-  ALEXNET_CHECK_LAUNCH("random");
+void Engine::random(Buffer& b, bool normal, uint64_t seed, uint64_t offset, double a, double bb) {
+  if (!b.length) return;
+  const long long len = b.length;
+  const unsigned long long sd = seed, off = offset;
+  launchFlat("random", randomKernel, len / 4 + 2, b.f32(), len, sd, off, normal ? 1 : 0, a, bb);
 }
 
-void Engine::copy(Buffer* src, int64_t srcOffset, Buffer* dst, int64_t dstOffset, int64_t length) {
+void Engine::copy(Buffer& src, int64_t srcOffset, Buffer& dst, int64_t dstOffset, int64_t length) {
   use();
   if (!length) return;
-  check(cudaMemcpyAsync(static_cast<char*>(dst->ptr) + dstOffset * dst->elemBytes,
-                        static_cast<char*>(src->ptr) + srcOffset * src->elemBytes, (size_t)length * src->elemBytes,
+  check(cudaMemcpyAsync(static_cast<char*>(dst.ptr) + dstOffset * dst.elemBytes,
+                        static_cast<char*>(src.ptr) + srcOffset * src.elemBytes, (size_t)length * src.elemBytes,
                         cudaMemcpyDeviceToDevice, S(stream_)), "cudaMemcpyAsync (copy)");
 }
 
-void Engine::copyToPeer(Buffer* src, Engine* peer, Buffer* dst, int64_t length) {
+void Engine::copyToPeer(Buffer& src, const Engine& peer, Buffer& dst, int64_t length) {
   use();
   if (!length) return;
-  const size_t bytes = (size_t)length * src->elemBytes;
-  if (peer->physical_ == physical_) {
-    check(cudaMemcpyAsync(dst->ptr, src->ptr, bytes, cudaMemcpyDeviceToDevice, S(stream_)), "cudaMemcpyAsync (peer)");
+  const size_t bytes = (size_t)length * src.elemBytes;
+  if (peer.physical_ == physical_) {
+    check(cudaMemcpyAsync(dst.ptr, src.ptr, bytes, cudaMemcpyDeviceToDevice, S(stream_)), "cudaMemcpyAsync (peer)");
   } else {
-    check(cudaMemcpyPeerAsync(dst->ptr, peer->physical_, src->ptr, physical_, bytes, S(stream_)),
-          "cudaMemcpyPeerAsync");
+    check(cudaMemcpyPeerAsync(dst.ptr, peer.physical_, src.ptr, physical_, bytes, S(stream_)), "cudaMemcpyPeerAsync");
   }
 }
 
-void Engine::channelCopy(Buffer* src, Buffer* dst, int64_t n, int64_t hw, int64_t srcC, int64_t srcOffset, int64_t dstC,
+void Engine::channelCopy(Buffer& src, Buffer& dst, int64_t n, int64_t hw, int64_t srcC, int64_t srcOffset, int64_t dstC,
                          int64_t dstOffset, int64_t count) {
   use();
   if (!n || !hw || !count) return;
-  const size_t eb = src->elemBytes;
+  const size_t eb = src.elemBytes;
   // n rows of count * hw contiguous elements: a 2-D copy with the two channel pitches.
-  check(cudaMemcpy2DAsync(static_cast<char*>(dst->ptr) + dstOffset * hw * eb, dstC * hw * eb,
-                          static_cast<char*>(src->ptr) + srcOffset * hw * eb, srcC * hw * eb, count * hw * eb, n,
+  check(cudaMemcpy2DAsync(static_cast<char*>(dst.ptr) + dstOffset * hw * eb, dstC * hw * eb,
+                          static_cast<char*>(src.ptr) + srcOffset * hw * eb, srcC * hw * eb, count * hw * eb, n,
                           cudaMemcpyDeviceToDevice, S(stream_)), "cudaMemcpy2DAsync (channelCopy)");
 }
 
@@ -414,12 +418,12 @@ void Engine::gemmAuto(LA la, LB lb, Epi epi, int M, int N, int K, int batch) {
   else gemmRun<TileSmall, false>(la, lb, epi, M, N, K, batch);
 }
 
-void Engine::gemm(bool transA, bool transB, int m, int n, int k, float alpha, Buffer* a, Buffer* b, float beta,
-                  Buffer* c) {
+void Engine::gemm(bool transA, bool transB, int m, int n, int k, float alpha, Buffer& a, Buffer& b, float beta,
+                  Buffer& c) {
   use();
-  const float* A = static_cast<const float*>(a->ptr);
-  const float* B = static_cast<const float*>(b->ptr);
-  StoreGemm st{static_cast<float*>(c->ptr), n, 0, alpha, beta};
+  const float* A = a.f32();
+  const float* B = b.f32();
+  StoreGemm st{c.f32(), n, 0, alpha, beta};
   const int lda = transA ? m : k, ldb = transB ? k : n;
   if (transA) {
     if (transB) gemmAuto(DenseA<true>{A, lda, 0}, DenseB<true>{B, ldb, 0}, st, m, n, k, 1);
@@ -431,238 +435,148 @@ void Engine::gemm(bool transA, bool transB, int m, int n, int k, float alpha, Bu
 }
 
 namespace {
-long long elems(const Buffer* b) { return b->length; }
-ConvShape shapeOf(const ConvArgs& a) {
-  ConvShape g{a.n, a.c, a.h, a.w, a.k, a.r, a.s, a.strideH, a.strideW, a.padH, a.padW, a.groups, a.outH, a.outW};
-  g.divRS = FastDiv(a.r * a.s);
-  g.divS = FastDiv(a.s);
-  g.divOutW = FastDiv(a.outW);
-  g.divW = FastDiv(a.w);
-  g.divPlane = FastDiv(a.outH * a.outW);
+ConvShape shapeOf(const ConvGeometry& a) {
+  ConvShape g{(int)a.n, (int)a.c, (int)a.h, (int)a.w, (int)a.k, (int)a.r, (int)a.s, (int)a.strideH, (int)a.strideW,
+              (int)a.padH, (int)a.padW, (int)a.groups, (int)a.outH, (int)a.outW};
+  g.divRS = FastDiv(g.r * g.s);
+  g.divS = FastDiv(g.s);
+  g.divOutW = FastDiv(g.outW);
+  g.divW = FastDiv(g.w);
+  g.divPlane = FastDiv(g.outH * g.outW);
   return g;
+}
+PoolShape shapeOf(const PoolGeometry& a) {
+  return PoolShape{(int)a.n, (int)a.c, (int)a.h, (int)a.w, (int)a.kh, (int)a.kw, (int)a.strideH, (int)a.strideW,
+                   (int)a.padH, (int)a.padW, (int)a.outH, (int)a.outW};
 }
 }  // namespace
 
-void Engine::axpy(float alpha, Buffer* x, Buffer* y) {
-  use();
-  long long n = elems(x);
-  if (!n) return;
-  const float* xp = static_cast<const float*>(x->ptr);
-  float* yp = static_cast<float*>(y->ptr);
-  ALEXNET_LAUNCH(axpyKernel, gridFor(n), kThreads, S(stream_), alpha, xp, yp, n);
-  ALEXNET_CHECK_LAUNCH("axpy");
+void Engine::axpy(float alpha, Buffer& x, Buffer& y) { launchFlat("axpy", axpyKernel, x.length, alpha, x.f32(), y.f32(), (long long)x.length); }
+
+void Engine::scale(float alpha, Buffer& x) { launchFlat("scale", scaleKernel, x.length, alpha, x.f32(), (long long)x.length); }
+
+void Engine::add(Buffer& a, Buffer& b, Buffer& out) {
+  launchFlat("add", addKernel, a.length, a.f32(), b.f32(), out.f32(), (long long)a.length);
 }
 
-void Engine::scale(float alpha, Buffer* x) {
-  use();
-  long long n = elems(x);
-  if (!n) return;
-  float* xp = static_cast<float*>(x->ptr);
-  ALEXNET_LAUNCH(scaleKernel, gridFor(n), kThreads, S(stream_), alpha, xp, n);
-  ALEXNET_CHECK_LAUNCH("scale");
+void Engine::biasAdd(Buffer& y, Buffer& bias, int n, int c, int hw) {
+  const long long total = (long long)n * c * hw;
+  launchFlat("biasAdd", biasAddKernel, total, y.f32(), bias.f32(), c, hw, total);
 }
 
-void Engine::add(Buffer* a, Buffer* b, Buffer* out) {
-  use();
-  long long n = elems(a);
-  if (!n) return;
-  const float* ap = static_cast<const float*>(a->ptr);
-  const float* bp = static_cast<const float*>(b->ptr);
-  float* op = static_cast<float*>(out->ptr);
-  ALEXNET_LAUNCH(addKernel, gridFor(n), kThreads, S(stream_), ap, bp, op, n);
-  ALEXNET_CHECK_LAUNCH("add");
-}
-
-void Engine::biasAdd(Buffer* y, Buffer* bias, int n, int c, int hw) {
-  use();
-  long long total = (long long)n * c * hw;
-  if (!total) return;
-  float* yp = static_cast<float*>(y->ptr);
-  const float* bp = static_cast<const float*>(bias->ptr);
-  ALEXNET_LAUNCH(biasAddKernel, gridFor(total), kThreads, S(stream_), yp, bp, c, hw, total);
-  ALEXNET_CHECK_LAUNCH("biasAdd");
-}
-
-void Engine::biasGrad(Buffer* dy, Buffer* db, int n, int c, int hw, float beta) {
+void Engine::biasGrad(Buffer& dy, Buffer& db, int n, int c, int hw, float beta) {
   use();
   if (!c) return;
-  const float* dp = static_cast<const float*>(dy->ptr);
-  float* bp = static_cast<float*>(db->ptr);
-  ALEXNET_LAUNCH(biasGradKernel, c, kThreads, S(stream_), dp, bp, n, c, hw, beta);
+  const float* dyp = dy.f32();
+  float* dbp = db.f32();
+  ALEXNET_LAUNCH(biasGradKernel, c, kThreads, S(stream_), dyp, dbp, n, c, hw, beta);
   ALEXNET_CHECK_LAUNCH("biasGrad");
 }
 
 // ---- convolution as implicit GEMM (gemm.cuh loaders), one GEMM per (sample, group) batch ----
-void Engine::conv2dForward(Buffer* x, Buffer* w, Buffer* bias, Buffer* y, const ConvArgs& a) {
+void Engine::conv2dForward(Buffer& x, Buffer& w, Buffer* bias, Buffer& y, const ConvGeometry& a) {
   use();
   const ConvShape g = shapeOf(a);
-  const int kg = g.k / g.groups, crs = (g.c / g.groups) * g.r * g.s, P = g.outH * g.outW;
-  gemmAuto(ConvFwdA{static_cast<const float*>(w->ptr), g}, ConvFwdB{static_cast<const float*>(x->ptr), g},
-           StoreConvFwd{static_cast<float*>(y->ptr), bias ? static_cast<const float*>(bias->ptr) : nullptr, g}, kg, P,
-           crs, g.n * g.groups);
+  gemmAuto(ConvFwdA{w.f32(), g}, ConvFwdB{x.f32(), g}, StoreConvFwd{y.f32(), bias ? bias->f32() : nullptr, g},
+           (int)a.kg(), (int)a.plane(), (int)a.colRows(), g.n * g.groups);
 }
 
-void Engine::conv2dBackwardData(Buffer* dy, Buffer* w, Buffer* dx, const ConvArgs& a) {
+void Engine::conv2dBackwardData(Buffer& dy, Buffer& w, Buffer& dx, const ConvGeometry& a) {
   use();
   const ConvShape g = shapeOf(a);
-  const int cg = g.c / g.groups, krs = (g.k / g.groups) * g.r * g.s;
+  const int cg = (int)a.cg(), krs = (int)(a.kg() * a.r * a.s);
   if (g.strideH > 1 || g.strideW > 1 || cg < 32) {
-    long long total = (long long)g.n * g.c * g.h * g.w;
-    if (!total) return;
-    const float* dyp = static_cast<const float*>(dy->ptr);
-    const float* wp = static_cast<const float*>(w->ptr);
-    float* dxp = static_cast<float*>(dx->ptr);
-    ALEXNET_LAUNCH(convBackwardDataDirectKernel, gridFor(total), kThreads, S(stream_), dyp, wp, dxp, g);
-    ALEXNET_CHECK_LAUNCH("conv2dBackwardData (direct)");
+    launchFlat("conv2dBackwardData (direct)", convBackwardDataDirectKernel, a.xSize(), dy.f32(), w.f32(), dx.f32(), g);
     return;
   }
-  gemmAuto(ConvBwdDataA{static_cast<const float*>(w->ptr), g}, ConvBwdDataB{static_cast<const float*>(dy->ptr), g},
-           StoreConvBwdData{static_cast<float*>(dx->ptr), g}, cg, g.h * g.w, krs, g.n * g.groups);
+  gemmAuto(ConvBwdDataA{w.f32(), g}, ConvBwdDataB{dy.f32(), g}, StoreConvBwdData{dx.f32(), g}, cg, g.h * g.w, krs,
+           g.n * g.groups);
 }
 
-void Engine::conv2dBackwardFilter(Buffer* x, Buffer* dy, Buffer* dw, Buffer* db, const ConvArgs& a, float beta) {
+void Engine::conv2dBackwardFilter(Buffer& x, Buffer& dy, Buffer& dw, Buffer* db, const ConvGeometry& a, float beta) {
   use();
   const ConvShape g = shapeOf(a);
-  const int kg = g.k / g.groups, crs = (g.c / g.groups) * g.r * g.s;
-  gemmAuto(ConvBwdFilterA{static_cast<const float*>(dy->ptr), g}, ConvBwdFilterB{static_cast<const float*>(x->ptr), g},
-           StoreConvBwdFilter{static_cast<float*>(dw->ptr), g, beta}, kg, crs, g.n * g.outH * g.outW, g.groups);
-  if (db) biasGrad(dy, db, g.n, g.k, g.outH * g.outW, beta);
+  gemmAuto(ConvBwdFilterA{dy.f32(), g}, ConvBwdFilterB{x.f32(), g}, StoreConvBwdFilter{dw.f32(), g, beta}, (int)a.kg(),
+           (int)a.colRows(), (int)(a.n * a.plane()), g.groups);
+  if (db) biasGrad(dy, *db, g.n, g.k, g.outH * g.outW, beta);
 }
 
 // ---- activations, LRN, pooling, dropout ----
-void Engine::reluForward(Buffer* x, Buffer* y) {
-  use();
-  long long n = elems(x);
-  if (!n) return;
-  const float* xp = static_cast<const float*>(x->ptr);
-  float* yp = static_cast<float*>(y->ptr);
-  ALEXNET_LAUNCH(reluForwardKernel, gridFor(n), kThreads, S(stream_), xp, yp, n);
-  ALEXNET_CHECK_LAUNCH("reluForward");
+void Engine::reluForward(Buffer& x, Buffer& y) {
+  launchFlat("reluForward", reluForwardKernel, x.length, x.f32(), y.f32(), (long long)x.length);
 }
 
-void Engine::reluBackward(Buffer* y, Buffer* dy, Buffer* dx) {
-  use();
-  long long n = elems(y);
-  if (!n) return;
-  const float* yp = static_cast<const float*>(y->ptr);
-  const float* dp = static_cast<const float*>(dy->ptr);
-  float* xp = static_cast<float*>(dx->ptr);
-  ALEXNET_LAUNCH(reluBackwardKernel, gridFor(n), kThreads, S(stream_), yp, dp, xp, n);
-  ALEXNET_CHECK_LAUNCH("reluBackward");
+void Engine::reluBackward(Buffer& y, Buffer& dy, Buffer& dx) {
+  launchFlat("reluBackward", reluBackwardKernel, y.length, y.f32(), dy.f32(), dx.f32(), (long long)y.length);
 }
 
-void Engine::lrnForward(Buffer* x, Buffer* y, int size, double alpha, double beta, double k, int n, int c, int hw) {
-  use();
-  long long cols = (long long)n * hw;
-  if (!cols || !c) return;
-  const float* xp = static_cast<const float*>(x->ptr);
-  float* yp = static_cast<float*>(y->ptr);
-  int half = size / 2;
-  float fa = (float)alpha, fb = (float)beta, fk = (float)k;
-  ALEXNET_LAUNCH(lrnForwardKernel, gridFor(cols), kThreads, S(stream_), xp, yp, n, c, hw, half, fa, fb, fk);
-  ALEXNET_CHECK_LAUNCH("lrnForward");
+void Engine::lrnForward(Buffer& x, Buffer& y, const LrnParams& p, int n, int c, int hw) {
+  if (!c) return;
+  launchFlat("lrnForward", lrnForwardKernel, (long long)n * hw, x.f32(), y.f32(), n, c, hw, (int)(p.size / 2),
+             (float)p.alpha, (float)p.beta, (float)p.k);
 }
 
-void Engine::lrnBackward(Buffer* x, Buffer* y, Buffer* dy, Buffer* dx, int size, double alpha, double beta, double k,
-                         int n, int c, int hw) {
-  use();
-  long long cols = (long long)n * hw;
+void Engine::lrnBackward(Buffer& x, Buffer& y, Buffer& dy, Buffer& dx, const LrnParams& p, int n, int c, int hw) {
+  const long long cols = (long long)n * hw;
   if (!cols || !c) return;
   float* t = workspace((size_t)cols * c);
-  const float* xp = static_cast<const float*>(x->ptr);
-  const float* yp = static_cast<const float*>(y->ptr);
-  const float* dyp = static_cast<const float*>(dy->ptr);
-  float* dxp = static_cast<float*>(dx->ptr);
-  int half = size / 2;
-  float fa = (float)alpha, fb = (float)beta, fk = (float)k;
-  ALEXNET_LAUNCH(lrnBackwardKernel, gridFor(cols), kThreads, S(stream_), xp, yp, dyp, dxp, t, n, c, hw, half, fa, fb,
-                 fk);
-  ALEXNET_CHECK_LAUNCH("lrnBackward");
+  launchFlat("lrnBackward", lrnBackwardKernel, cols, x.f32(), y.f32(), dy.f32(), dx.f32(), t, n, c, hw,
+             (int)(p.size / 2), (float)p.alpha, (float)p.beta, (float)p.k);
 }
 
-void Engine::maxPoolForward(Buffer* x, Buffer* y, Buffer* argmax, const PoolArgs& a) {
-  use();
-  PoolShape g{a.n, a.c, a.h, a.w, a.kh, a.kw, a.strideH, a.strideW, a.padH, a.padW, a.outH, a.outW};
-  long long total = (long long)g.n * g.c * g.outH * g.outW;
-  if (!total) return;
-  const float* xp = static_cast<const float*>(x->ptr);
-  float* yp = static_cast<float*>(y->ptr);
-  int* ap = static_cast<int*>(argmax->ptr);
-  ALEXNET_LAUNCH(maxPoolForwardKernel, gridFor(total), kThreads, S(stream_), xp, yp, ap, g);
-  ALEXNET_CHECK_LAUNCH("maxPoolForward");
+void Engine::maxPoolForward(Buffer& x, Buffer& y, Buffer& argmax, const PoolGeometry& a) {
+  launchFlat("maxPoolForward", maxPoolForwardKernel, a.ySize(), x.f32(), y.f32(), argmax.i32(), shapeOf(a));
 }
 
-void Engine::maxPoolBackward(Buffer* dy, Buffer* argmax, Buffer* dx, const PoolArgs& a) {
-  use();
-  PoolShape g{a.n, a.c, a.h, a.w, a.kh, a.kw, a.strideH, a.strideW, a.padH, a.padW, a.outH, a.outW};
-  long long total = (long long)g.n * g.c * g.h * g.w;
-  if (!total) return;
-  const float* dp = static_cast<const float*>(dy->ptr);
-  const int* ap = static_cast<const int*>(argmax->ptr);
-  float* xp = static_cast<float*>(dx->ptr);
-  ALEXNET_LAUNCH(maxPoolBackwardKernel, gridFor(total), kThreads, S(stream_), dp, ap, xp, g);
-  ALEXNET_CHECK_LAUNCH("maxPoolBackward");
+void Engine::maxPoolBackward(Buffer& dy, Buffer& argmax, Buffer& dx, const PoolGeometry& a) {
+  launchFlat("maxPoolBackward", maxPoolBackwardKernel, a.xSize(), dy.f32(), argmax.i32(), dx.f32(), shapeOf(a));
 }
 
-void Engine::dropout(Buffer* x, Buffer* y, double p, uint64_t seed, uint64_t offset) {
-  use();
-  long long n = elems(x);
-  if (!n) return;
-  const float* xp = static_cast<const float*>(x->ptr);
-  float* yp = static_cast<float*>(y->ptr);
-  double inv = 1.0 / (1.0 - p);
-  unsigned long long sd = seed, off = offset;
-  ALEXNET_LAUNCH(dropoutKernel, gridFor(n), kThreads, S(stream_), xp, yp, n, p, inv, sd, off);
-  ALEXNET_CHECK_LAUNCH("dropout");
+void Engine::dropout(Buffer& x, Buffer& y, double p, uint64_t seed, uint64_t offset) {
+  const unsigned long long sd = seed, off = offset;
+  launchFlat("dropout", dropoutKernel, x.length, x.f32(), y.f32(), (long long)x.length, p, 1.0 / (1.0 - p), sd, off);
 }
 
 // ---- loss and metrics ----
-void Engine::softmaxCrossEntropy(Buffer* logits, Buffer* labels, Buffer* loss, Buffer* dlogits, int n, int c) {
+void Engine::softmaxCrossEntropy(Buffer& logits, Buffer& labels, Buffer& loss, Buffer* dlogits, int n, int c) {
   use();
   if (!n) return;
   float* rows = workspace((size_t)n);
-  const float* lp = static_cast<const float*>(logits->ptr);
-  const int* lb = static_cast<const int*>(labels->ptr);
-  float* dp = dlogits ? static_cast<float*>(dlogits->ptr) : nullptr;
+  const float* lp = logits.f32();
+  const int32_t* lb = labels.i32();
+  float* dp = dlogits ? dlogits->f32() : nullptr;
   ALEXNET_LAUNCH(softmaxCrossEntropyKernel, n, kThreads, S(stream_), lp, lb, rows, dp, n, c);
   ALEXNET_CHECK_LAUNCH("softmaxCrossEntropy");
   const float* crows = rows;
-  float* out = static_cast<float*>(loss->ptr);
+  float* out = loss.f32();
   ALEXNET_LAUNCH(meanKernel, 1, kThreads, S(stream_), crows, out, n);
   ALEXNET_CHECK_LAUNCH("softmaxCrossEntropy (mean)");
 }
 
-void Engine::softmax(Buffer* x, Buffer* y, int n, int c) {
+void Engine::softmax(Buffer& x, Buffer& y, int n, int c) {
   use();
   if (!n || !c) return;
-  const float* xp = static_cast<const float*>(x->ptr);
-  float* yp = static_cast<float*>(y->ptr);
+  const float* xp = x.f32();
+  float* yp = y.f32();
   ALEXNET_LAUNCH(softmaxKernel, n, kThreads, S(stream_), xp, yp, c);
   ALEXNET_CHECK_LAUNCH("softmax");
 }
 
-void Engine::topkCorrect(Buffer* logits, Buffer* labels, Buffer* out, int n, int c, int k) {
+void Engine::topkCorrect(Buffer& logits, Buffer& labels, Buffer& out, int n, int c, int k) {
   use();
-  check(cudaMemsetAsync(out->ptr, 0, 4, S(stream_)), "cudaMemsetAsync");
+  check(cudaMemsetAsync(out.ptr, 0, 4, S(stream_)), "cudaMemsetAsync");
   if (!n) return;
-  const float* lp = static_cast<const float*>(logits->ptr);
-  const int* lb = static_cast<const int*>(labels->ptr);
-  int* op = static_cast<int*>(out->ptr);
+  const float* lp = logits.f32();
+  const int32_t* lb = labels.i32();
+  int32_t* op = out.i32();
   ALEXNET_LAUNCH(topkCorrectKernel, n, kThreads, S(stream_), lp, lb, op, c, k);
   ALEXNET_CHECK_LAUNCH("topkCorrect");
 }
 
-void Engine::sgdUpdate(Buffer* w, Buffer* g, Buffer* v, float lr, float momentum, float weightDecay, bool paper) {
-  use();
-  long long n = elems(w);
-  if (!n) return;
-  float* wp = static_cast<float*>(w->ptr);
-  const float* gp = static_cast<const float*>(g->ptr);
-  float* vp = static_cast<float*>(v->ptr);
-  float wdLr = (float)((double)weightDecay * (double)lr);
-  int pf = paper ? 1 : 0;
-  ALEXNET_LAUNCH(sgdKernel, gridFor(n), kThreads, S(stream_), wp, gp, vp, n, lr, momentum, wdLr, weightDecay, pf);
-  ALEXNET_CHECK_LAUNCH("sgdUpdate");
+void Engine::sgdUpdate(Buffer& w, Buffer& g, Buffer& v, float lr, float momentum, float weightDecay, bool paper) {
+  const float wdLr = (float)((double)weightDecay * (double)lr);
+  launchFlat("sgdUpdate", sgdKernel, w.length, w.f32(), g.f32(), v.f32(), (long long)w.length, lr, momentum, wdLr,
+             weightDecay, paper ? 1 : 0);
 }
 
 }  // namespace cuda

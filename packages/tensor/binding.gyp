@@ -12,9 +12,13 @@
       "sources": [
         "<(native_dir)/cpu/addon.cpp",
         "<(native_dir)/cpu/engine.cpp",
-        "<(native_dir)/cpu/gemm.cpp",
         "<(native_dir)/cpu/isa.cpp",
-        "<(native_dir)/cpu/kernels.cpp"
+        "<(native_dir)/cpu/kernels/conv.cpp",
+        "<(native_dir)/cpu/kernels/elementwise.cpp",
+        "<(native_dir)/cpu/kernels/gemm.cpp",
+        "<(native_dir)/cpu/kernels/loss.cpp",
+        "<(native_dir)/cpu/kernels/lrn.cpp",
+        "<(native_dir)/cpu/kernels/pool.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

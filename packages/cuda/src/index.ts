@@ -14,60 +14,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  registerBackend,
-  type Backend, type ConvGeometry, type DType, type DeviceBuffer, type Engine, type EngineEvent, type LrnParams,
-  type PoolGeometry, type SgdParams, type TypedArray,
-} from '@alexnet/tensor';
+import { NativeEngine, registerBackend, type AddonEngine, type Backend, type Engine } from '@alexnet/tensor';
 
 // ---- the native addons ----
 
-/** The N-API surface of native/cuda/addon.cpp (buffers are numeric ids owned by their engine). */
-interface NativeEngine {
-  alloc(dtype: DType, length: number): number;
-  free(id: number): void;
-  write(id: number, data: TypedArray, offset: number): void;
-  readSync(id: number, offset?: number, length?: number): TypedArray;
-  read(id: number, offset?: number, length?: number): Promise<TypedArray>;
-  synchronize(): Promise<void>;
-  synchronizeSync(): void;
-  recordEvent(): unknown;
-  waitEvent(handle: unknown): void;
-  setThreads(n: number): void;
-  getThreads(): number;
-  memoryInfo(): { inUse: number; cached: number; buffers: number };
-  emptyCache(): void;
-  fill(id: number, value: number): void;
-  random(id: number, dist: string, seed: number, offset: number, a: number, b: number): void;
-  copy(src: number, srcOffset: number, dst: number, dstOffset: number, length: number): void;
-  copyToPeer(src: number, peer: NativeEngine, dst: number, length: number): void;
-  channelCopy(src: number, dst: number, n: number, hw: number, srcC: number, srcOffset: number, dstC: number, dstOffset: number, count: number): void;
-  gemm(tA: boolean, tB: boolean, m: number, n: number, k: number, alpha: number, a: number, b: number, beta: number, c: number): void;
-  axpy(alpha: number, x: number, y: number): void;
-  scale(alpha: number, x: number): void;
-  add(a: number, b: number, out: number): void;
-  biasAdd(y: number, bias: number, n: number, c: number, hw: number): void;
-  biasGrad(dy: number, db: number, n: number, c: number, hw: number, beta: number): void;
-  conv2dForward(x: number, w: number, bias: number | null, y: number, g: ConvGeometry): void;
-  conv2dBackwardData(dy: number, w: number, dx: number, g: ConvGeometry): void;
-  conv2dBackwardFilter(x: number, dy: number, dw: number, db: number | null, g: ConvGeometry, beta: number): void;
-  reluForward(x: number, y: number): void;
-  reluBackward(y: number, dy: number, dx: number): void;
-  lrnForward(x: number, y: number, p: LrnParams, n: number, c: number, hw: number): void;
-  lrnBackward(x: number, y: number, dy: number, dx: number, p: LrnParams, n: number, c: number, hw: number): void;
-  maxPoolForward(x: number, y: number, argmax: number, g: PoolGeometry): void;
-  maxPoolBackward(dy: number, argmax: number, dx: number, g: PoolGeometry): void;
-  dropout(x: number, y: number, p: number, seed: number, offset: number): void;
-  softmaxCrossEntropy(logits: number, labels: number, loss: number, dlogits: number | null, n: number, c: number): void;
-  softmax(x: number, y: number, n: number, c: number): void;
-  topkCorrect(logits: number, labels: number, out: number, n: number, c: number, k: number): void;
-  sgdUpdate(w: number, g: number, v: number, p: SgdParams): void;
-  destroy(): void;
-}
-
 interface NativeProbe { available: boolean; reason?: string; gpus: number; name: string; logicalDevices: number; emulated: boolean }
 interface NativeAddon {
-  NativeEngine: new (index: number) => NativeEngine;
+  /** The engine of native/cuda/addon.cpp: the shared surface of every native engine (native-engine.ts). */
+  NativeEngine: new (index: number) => AddonEngine;
   probe(): NativeProbe;
   setTf32(on: boolean): boolean;
   emuSelfTest?(threads: number): EmulationSelfTest;
@@ -139,168 +93,15 @@ function emuAddon(): Loaded {
   return emu;
 }
 
-// ---- the engine: validation and ids in TypeScript, the work in native code ----
-
-class CudaBuffer implements DeviceBuffer {
-  constructor(readonly engine: CudaEngine, readonly id: number, readonly dtype: DType, readonly length: number) {}
-}
-
-class CudaEvent implements EngineEvent {
-  constructor(readonly engine: CudaEngine, readonly handle: unknown) {}
-}
-
-const ARRAY_OF: Record<DType, { from(d: ArrayLike<number>): TypedArray }> = {
-  float32: Float32Array, float64: Float64Array, int32: Int32Array, uint8: Uint8Array,
-};
-
-export class CudaEngine implements Engine {
-  constructor(readonly backend: string, readonly index: number, private readonly native: NativeEngine) {}
-
-  private id(b: DeviceBuffer | null, name: string, op: string): number {
-    if (!(b instanceof CudaBuffer) || b.engine !== this) {
-      throw new TypeError(`${op}: ${name} is not a buffer of ${this.backend}:${this.index}`);
-    }
-    return b.id;
-  }
-  private optId(b: DeviceBuffer | null, name: string, op: string): number | null {
-    return b === null || b === undefined ? null : this.id(b, name, op);
-  }
-
-  alloc(dtype: DType, length: number): DeviceBuffer {
-    if (dtype === 'float64') throw new TypeError(`alloc: float64 tensors are only supported by the reference backend, not ${this.backend}`);
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`alloc: Expected a non-negative integer for length but received ${String(length)}`);
-    return new CudaBuffer(this, this.native.alloc(dtype, length), dtype, length);
-  }
-  free(buf: DeviceBuffer): void {
-    if (buf instanceof CudaBuffer && buf.engine === this) this.native.free(buf.id);
-  }
-  write(buf: DeviceBuffer, data: TypedArray, offset = 0): void {
-    const id = this.id(buf, 'buf', 'write');
-    const want = ARRAY_OF[buf.dtype];
-    const host = (data.constructor as unknown) === want ? data : want.from(data);
-    this.native.write(id, host, offset);
-  }
-  read(buf: DeviceBuffer, offset?: number, length?: number): Promise<TypedArray> {
-    try {
-      return this.native.read(this.id(buf, 'buf', 'read'), offset, length);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-  }
-  readSync(buf: DeviceBuffer, offset?: number, length?: number): TypedArray {
-    return this.native.readSync(this.id(buf, 'buf', 'read'), offset, length);
-  }
-  synchronize(): Promise<void> { return this.native.synchronize(); }
-  synchronizeSync(): void { this.native.synchronizeSync(); }
-  recordEvent(): EngineEvent { return new CudaEvent(this, this.native.recordEvent()); }
-  waitEvent(event: EngineEvent): void {
-    if (!(event instanceof CudaEvent) || event.engine.backend !== this.backend) {
-      throw new TypeError(`waitEvent: the event is not from a ${this.backend} device`);
-    }
-    this.native.waitEvent(event.handle);
-  }
-  setThreads(threads: number): void { this.native.setThreads(threads); }
-  getThreads(): number { return this.native.getThreads(); }
-  /** Device bytes held by live buffers and by the caching allocator's free list, and live buffers. */
-  memoryInfo(): { inUse: number; cached: number; buffers: number } { return this.native.memoryInfo(); }
-  /** Returns the cached free blocks to the driver. */
-  emptyCache(): void { this.native.emptyCache(); }
-
-  fill(buf: DeviceBuffer, value: number): void { this.native.fill(this.id(buf, 'buf', 'fill'), value); }
-  random(buf: DeviceBuffer, dist: 'uniform' | 'normal', seed: number, offset: number, a: number, b: number): void {
-    this.native.random(this.id(buf, 'buf', 'random'), dist, seed, offset, a, b);
-  }
-  copy(src: DeviceBuffer, srcOffset: number, dst: DeviceBuffer, dstOffset: number, length: number): void {
-    this.native.copy(this.id(src, 'src', 'copy'), srcOffset, this.id(dst, 'dst', 'copy'), dstOffset, length);
-  }
-  copyToPeer(src: DeviceBuffer, peer: Engine, dst: DeviceBuffer, length: number): void {
-    if (!(peer instanceof CudaEngine) || peer.backend !== this.backend) {
-      throw new TypeError(`copyToPeer: peer is not a ${this.backend} device`);
-    }
-    this.native.copyToPeer(this.id(src, 'src', 'copyToPeer'), peer.native, peer.id(dst, 'dst', 'copyToPeer'), length);
-  }
-  channelCopy(src: DeviceBuffer, dst: DeviceBuffer, n: number, hw: number, srcC: number, srcOffset: number,
-    dstC: number, dstOffset: number, count: number): void {
-    this.native.channelCopy(this.id(src, 'src', 'channelCopy'), this.id(dst, 'dst', 'channelCopy'), n, hw, srcC, srcOffset, dstC, dstOffset, count);
-  }
-
-  gemm(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
-    a: DeviceBuffer, b: DeviceBuffer, beta: number, c: DeviceBuffer): void {
-    this.native.gemm(transA, transB, m, n, k, alpha, this.id(a, 'a', 'gemm'), this.id(b, 'b', 'gemm'), beta, this.id(c, 'c', 'gemm'));
-  }
-  axpy(alpha: number, x: DeviceBuffer, y: DeviceBuffer): void { this.native.axpy(alpha, this.id(x, 'x', 'axpy'), this.id(y, 'y', 'axpy')); }
-  scale(alpha: number, x: DeviceBuffer): void { this.native.scale(alpha, this.id(x, 'x', 'scale')); }
-  add(a: DeviceBuffer, b: DeviceBuffer, out: DeviceBuffer): void {
-    this.native.add(this.id(a, 'a', 'add'), this.id(b, 'b', 'add'), this.id(out, 'out', 'add'));
-  }
-  biasAdd(y: DeviceBuffer, bias: DeviceBuffer, n: number, c: number, hw: number): void {
-    this.native.biasAdd(this.id(y, 'y', 'biasAdd'), this.id(bias, 'bias', 'biasAdd'), n, c, hw);
-  }
-  biasGrad(dy: DeviceBuffer, db: DeviceBuffer, n: number, c: number, hw: number, beta: number): void {
-    this.native.biasGrad(this.id(dy, 'dy', 'biasGrad'), this.id(db, 'db', 'biasGrad'), n, c, hw, beta);
-  }
-
-  conv2dForward(x: DeviceBuffer, w: DeviceBuffer, bias: DeviceBuffer | null, y: DeviceBuffer, g: ConvGeometry): void {
-    const op = 'conv2dForward';
-    this.native.conv2dForward(this.id(x, 'x', op), this.id(w, 'w', op), this.optId(bias, 'bias', op), this.id(y, 'y', op), g);
-  }
-  conv2dBackwardData(dy: DeviceBuffer, w: DeviceBuffer, dx: DeviceBuffer, g: ConvGeometry): void {
-    const op = 'conv2dBackwardData';
-    this.native.conv2dBackwardData(this.id(dy, 'dy', op), this.id(w, 'w', op), this.id(dx, 'dx', op), g);
-  }
-  conv2dBackwardFilter(x: DeviceBuffer, dy: DeviceBuffer, dw: DeviceBuffer, db: DeviceBuffer | null, g: ConvGeometry, beta: number): void {
-    const op = 'conv2dBackwardFilter';
-    this.native.conv2dBackwardFilter(this.id(x, 'x', op), this.id(dy, 'dy', op), this.id(dw, 'dw', op), this.optId(db, 'db', op), g, beta);
-  }
-
-  reluForward(x: DeviceBuffer, y: DeviceBuffer): void { this.native.reluForward(this.id(x, 'x', 'reluForward'), this.id(y, 'y', 'reluForward')); }
-  reluBackward(y: DeviceBuffer, dy: DeviceBuffer, dx: DeviceBuffer): void {
-    this.native.reluBackward(this.id(y, 'y', 'reluBackward'), this.id(dy, 'dy', 'reluBackward'), this.id(dx, 'dx', 'reluBackward'));
-  }
-  lrnForward(x: DeviceBuffer, y: DeviceBuffer, p: LrnParams, n: number, c: number, hw: number): void {
-    this.native.lrnForward(this.id(x, 'x', 'lrnForward'), this.id(y, 'y', 'lrnForward'), p, n, c, hw);
-  }
-  lrnBackward(x: DeviceBuffer, y: DeviceBuffer, dy: DeviceBuffer, dx: DeviceBuffer, p: LrnParams, n: number, c: number, hw: number): void {
-    const op = 'lrnBackward';
-    this.native.lrnBackward(this.id(x, 'x', op), this.id(y, 'y', op), this.id(dy, 'dy', op), this.id(dx, 'dx', op), p, n, c, hw);
-  }
-  maxPoolForward(x: DeviceBuffer, y: DeviceBuffer, argmax: DeviceBuffer, g: PoolGeometry): void {
-    const op = 'maxPoolForward';
-    this.native.maxPoolForward(this.id(x, 'x', op), this.id(y, 'y', op), this.id(argmax, 'argmax', op), g);
-  }
-  maxPoolBackward(dy: DeviceBuffer, argmax: DeviceBuffer, dx: DeviceBuffer, g: PoolGeometry): void {
-    const op = 'maxPoolBackward';
-    this.native.maxPoolBackward(this.id(dy, 'dy', op), this.id(argmax, 'argmax', op), this.id(dx, 'dx', op), g);
-  }
-  dropoutForward(x: DeviceBuffer, y: DeviceBuffer, p: number, seed: number, offset: number): void {
-    this.native.dropout(this.id(x, 'x', 'dropoutForward'), this.id(y, 'y', 'dropoutForward'), p, seed, offset);
-  }
-  dropoutBackward(dy: DeviceBuffer, dx: DeviceBuffer, p: number, seed: number, offset: number): void {
-    this.native.dropout(this.id(dy, 'dy', 'dropoutBackward'), this.id(dx, 'dx', 'dropoutBackward'), p, seed, offset);
-  }
-  softmaxCrossEntropy(logits: DeviceBuffer, labels: DeviceBuffer, loss: DeviceBuffer, dlogits: DeviceBuffer | null, n: number, c: number): void {
-    const op = 'softmaxCrossEntropy';
-    this.native.softmaxCrossEntropy(this.id(logits, 'logits', op), this.id(labels, 'labels', op), this.id(loss, 'loss', op),
-      this.optId(dlogits, 'dlogits', op), n, c);
-  }
-  softmax(x: DeviceBuffer, y: DeviceBuffer, n: number, c: number): void {
-    this.native.softmax(this.id(x, 'x', 'softmax'), this.id(y, 'y', 'softmax'), n, c);
-  }
-  topkCorrect(logits: DeviceBuffer, labels: DeviceBuffer, out: DeviceBuffer, n: number, c: number, k: number): void {
-    const op = 'topkCorrect';
-    this.native.topkCorrect(this.id(logits, 'logits', op), this.id(labels, 'labels', op), this.id(out, 'out', op), n, c, k);
-  }
-  sgdUpdate(w: DeviceBuffer, g: DeviceBuffer, v: DeviceBuffer, p: SgdParams): void {
-    this.native.sgdUpdate(this.id(w, 'w', 'sgdUpdate'), this.id(g, 'g', 'sgdUpdate'), this.id(v, 'v', 'sgdUpdate'), p);
-  }
-  destroy(): void { this.native.destroy(); }
-}
+/** A 'cuda' or 'cuda-emu' device's engine: the one adapter of native engines (@alexnet/tensor's NativeEngine). */
+export { NativeEngine as CudaEngine } from '@alexnet/tensor';
 
 // ---- the backends ----
 
 function makeBackend(name: 'cuda' | 'cuda-emu', loaded: () => Loaded): Backend {
   return {
     name,
+    hostThreaded: name === 'cuda-emu', // the emulated GPU's blocks run on host threads
     availability() {
       const l = loaded();
       return l.probe?.available ? { available: true } : { available: false, reason: l.reason ?? 'unknown reason' };
@@ -311,7 +112,7 @@ function makeBackend(name: 'cuda' | 'cuda-emu', loaded: () => Loaded): Backend {
     createEngine(index: number): Engine {
       const l = loaded();
       if (!l.addon || !l.probe?.available) throw new Error(`${name} is not available: ${l.reason ?? 'unknown reason'}`);
-      return new CudaEngine(name, index, new l.addon.NativeEngine(index));
+      return new NativeEngine(name, index, new l.addon.NativeEngine(index));
     },
   };
 }

@@ -8,28 +8,30 @@ import './index.js'; // registers the backends
 describe('cuda-emu memory', () => {
   it('bytes in use return to the baseline, and freed blocks are reused from the cache', () => {
     const e = device('cuda-emu:0').engine as CudaEngine;
-    const before = e.memoryInfo();
+    const before = e.memoryStats();
     const a = e.alloc('float32', 1000), b = e.alloc('int32', 10), c = e.alloc('uint8', 3);
-    const during = e.memoryInfo();
-    expect(during.buffers).toBe(before.buffers + 3);
-    expect(during.inUse).toBeGreaterThanOrEqual(before.inUse + 4000 + 40 + 3);
+    const during = e.memoryStats();
+    expect(during.liveBuffers).toBe(before.liveBuffers + 3);
+    expect(during.liveBytes).toBeGreaterThanOrEqual(before.liveBytes + 4000 + 40 + 3);
+    expect(during.peakLiveBytes).toBeGreaterThanOrEqual(during.liveBytes);
     for (const buf of [a, b, c]) e.free(buf);
-    const after = e.memoryInfo();
-    expect(after.inUse).toBe(before.inUse);
-    expect(after.buffers).toBe(before.buffers);
-    expect(after.cached).toBeGreaterThan(before.cached);
+    const after = e.memoryStats();
+    expect(after.liveBytes).toBe(before.liveBytes);
+    expect(after.liveBuffers).toBe(before.liveBuffers);
+    expect(after.cachedBytes).toBeGreaterThan(before.cachedBytes);
+    expect(after.cachedBuffers).toBe(before.cachedBuffers + 3);
     // The same size again comes out of the cache: nothing new is cached or allocated.
     const again = e.alloc('float32', 1000);
-    expect(e.memoryInfo().cached).toBe(after.cached - 4096);
+    expect(e.memoryStats().cachedBytes).toBe(after.cachedBytes - 4096);
     e.free(again);
-    e.emptyCache();
-    expect(e.memoryInfo().cached).toBe(0);
+    expect(e.trimCache()).toBe(after.cachedBytes);
+    expect(e.memoryStats()).toMatchObject({ cachedBytes: 0, cachedBuffers: 0 });
   });
 
   it('a buffer of another engine, or a freed one, is an error naming the argument', () => {
     const e0 = device('cuda-emu:0').engine, e1 = device('cuda-emu:1').engine;
     const x = e1.alloc('float32', 4), y = e0.alloc('float32', 4);
-    expect(() => e0.reluForward(x, y)).toThrow(/reluForward: x is not a buffer of cuda-emu:0/);
+    expect(() => e0.reluForward(x, y)).toThrow(/reluForward: x belongs to another engine/);
     e0.free(y);
     expect(() => e0.reluForward(y, y)).toThrow(/x was freed/);
     e1.free(x);

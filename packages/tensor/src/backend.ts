@@ -229,6 +229,12 @@ export interface Engine {
 /** A backend makes engines for its devices. */
 export interface Backend {
   readonly name: string;
+  /**
+   * Whether its engines compute on host threads, off the JavaScript thread (the native CPU engine, the
+   * CUDA emulation): devices of such backends share the machine's cores, which device.ts divides
+   * among them. Others (the reference engine, on the JavaScript thread; a GPU) get one thread each.
+   */
+  readonly hostThreaded?: boolean;
   /** Whether this backend can run here, and if not, why (e.g. "built without CUDA", "no driver"). */
   availability(): { available: boolean; reason?: string };
   /** Devices this backend offers (for CPU engines: any number of logical devices). */

@@ -3,16 +3,15 @@
  * engine, i.e. one in-order queue (see backend.ts). Two devices run at the same time, which is what
  * lets the paper's two towers (§3.2) run side by side on two CPU cores as on two GPUs.
  *
- * Cores are shared out among the host-threaded devices in use: one device gets every core, two get
- * half each, and so on (at least one each). `setThreads` on a device pins its share instead.
+ * Cores are shared out among the devices in use of host-threaded backends (Backend.hostThreaded): one
+ * device gets every core, two get half each, and so on (at least one each). `setThreads` on a device
+ * pins its share instead.
  */
 import { availableParallelism } from 'node:os';
 import type { Backend, Engine } from './backend.js';
 
 const backends = new Map<string, Backend>();
 const devices = new Map<string, Device>();
-/** Backends whose engines compute on host threads, and so share the cores. */
-const HOST_THREADED = new Set(['cpu', 'cuda-emu']);
 
 export function registerBackend(backend: Backend): void {
   backends.set(backend.name, backend);
@@ -103,12 +102,12 @@ export function setCoreCount(cores: number): void {
 }
 
 function rebalanceThreads(): void {
-  const active = [...devices.values()].filter((d) => d.started && HOST_THREADED.has(d.backend.name));
+  const active = [...devices.values()].filter((d) => d.started && d.backend.hostThreaded);
   const pinned = active.filter((d) => d.isPinned).reduce((s, d) => s + d.threads, 0);
   const free = active.filter((d) => !d.isPinned);
   const share = Math.max(1, Math.floor((coreCount - pinned) / Math.max(1, free.length)));
   for (const d of active) d.applyThreads(share);
-  for (const d of devices.values()) if (d.started && !HOST_THREADED.has(d.backend.name)) d.applyThreads(1);
+  for (const d of devices.values()) if (d.started && !d.backend.hostThreaded) d.applyThreads(1);
 }
 
 const DEVICE_RE = /^([a-z][a-z0-9-]*)(?::(\d+))?$/;

@@ -26,4 +26,7 @@ export {
 } from './safetensors.js';
 export { referenceBackend, ReferenceEngine } from './reference/engine.js';
 export * as referenceKernels from './reference/kernels.js';
-export { cpuBackend, cpuIsa, setCpuIsa, cpuPeakGflops, CPU_DEVICE_COUNT, type CpuIsa } from './cpu/index.js';
+export { cpuBackend, cpuIsa, setCpuIsa, cpuPeakGflops, CPU_DEVICE_COUNT, CpuEngine, type CpuIsa } from './cpu/index.js';
+export {
+  NativeEngine, NativeBuffer, NativeEvent, FORWARDED_OPS, type AddonEngine, type AddonBuffer, type NativeMemoryStats,
+} from './native-engine.js';

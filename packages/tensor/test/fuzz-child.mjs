@@ -118,76 +118,25 @@ console.log(JSON.stringify({ calls, failures }));
 
 async function nativeCases() {
   const { nativeAddon } = await import(new URL('../dist/cpu/addon.js', import.meta.url).href);
-  const { Cases, CONV, POOL, LRN, hostileOptions, lrnMemoryBound, emptyBiasGrad } = await import(new URL('./native-cases.mjs', import.meta.url).href);
+  const { Cases, hostileOptions, lrnMemoryBound, wrongThis, countCases, readFloats } = await import(new URL('./native-cases.mjs', import.meta.url).href);
   const A = nativeAddon();
   const cases = new Cases();
   const newEngine = () => new A.NativeEngine(0);
-  const f32 = (e, n) => e.alloc('float32', n);
 
-  lrnMemoryBound(cases, newEngine, (e, y) => new Float32Array(e.readSync(y, 0, 1))[0]);
+  lrnMemoryBound(cases, newEngine);
   hostileOptions(cases, newEngine, /destroyed while the arguments were read/, /was freed while the arguments were read/);
-
-  // `this` must be what the method or accessor belongs to.
-  {
-    const e = newEngine(), b = f32(e, 4), forged = Object.create(A.NativeBuffer.prototype);
-    for (const key of ['length', 'dtype', 'freed']) {
-      const get = Object.getOwnPropertyDescriptor(A.NativeBuffer.prototype, key).get;
-      for (const [what, self] of [['an engine', e], ['a plain object', {}], ['a forged buffer', forged], ['a number', 5], ['null', null], ['an engine prototype', A.NativeEngine.prototype]]) {
-        cases.throws(`NativeBuffer.${key} read on ${what}`, () => get.call(self), /expected a cpu device buffer as this|Illegal/);
-      }
-      if (get.call(b) !== { length: 4, dtype: 'float32', freed: false }[key]) cases.failures.push(`NativeBuffer.${key} of a real buffer is ${get.call(b)}`);
-    }
-    for (const m of ['alloc', 'scale', 'readSync', 'destroy', 'conv2dForward', 'stats']) {
-      for (const [what, self] of [['a buffer', b], ['a plain object', {}], ['a forged buffer', forged]]) {
-        cases.throws(`NativeEngine.${m} called on ${what}`, () => A.NativeEngine.prototype[m].call(self, 'float32', 4));
-      }
-    }
-    e.destroy();
-  }
-
-  // Zero-size geometries with huge counts: counts of 2^31 and more are refused; below that, a call
-  // that describes no elements returns at once (its work is the elements, not the counts).
+  wrongThis(cases, A, newEngine, 'cpu');
   {
     const e = newEngine();
-    const one = f32(e, 1), lbl = e.alloc('int32', 1), am = e.alloc('int32', 1), db = f32(e, 4);
-    const big = 2 ** 40, lim = 2 ** 31 - 1;
-    const empty = { h: 0, w: 0, outH: 0, outW: 0 };
-    const huge = {
-      'softmax n = 2^40, c = 0': () => e.softmax(one, one, big, 0),
-      'softmax c = 2^40, n = 0': () => e.softmax(one, one, 0, big),
-      'softmaxCrossEntropy n = 2^40, c = 0': () => e.softmaxCrossEntropy(one, lbl, one, null, big, 0),
-      'topkCorrect n = 2^40, c = 0': () => e.topkCorrect(one, lbl, lbl, big, 0, 1),
-      'biasAdd n = 2^40, hw = 0': () => e.biasAdd(one, db, big, 4, 0),
-      'biasGrad n = 2^40, hw = 0': () => e.biasGrad(one, db, big, 4, 0, 0),
-      'biasGrad hw = 2^40, n = 0': () => e.biasGrad(one, db, 0, 4, big, 0),
-      'channelCopy n = 2^40, hw = 0': () => e.channelCopy(one, one, big, 0, 1, 0, 1, 0, 1),
-      'channelCopy count = 2^40, hw = 0': () => e.channelCopy(one, one, 1, 0, big, 0, big, 0, big),
-      'lrnForward n = 2^40, c = 0': () => e.lrnForward(one, one, LRN, big, 0, 1),
-      'lrnBackward hw = 2^40, c = 0': () => e.lrnBackward(one, one, one, one, LRN, 1, 0, big),
-      'maxPoolForward n = 2^40, h = 0': () => e.maxPoolForward(one, one, am, { ...POOL, ...empty, n: big, kh: 1, kw: 1 }),
-      'maxPoolBackward c = 2^40, h = 0': () => e.maxPoolBackward(one, am, one, { ...POOL, ...empty, c: big, kh: 1, kw: 1 }),
-      'conv2dBackwardFilter n = 2^40, h = 0': () => e.conv2dBackwardFilter(one, one, db, db, { ...CONV, ...empty, n: big, r: 1, s: 1, k: 4 }, 0),
-    };
-    for (const [name, fn] of Object.entries(huge)) cases.throws(name, fn, /below 2\^31/);
-    const quick = {
-      'softmax n = 2^31 - 1, c = 0': () => e.softmax(one, one, lim, 0),
-      'biasAdd n = 2^31 - 1, hw = 0': () => e.biasAdd(one, db, lim, 4, 0),
-      'channelCopy n = 2^31 - 1, hw = 0': () => e.channelCopy(one, one, lim, 0, 1, 0, 1, 0, 1),
-      'lrnForward n = 2^31 - 1, c = 0, hw = 2^31 - 1': () => e.lrnForward(one, one, LRN, lim, 0, lim),
-      'maxPoolForward n = c = 2^31 - 1, h = 0': () => e.maxPoolForward(one, one, am, { ...POOL, ...empty, n: lim, c: lim, kh: 1, kw: 1 }),
-      'maxPoolBackward n = c = 2^31 - 1, h = 0': () => e.maxPoolBackward(one, am, one, { ...POOL, ...empty, n: lim, c: lim, kh: 1, kw: 1 }),
-      'conv2dBackwardFilter n = 2^31 - 1, h = 0, with db': () => e.conv2dBackwardFilter(one, one, db, db, { ...CONV, ...empty, n: lim, r: 1, s: 1, k: 4 }, 1),
-    };
-    for (const [name, fn] of Object.entries(quick)) cases.quick(name, () => { fn(); e.synchronizeSync(); });
-    emptyBiasGrad(cases, e, (eng, b) => Array.from(new Float32Array(eng.readSync(b))));
+    countCases(cases, e, true);
     e.destroy();
   }
 
   // The addon still computes after all that.
-  const e = newEngine(), x = f32(e, 2);
+  const e = newEngine(), x = e.alloc('float32', 2);
   e.write(x, Float32Array.of(1, -2));
   e.reluForward(x, x);
-  const r = new Float32Array(e.readSync(x));
+  const r = readFloats(e, x);
   if (r[0] !== 1 || r[1] !== 0) cases.failures.push('the addon computes wrongly after the native cases');
   e.destroy();
   calls += cases.calls;

@@ -1,6 +1,7 @@
 // Hostile calls into a raw native addon, shared by the CPU addon's child (fuzz-child.mjs --native)
 // and the cuda-emu addon's (packages/cuda/test/hostile-child.mjs): both addons take the same
-// arguments in the same order (buffers are objects on the CPU, numeric ids on CUDA).
+// arguments in the same order, read and checked by native/common/ops.h, with the same buffer objects
+// (NativeBuffer), the same messages and reads that return an ArrayBuffer.
 
 /** Counts calls and collects failures; each case names itself on stderr first (a crash says where). */
 export class Cases {
@@ -90,7 +91,7 @@ export function hostileOptions(cases, newEngine, destroyed, freed) {
  * may grow by at most 32 MiB (the CPU engine's scratch was 194 MiB per thread: channels x 64 x 3
  * floats). Run it first in a fresh process, while the peak is still node's own. Checks y[0] by hand.
  */
-export function lrnMemoryBound(cases, newEngine, readFirst) {
+export function lrnMemoryBound(cases, newEngine, readFirst = (e, b) => readFloats(e, b, 0, 1)[0]) {
   const e = newEngine();
   const c = 262144, x = e.alloc('float32', c), y = e.alloc('float32', c), dy = e.alloc('float32', c), dx = e.alloc('float32', c);
   e.fill(x, 0.5); e.fill(dy, 1);
@@ -108,11 +109,14 @@ export function lrnMemoryBound(cases, newEngine, readFirst) {
   e.destroy();
 }
 
+/** A buffer's values (reads of a raw addon return an ArrayBuffer). */
+export const readFloats = (e, b, offset, length) => Array.from(new Float32Array(e.readSync(b, offset, length)));
+
 /**
  * biasGrad over 2^31 - 1 samples of zero positions, with beta 1 then 0: at once, and db kept, then
- * zeroed (an empty sum). `read` returns db's values.
+ * zeroed (an empty sum).
  */
-export function emptyBiasGrad(cases, e, read) {
+export function emptyBiasGrad(cases, e, read = readFloats) {
   const one = e.alloc('float32', 1), db = e.alloc('float32', 4), lim = 2 ** 31 - 1;
   e.fill(db, 3);
   cases.quick('biasGrad n = 2^31 - 1, hw = 0, beta 1 keeps db', () => { e.biasGrad(one, db, lim, 4, 0, 1); e.synchronizeSync(); });
@@ -121,4 +125,81 @@ export function emptyBiasGrad(cases, e, read) {
   cases.quick('biasGrad n = 2^31 - 1, hw = 0, beta 0 zeroes db', () => { e.biasGrad(one, db, lim, 4, 0, 0); e.synchronizeSync(); });
   const zeroed = read(e, db);
   if (zeroed.some((v) => v !== 0)) cases.failures.push(`biasGrad over no elements with beta = 0 gave db = [${zeroed}] (expected zeros)`);
+}
+
+/**
+ * `this` must be what the method or accessor belongs to: NativeBuffer's accessors on engines, plain
+ * objects, forged buffers, primitives; engine methods on buffers and others. `what` names the
+ * buffer kind in the error ("cpu", "cuda").
+ */
+export function wrongThis(cases, A, newEngine, what) {
+  const e = newEngine(), b = e.alloc('float32', 4), forged = Object.create(A.NativeBuffer.prototype);
+  const pattern = new RegExp(`Expected a ${what} device buffer as this|Illegal`);
+  for (const key of ['length', 'dtype', 'freed']) {
+    const get = Object.getOwnPropertyDescriptor(A.NativeBuffer.prototype, key).get;
+    for (const [name, self] of [['an engine', e], ['a plain object', {}], ['a forged buffer', forged], ['a number', 5], ['null', null], ['an engine prototype', A.NativeEngine.prototype]]) {
+      cases.throws(`NativeBuffer.${key} read on ${name}`, () => get.call(self), pattern);
+    }
+    if (get.call(b) !== { length: 4, dtype: 'float32', freed: false }[key]) cases.failures.push(`NativeBuffer.${key} of a real buffer is ${get.call(b)}`);
+  }
+  for (const m of ['alloc', 'scale', 'readSync', 'destroy', 'conv2dForward', 'memoryStats']) {
+    for (const [name, self] of [['a buffer', b], ['a plain object', {}], ['a forged buffer', forged], ['an engine prototype', A.NativeEngine.prototype]]) {
+      cases.throws(`NativeEngine.${m} called on ${name}`, () => A.NativeEngine.prototype[m].call(self, 'float32', 4), new RegExp(`Expected a ${what} engine as this|Illegal invocation`));
+    }
+  }
+  cases.throws('copyToPeer to a plain object', () => e.copyToPeer(b, {}, b, 4), new RegExp(`Expected a ${what} engine for peer`));
+  cases.throws('a buffer of a new NativeBuffer() (never attached)', () => e.scale(1, new A.NativeBuffer()), /x was freed/);
+  e.destroy();
+}
+
+/**
+ * Counts of 2^31 and more, and size products that overflow 64 bits, are refused; a call that
+ * describes no elements returns at once (its work is the elements, not the counts). `windowsMayExceedInput`:
+ * the engine takes pooling and convolution windows larger than the (empty) padded input (the CPU's does;
+ * CUDA's refuses them, so those cases are the CPU child's).
+ */
+export function countCases(cases, e, windowsMayExceedInput) {
+  const f32 = (n) => e.alloc('float32', n);
+  const one = f32(1), lbl = e.alloc('int32', 1), am = e.alloc('int32', 1), db = f32(4);
+  const big = 2 ** 40, lim = 2 ** 31 - 1;
+  const empty = { h: 0, w: 0, outH: 0, outW: 0 };
+  const refused = {
+    'softmax n = 2^40, c = 0': () => e.softmax(one, one, big, 0),
+    'softmax c = 2^40, n = 0': () => e.softmax(one, one, 0, big),
+    'softmaxCrossEntropy n = 2^40, c = 0': () => e.softmaxCrossEntropy(one, lbl, one, null, big, 0),
+    'topkCorrect n = 2^40, c = 0': () => e.topkCorrect(one, lbl, lbl, big, 0, 1),
+    'biasAdd n = 2^40, hw = 0': () => e.biasAdd(one, db, big, 4, 0),
+    'biasGrad n = 2^40, hw = 0': () => e.biasGrad(one, db, big, 4, 0, 0),
+    'biasGrad hw = 2^40, n = 0': () => e.biasGrad(one, db, 0, 4, big, 0),
+    'channelCopy n = 2^40, hw = 0': () => e.channelCopy(one, one, big, 0, 1, 0, 1, 0, 1),
+    'channelCopy count = 2^40, hw = 0': () => e.channelCopy(one, one, 1, 0, big, 0, big, 0, big),
+    'lrnForward n = 2^40, c = 0': () => e.lrnForward(one, one, LRN, big, 0, 1),
+    'lrnBackward hw = 2^40, c = 0': () => e.lrnBackward(one, one, one, one, LRN, 1, 0, big),
+    'maxPoolForward n = 2^40, h = 0': () => e.maxPoolForward(one, one, am, { ...POOL, ...empty, n: big, kh: 1, kw: 1 }),
+    'maxPoolBackward c = 2^40, h = 0': () => e.maxPoolBackward(one, am, one, { ...POOL, ...empty, c: big, kh: 1, kw: 1 }),
+    'maxPoolForward n = 2^40': () => e.maxPoolForward(one, one, am, { ...POOL, n: big }),
+    'conv2dBackwardFilter n = 2^40, h = 0': () => e.conv2dBackwardFilter(one, one, db, db, { ...CONV, ...empty, n: big, r: 1, s: 1, k: 4 }, 0),
+    'conv2dBackwardFilter n = 2^40': () => e.conv2dBackwardFilter(one, one, db, db, { ...CONV, n: big }, 0),
+    'gemm m = 2^40': () => e.gemm(false, false, big, 1, 1, 1, one, one, 0, one),
+  };
+  for (const [name, fn] of Object.entries(refused)) cases.throws(name, fn, /below 2\^31/);
+  const overflow = {
+    'biasAdd n c hw = 2^22 2^21 2^21 (2^64 wraps to 0)': () => e.biasAdd(one, db, 2 ** 22, 2 ** 21, 2 ** 21),
+    'lrnForward n c hw = 2^22 2^21 2^21 (2^64 wraps to 0)': () => e.lrnForward(one, one, LRN, 2 ** 22, 2 ** 21, 2 ** 21),
+    'channelCopy n srcC hw = 2^22 2^21 2^21 (2^64 wraps to 0)': () => e.channelCopy(one, one, 2 ** 22, 2 ** 21, 2 ** 21, 0, 2 ** 21, 0, 1),
+  };
+  for (const [name, fn] of Object.entries(overflow)) cases.throws(name, fn, /overflow 64-bit integers/);
+  const quick = {
+    'softmax n = 2^31 - 1, c = 0': () => e.softmax(one, one, lim, 0),
+    'biasAdd n = 2^31 - 1, hw = 0': () => e.biasAdd(one, db, lim, 4, 0),
+    'channelCopy n = 2^31 - 1, hw = 0': () => e.channelCopy(one, one, lim, 0, 1, 0, 1, 0, 1),
+    'lrnForward n = 2^31 - 1, c = 0, hw = 2^31 - 1': () => e.lrnForward(one, one, LRN, lim, 0, lim),
+    ...(windowsMayExceedInput ? {
+      'maxPoolForward n = c = 2^31 - 1, h = 0': () => e.maxPoolForward(one, one, am, { ...POOL, ...empty, n: lim, c: lim, kh: 1, kw: 1 }),
+      'maxPoolBackward n = c = 2^31 - 1, h = 0': () => e.maxPoolBackward(one, am, one, { ...POOL, ...empty, n: lim, c: lim, kh: 1, kw: 1 }),
+      'conv2dBackwardFilter n = 2^31 - 1, h = 0, with db': () => e.conv2dBackwardFilter(one, one, db, db, { ...CONV, ...empty, n: lim, r: 1, s: 1, k: 4 }, 1),
+    } : {}),
+  };
+  for (const [name, fn] of Object.entries(quick)) cases.quick(name, () => { fn(); e.synchronizeSync(); });
+  emptyBiasGrad(cases, e);
 }

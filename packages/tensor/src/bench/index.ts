@@ -15,7 +15,7 @@
 import { writeFileSync } from 'node:fs';
 import type { ConvGeometry, PoolGeometry } from '../backend.js';
 import { CpuEngine, cpuIsa, cpuPeakGflops } from '../cpu/index.js';
-import type { CpuBuffer } from '../cpu/engine.js';
+import type { NativeBuffer } from '../native-engine.js';
 
 interface Row { section: string; name: string; threads: number; ms: number; gflops?: number; peakShare?: number; pytorch?: string }
 
@@ -51,7 +51,7 @@ function bestOf(n: number, f: () => void): number {
   return best;
 }
 
-function buffer(length: number, seed: number): CpuBuffer {
+function buffer(length: number, seed: number): NativeBuffer {
   const b = engine.alloc('float32', length);
   engine.random(b, 'uniform', seed, 0, -1, 1);
   return b;

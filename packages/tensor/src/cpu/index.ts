@@ -7,15 +7,15 @@ import type { Backend } from '../backend.js';
 import { addonLoadError, nativeAddon, type CpuIsa } from './addon.js';
 import { CpuEngine } from './engine.js';
 
-export { CpuBuffer, CpuEngine, CpuEvent } from './engine.js';
+export { CpuEngine } from './engine.js';
 export type { CpuIsa } from './addon.js';
-export type { CpuMemoryStats } from './engine.js';
 
 /** Logical CPU devices offered (they share the machine's cores; setThreads divides them). */
 export const CPU_DEVICE_COUNT = 64;
 
 export const cpuBackend: Backend = {
   name: 'cpu',
+  hostThreaded: true,
   availability() {
     return addonLoadError === undefined ? { available: true } : { available: false, reason: addonLoadError };
   },

@@ -11,6 +11,8 @@
 // stripes, each with its own packed blocks: no synchronisation inside the GEMM.
 #include "gemm.h"
 
+#include "common.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -39,24 +41,6 @@ struct Config {
   const char* name;
 };
 
-/** Thread-local, 64-byte aligned pack buffers (each engine thread packs its own blocks). */
-struct PackBuffer {
-  float* p = nullptr;
-  size_t cap = 0;
-  float* get(size_t n) {
-    if (n > cap) {
-      std::free(p);
-      size_t bytes = ((n * sizeof(float)) + 63) / 64 * 64;
-      p = static_cast<float*>(std::aligned_alloc(64, bytes));
-      if (!p) { cap = 0; throw std::bad_alloc(); }
-      cap = n;
-    }
-    return p;
-  }
-  ~PackBuffer() { std::free(p); }
-};
-thread_local PackBuffer tlsA, tlsB;
-
 // ---- packing: A into MR-row micro-panels (k-major), B into NR-column micro-panels ----
 // op(A)(i, p) = trans ? A[p * lda + i] : A[i * lda + p];  op(B)(p, j) = trans ? B[j * ldb + p] : B[p * ldb + j]
 
@@ -84,43 +68,6 @@ void packA(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, floa
   }
 }
 
-template <int NR>
-void packB(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) {
-  for (int64_t jr = 0; jr < nc; jr += NR) {
-    int nr = (int)std::min<int64_t>(NR, nc - jr);
-    float* d = dst + jr * kc;
-    if (!trans) {
-      if (nr == NR) {
-        for (int64_t p = 0; p < kc; ++p) std::memcpy(d + p * NR, B + p * ldb + jr, NR * sizeof(float));
-      } else {
-        for (int64_t p = 0; p < kc; ++p) {
-          const float* s = B + p * ldb + jr;
-          float* dp = d + p * NR;
-          int j = 0;
-          for (; j < nr; ++j) dp[j] = s[j];
-          for (; j < NR; ++j) dp[j] = 0.0f;
-        }
-      }
-    } else {
-      // Transposed B: read 8 rows of B (8 columns of op(B)) at a time along p, write k-major.
-      int j = 0;
-      for (; j + 8 <= nr; j += 8) {
-        const float* s0 = B + (jr + j) * ldb;
-        for (int64_t p = 0; p < kc; ++p) {
-          float* dp = d + p * NR + j;
-          for (int t = 0; t < 8; ++t) dp[t] = s0[t * ldb + p];
-        }
-      }
-      for (; j < nr; ++j) {
-        const float* s = B + (jr + j) * ldb;
-        for (int64_t p = 0; p < kc; ++p) d[p * NR + j] = s[p];
-      }
-      for (; j < NR; ++j)
-        for (int64_t p = 0; p < kc; ++p) d[p * NR + j] = 0.0f;
-    }
-  }
-}
-
 #if ALEXNET_X86
 /** out[t][0..8) = column t of the 8 x 8 block rows[0..8)[0..8) (rows are `ld` apart). */
 ALEXNET_TARGET_AVX2 inline void transpose8x8(const float* src, int64_t ld, float* dst, int64_t ldd) {
@@ -143,10 +90,11 @@ ALEXNET_TARGET_AVX2 inline void transpose8x8(const float* src, int64_t ld, float
   _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
   _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
 }
+#endif
 
-/** packB with AVX: 8 x 8 register transposes for transposed B, vector copies otherwise. */
-template <int NR>
-ALEXNET_TARGET_AVX2 void packBAvx(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) {
+/** B into NR-column micro-panels, k-major, zero-padded; Avx: transposed B by 8 x 8 register transposes. */
+template <int NR, bool Avx>
+ALEXNET_INLINE void packBBody(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) {
   for (int64_t jr = 0; jr < nc; jr += NR) {
     const int nr = (int)std::min<int64_t>(NR, nc - jr);
     float* d = dst + jr * kc;
@@ -155,30 +103,44 @@ ALEXNET_TARGET_AVX2 void packBAvx(bool trans, const float* B, int64_t ldb, int64
         const float* s = B + p * ldb + jr;
         float* dp = d + p * NR;
         if (nr == NR) {
-          for (int j = 0; j < NR; j += 8) _mm256_storeu_ps(dp + j, _mm256_loadu_ps(s + j));
-        } else {
-          int j = 0;
-          for (; j < nr; ++j) dp[j] = s[j];
-          for (; j < NR; ++j) dp[j] = 0.0f;
+          std::memcpy(dp, s, NR * sizeof(float));
+          continue;
         }
+        int j = 0;
+        for (; j < nr; ++j) dp[j] = s[j];
+        for (; j < NR; ++j) dp[j] = 0.0f;
       }
-    } else {
-      int j = 0;
-      for (; j + 8 <= nr; j += 8) {
-        const float* s0 = B + (jr + j) * ldb;
-        int64_t p = 0;
-        for (; p + 8 <= kc; p += 8) transpose8x8(s0 + p, ldb, d + p * NR + j, NR);
-        for (; p < kc; ++p)
-          for (int t = 0; t < 8; ++t) d[p * NR + j + t] = s0[t * ldb + p];
-      }
-      for (; j < nr; ++j) {
-        const float* s = B + (jr + j) * ldb;
-        for (int64_t p = 0; p < kc; ++p) d[p * NR + j] = s[p];
-      }
-      for (; j < NR; ++j)
-        for (int64_t p = 0; p < kc; ++p) d[p * NR + j] = 0.0f;
+      continue;
     }
+    // Transposed B: 8 rows of B (8 columns of op(B)) at a time along p, written k-major.
+    int j = 0;
+    for (; j + 8 <= nr; j += 8) {
+      const float* s0 = B + (jr + j) * ldb;
+      int64_t p = 0;
+#if ALEXNET_X86
+      if constexpr (Avx)
+        for (; p + 8 <= kc; p += 8) transpose8x8(s0 + p, ldb, d + p * NR + j, NR);
+#endif
+      for (; p < kc; ++p)
+        for (int t = 0; t < 8; ++t) d[p * NR + j + t] = s0[t * ldb + p];
+    }
+    for (; j < nr; ++j) {
+      const float* s = B + (jr + j) * ldb;
+      for (int64_t p = 0; p < kc; ++p) d[p * NR + j] = s[p];
+    }
+    for (; j < NR; ++j)
+      for (int64_t p = 0; p < kc; ++p) d[p * NR + j] = 0.0f;
   }
+}
+
+template <int NR>
+void packB(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) {
+  packBBody<NR, false>(trans, B, ldb, kc, nc, dst);
+}
+#if ALEXNET_X86
+template <int NR>
+ALEXNET_TARGET_AVX2 void packBAvx(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) {
+  packBBody<NR, true>(trans, B, ldb, kc, nc, dst);
 }
 #endif
 
@@ -325,13 +287,6 @@ ALEXNET_TARGET_AVX512 void kernelAvx512(int64_t kc, const float* __restrict a, c
 }
 #endif  // ALEXNET_X86
 
-int64_t envInt(const char* name, int64_t dflt) {
-  const char* s = std::getenv(name);
-  if (!s || !*s) return dflt;
-  long long v = std::atoll(s);
-  return v > 0 ? (int64_t)v : dflt;
-}
-
 Config makeConfig(Isa isa) {
   Config c{};
 #if ALEXNET_X86
@@ -388,8 +343,8 @@ void blocked(const Config& cf, bool ta, bool tb, int64_t m, int64_t n, int64_t k
   const int64_t mcMax = std::min(MC, (m + cf.mr - 1) / cf.mr * cf.mr);
   const int64_t ncMax = std::min(NC, (n + cf.nr - 1) / cf.nr * cf.nr);
   const int64_t kcMax = std::min(KC, k);
-  float* Ap = Apre ? nullptr : tlsA.get((size_t)(mcMax * kcMax));
-  float* Bp = Bpre ? nullptr : tlsB.get((size_t)(ncMax * kcMax));
+  float* Ap = Apre ? nullptr : scratch(Scratch::GemmA, (size_t)(mcMax * kcMax));
+  float* Bp = Bpre ? nullptr : scratch(Scratch::GemmB, (size_t)(ncMax * kcMax));
   for (int64_t ic = 0; ic < m; ic += MC) {
     const int64_t mc = std::min(MC, m - ic);
     for (int64_t pc = 0; pc < k; pc += KC) {

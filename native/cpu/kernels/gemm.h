@@ -1,8 +1,8 @@
 // The one GEMM entry point of the CPU engine (fully connected layers and every convolution).
 #pragma once
 #include <cstdint>
-#include "isa.h"
-#include "threadpool.h"
+#include "../isa.h"
+#include "../threadpool.h"
 
 namespace alexnet {
 
