@@ -2,7 +2,8 @@
 // the model description (or the loader) as it says, the recipe says so, the run trains, and the
 // checkpoint rebuilds the same model for eval.
 import { spawnSync } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import sharp from 'sharp';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +24,7 @@ describe('ablation switches', () => {
       [['--no-dropout'], (k, r) => { expect(k.filter((x) => x.startsWith('dropout'))).toEqual([]); expect(r.model.dropout).toBe(false); }],
       [['--no-lighting'], (k, r) => { expect(k.filter((x) => x.startsWith('lrn'))).toHaveLength(2); expect(r.lighting).toEqual({ on: false, why: 'turned off (--no-lighting)' }); }],
     ];
+    const outs: string[] = [];
     for (const [flags, check] of cases) {
       const out = join(fx.root, flags.join('').replace(/\W/g, ''));
       const r = spawnSync(process.execPath, [cli, 'train', fx.prepared, '--out', out, '--crop', '67', '-b', '16', '-j', '1', '--epochs', '1', '--positive-bias', '0.1', ...flags], { encoding: 'utf8' });
@@ -35,6 +37,22 @@ describe('ablation switches', () => {
       t.model.dispose();
       const ev = spawnSync(process.execPath, [cli, 'eval', '--checkpoint', join(out, 'checkpoint.safetensors'), fx.prepared, '-j', '1'], { encoding: 'utf8' });
       expect(ev.status, ev.stderr).toBe(0);
+      outs.push(out);
     }
+
+    // alexnet compare: one picture of both runs' curves, and the table of final errors and differences.
+    const png = join(fx.root, 'compare.png');
+    const c = spawnSync(process.execPath, [cli, 'compare', outs[0]!, outs[3]!, '--out', png], { encoding: 'utf8' });
+    expect(c.status, c.stderr).toBe(0);
+    const epochOf = async (dir: string) => JSON.parse((await readFile(join(dir, 'metrics.jsonl'), 'utf8')).trim().split('\n').filter((l) => l.includes('"type":"epoch"')).pop()!);
+    const [e0, e3] = [await epochOf(outs[0]!), await epochOf(outs[3]!)];
+    const rows = c.stdout.split('\n').filter((l) => l.startsWith('| nolrn') || l.startsWith('| nolighting'));
+    expect(rows).toHaveLength(2);
+    // Each run is labelled by what its recipe changes (LRN off; lighting off), the differences in points from the first.
+    expect(rows[0]).toMatch(/^\| nolrn: lighting\.on true, model\.lrn null \| 1 \| .* \| \(reference\) \|/);
+    expect(rows[1]).toMatch(/^\| nolighting: lighting\.on false, model\.lrn \{"convention":"paper","acrossTowers":false\} \| 1 \|/);
+    expect(rows[1]).toContain(`| ${e3.valTop1Error >= e0.valTop1Error ? '+' : ''}${(100 * (e3.valTop1Error - e0.valTop1Error)).toFixed(1)} |`);
+    const meta = await sharp(png).metadata();
+    expect([meta.width, meta.height]).toEqual([1520, 440]);
   }, 300_000);
 });

@@ -6,6 +6,7 @@
  *   last hidden-layer (fc7, 4096-d) vectors are nearest in Euclidean distance.
  */
 import sharp from 'sharp';
+import { escapeXml } from './charts.js';
 
 /** conv1 weights [k, 3, r, s] (OIHW) -> a PNG grid, each kernel min-max scaled to 0..255 on its own. */
 export async function drawKernels(weights: Float32Array, shape: readonly number[], opts: { scale?: number; columns?: number; towers?: number } = {}): Promise<Buffer> {
@@ -47,9 +48,6 @@ export interface EpochRecord {
   lr: number;
 }
 
-function escapeXml(s: string): string {
-  return s.replace(/[<>&"']/g, (ch) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[ch]!);
-}
 
 /** Loss and error curves per epoch as an SVG (learning-rate changes as dashed vertical lines). */
 export function curvesSvg(history: readonly EpochRecord[], opts: { width?: number; height?: number } = {}): string {

@@ -3,12 +3,13 @@
  * `alexnet`: prepare, train, eval, predict, visualize, sample. Bad input gets a sentence, not a stack
  * trace (set ALEXNET_DEBUG=1 for the trace).
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createSampleImageNet, prepareImageNet } from '@alexnet/data-imagenet';
 import { exportOnnx, exportSafetensors, importTorchvision } from '@alexnet/interop';
 import { startMonitor, type Monitor } from '@alexnet/monitor';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint.js';
+import { compareRuns } from '../compare.js';
 import '@alexnet/tensor';
 import { evaluateCheckpoint, runTrain, visualizeCheckpoint } from '../commands.js';
 import { loadTrained, predict } from '../inference.js';
@@ -118,6 +119,11 @@ const COMMANDS: Record<string, CommandSpec> = {
       { name: 'form', kind: 'choice', choices: ['grouped', 'towers'], default: 'grouped', help: 'the paper net as on one device (grouped convolutions) or as two towers (§3.2)' },
       { name: 'safetensors', kind: 'string', meta: 'FILE', help: 'write the bare weights by PyTorch names (load_state_dict(strict=True) takes them)' },
     ],
+  },
+  compare: {
+    name: 'compare', summary: 'the curves of several runs in one picture and a table of their final errors (the claims of §3.1-§4.2)',
+    positional: { meta: 'RUN_DIR...', many: true, help: 'folders alexnet train --out wrote' },
+    options: [{ name: 'out', kind: 'string', meta: 'FILE.png', default: 'compare.png', help: 'where the picture goes' }],
   },
   monitor: {
     name: 'monitor', summary: 'a live page of a run: loss, validation errors, learning rate, images/s, progress, the recipe and the conv1 kernels',
@@ -251,6 +257,13 @@ export async function main(argv: string[]): Promise<number> {
       const from = `checkpoint ${str('checkpoint')}`;
       if (str('onnx')) console.log((await exportOnnx(ck, str('onnx')!, { form: str('form') as 'grouped' | 'towers', from })).summary);
       if (str('safetensors')) console.log((await exportSafetensors(ck, str('safetensors')!, { from })).summary);
+      return 0;
+    }
+    case 'compare': {
+      if (positionals.length === 0) throw new UsageError(`give at least one run folder\n\n${helpText(spec)}`);
+      const c = await compareRuns(positionals);
+      await writeFile(str('out')!, c.png);
+      console.log(`${c.table}\n\nwrote ${resolve(str('out')!)}`);
       return 0;
     }
     case 'monitor': {
