@@ -32,3 +32,4 @@ export {
 export type { DatasetSource } from './worker-tasks.js';
 export { createSampleImageNet, type SampleImageNetOptions, type SampleImageNet } from './sample.js';
 export { subsetDataset, samplePositions, splitDataset } from './subset.js';
+export { openCifar10, createSampleCifar10, cifar10Files, CIFAR10_CLASSES, type SampleCifar10Options } from './cifar.js';

@@ -26,6 +26,8 @@ export function subsetDataset(dataset: Dataset, positions: ArrayLike<number>): D
       offset: Float64Array.from(idx, (p) => s.offset[p]!),
       length: Int32Array.from(idx, (p) => s.length[p]!),
     };
+  } else if (s.kind === 'pixels') {
+    source = { ...s, index: Int32Array.from(idx, (p) => s.index[p]!) };
   } else {
     source = { ...s, paths: Array.from(idx, (p) => s.paths[p]!) };
   }

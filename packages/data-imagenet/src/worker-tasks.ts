@@ -45,7 +45,9 @@ export interface ShardResult {
 /** Where a loader finds its images: shard records, or image files decoded on the fly. */
 export type DatasetSource =
   | { kind: 'shards'; files: string[]; file: Int32Array; offset: Float64Array; length: Int32Array; encoding: ShardEncoding; size: number }
-  | { kind: 'folder'; paths: string[]; size: number; kernel: NonNullable<DecodeOptions['kernel']> };
+  | { kind: 'folder'; paths: string[]; size: number; kernel: NonNullable<DecodeOptions['kernel']> }
+  /** Decoded images in memory (CIFAR-10): image `index[s]` of `pixels`, size x size x 3 HWC each; shared with the workers, not copied. */
+  | { kind: 'pixels'; pixels: SharedArrayBuffer; index: Int32Array; size: number };
 
 export interface InitTask {
   type: 'init';
@@ -128,6 +130,10 @@ async function* inOrder<T>(n: number, inflight: number, f: (i: number) => Promis
  */
 export async function readSourceImage(source: DatasetSource, s: number, reader: ShardReader): Promise<Uint8Array> {
   if (source.kind === 'folder') return decodeResizeCrop(source.paths[s]!, { size: source.size, kernel: source.kernel });
+  if (source.kind === 'pixels') {
+    const n = source.size * source.size * 3;
+    return new Uint8Array(source.pixels, source.index[s]! * n, n);
+  }
   const file = source.files[source.file[s]!]!;
   const bytes = reader.read(file, source.offset[s]!, source.length[s]!);
   return source.encoding === 'jpeg' ? decodeJpegRecord(bytes, source.size, `${file} (sample ${s})`) : bytes;
