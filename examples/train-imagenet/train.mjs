@@ -20,7 +20,9 @@ import { runTrain } from '@alexnet/train';
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 
-if (args.includes('--data')) {
+// A data folder (`--data DIR`, or DIR as the first argument, as `alexnet train` takes it): the real thing.
+const demoOnly = (a, i) => a === '--devices' || args[i - 1] === '--devices';
+if (args.includes('--data') || args.some((a, i) => !a.startsWith('-') && !demoOnly(a, i))) {
   // The `alexnet` command itself (what `npx alexnet` runs): the bin of @alexnet/train.
   const trainPkgJson = createRequire(import.meta.url).resolve('@alexnet/train/package.json');
   const cli = join(dirname(trainPkgJson), JSON.parse(readFileSync(trainPkgJson, 'utf8')).bin.alexnet);
