@@ -22,7 +22,7 @@ const args = process.argv.slice(2);
 
 // A data folder (`--data DIR`, or DIR as the first argument, as `alexnet train` takes it): the real thing.
 const demoOnly = (a, i) => a === '--devices' || args[i - 1] === '--devices';
-if (args.includes('--data') || args.some((a, i) => !a.startsWith('-') && !demoOnly(a, i))) {
+if (args.includes('--data') || args.includes('--help') || args.includes('-h') || args.some((a, i) => !a.startsWith('-') && !demoOnly(a, i))) {
   // The `alexnet` command itself (what `npx alexnet` runs): the bin of @alexnet/train.
   const trainPkgJson = createRequire(import.meta.url).resolve('@alexnet/train/package.json');
   const cli = join(dirname(trainPkgJson), JSON.parse(readFileSync(trainPkgJson, 'utf8')).bin.alexnet);
