@@ -329,6 +329,16 @@ class Args {
       fail(std::string(name) + " holds " + std::to_string(b->length) + " elements but " + what + " " +
            std::to_string(count));
   }
+  struct Need {
+    const Handle& buf;
+    const char* name;
+    int64_t count;
+  };
+  /** need(buf, name, count, what) for each; null buffers (optional arguments not given) are skipped. */
+  void needs(const char* what, std::initializer_list<Need> list) const {
+    for (const Need& n : list)
+      if (n.buf) need(n.buf, n.name, n.count, what);
+  }
   void sameLength(const Handle& a, const char* an, const Handle& b, const char* bn) const {
     if (a->length != b->length)
       fail(std::string(an) + " holds " + std::to_string(a->length) + " elements but " + bn + " holds " +

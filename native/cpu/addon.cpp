@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "../common/ops.h"
@@ -37,12 +38,7 @@ struct CpuKind {
 };
 
 using Call = napi::Call<CpuKind>;
-using BufferWrap = napi::NativeBuffer<CpuKind>;
 std::atomic<uint64_t> g_nextEngineId{1};
-
-struct AddonData {
-  Napi::FunctionReference bufferCtor;
-};
 
 // ---- each op on its kernel (run on the engine's queue thread) ----
 
@@ -56,6 +52,9 @@ void launch(ThreadPool&, const ops::Copy<Call>& p) {
   const int eb = dtypeBytes(p.src->dtype);
   std::memmove(p.dst->u8() + p.dstOffset * eb, p.src->u8() + p.srcOffset * eb, (size_t)(p.length * eb));
 }
+void launch(ThreadPool&, const ops::CopyToPeer<Call>& p) {
+  std::memmove(p.dst->data, p.src->data, (size_t)(p.length * dtypeBytes(p.src->dtype)));
+}
 void launch(ThreadPool& t, const ops::ChannelCopy<Call>& p) {
   channelCopy(t, p.src->u8(), p.dst->u8(), p.n, p.hw, p.srcC, p.srcOffset, p.dstC, p.dstOffset, p.count,
               dtypeBytes(p.src->dtype));
@@ -66,7 +65,7 @@ void launch(ThreadPool& t, const ops::Gemm<Call>& p) {
 }
 void launch(ThreadPool& t, const ops::Axpy<Call>& p) { axpy(t, p.alpha, p.x->f32(), p.y->f32(), p.x->length); }
 void launch(ThreadPool& t, const ops::Scale<Call>& p) { scale(t, p.alpha, p.x->f32(), p.x->length); }
-void launch(ThreadPool& t, const ops::Add<Call>& p) { add(t, p.a->f32(), p.b->f32(), p.out->f32(), p.a->length); }
+void launch(ThreadPool& t, const ops::Add<Call>& p) { add(t, p.b[0]->f32(), p.b[1]->f32(), p.b[2]->f32(), p.b[0]->length); }
 void launch(ThreadPool& t, const ops::BiasAdd<Call>& p) { biasAdd(t, p.y->f32(), p.bias->f32(), p.n, p.c, p.hw); }
 void launch(ThreadPool& t, const ops::BiasGrad<Call>& p) {
   biasGrad(t, p.y->f32(), p.bias->f32(), p.n, p.c, p.hw, p.beta);
@@ -80,19 +79,19 @@ void launch(ThreadPool& t, const ops::Conv2dBackwardData<Call>& p) {
 void launch(ThreadPool& t, const ops::Conv2dBackwardFilter<Call>& p) {
   conv2dBackwardFilter(t, p.x->f32(), p.dy->f32(), p.dw->f32(), p.db ? p.db->f32() : nullptr, p.g, p.beta);
 }
-void launch(ThreadPool& t, const ops::ReluForward<Call>& p) { reluForward(t, p.x->f32(), p.y->f32(), p.x->length); }
+void launch(ThreadPool& t, const ops::ReluForward<Call>& p) { reluForward(t, p.b[0]->f32(), p.b[1]->f32(), p.b[0]->length); }
 void launch(ThreadPool& t, const ops::ReluBackward<Call>& p) {
-  reluBackward(t, p.y->f32(), p.dy->f32(), p.dx->f32(), p.y->length);
+  reluBackward(t, p.b[0]->f32(), p.b[1]->f32(), p.b[2]->f32(), p.b[0]->length);
 }
 void launch(ThreadPool& t, const ops::LrnForward<Call>& p) { lrnForward(t, p.x->f32(), p.y->f32(), p.p, p.n, p.c, p.hw); }
 void launch(ThreadPool& t, const ops::LrnBackward<Call>& p) {
   lrnBackward(t, p.x->f32(), p.y->f32(), p.dy->f32(), p.dx->f32(), p.p, p.n, p.c, p.hw);
 }
 void launch(ThreadPool& t, const ops::MaxPoolForward<Call>& p) {
-  maxPoolForward(t, p.x->f32(), p.y->f32(), p.argmax->i32(), p.g);
+  maxPoolForward(t, p.in->f32(), p.out->f32(), p.argmax->i32(), p.g);
 }
 void launch(ThreadPool& t, const ops::MaxPoolBackward<Call>& p) {
-  const int64_t bad = maxPoolBackward(t, p.dy->f32(), p.argmax->i32(), p.dx->f32(), p.g);  // argmax is device data
+  const int64_t bad = maxPoolBackward(t, p.in->f32(), p.argmax->i32(), p.out->f32(), p.g);  // argmax is device data
   if (bad) throw std::runtime_error("maxPoolBackward: " + std::to_string(bad) + " argmax entries were out of range (skipped)");
 }
 template <bool Backward>
@@ -122,44 +121,11 @@ struct AsyncResult {
   explicit AsyncResult(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 };
 
-class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
+class NativeEngine : public ops::EngineWrap<NativeEngine, CpuKind> {
  public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "NativeEngine", {
-      InstanceMethod<&NativeEngine::Alloc>("alloc"),
-      InstanceMethod<&NativeEngine::Free>("free"),
-      InstanceMethod<&NativeEngine::Write>("write"),
-      InstanceMethod<&NativeEngine::Read>("read"),
-      InstanceMethod<&NativeEngine::ReadSync>("readSync"),
-      InstanceMethod<&NativeEngine::Synchronize>("synchronize"),
-      InstanceMethod<&NativeEngine::SynchronizeSync>("synchronizeSync"),
-      InstanceMethod<&NativeEngine::RecordEvent>("recordEvent"),
-      InstanceMethod<&NativeEngine::WaitEvent>("waitEvent"),
-      InstanceMethod<&NativeEngine::SetThreads>("setThreads"),
-      InstanceMethod<&NativeEngine::MemoryStats>("memoryStats"),
-      InstanceMethod<&NativeEngine::TrimCache>("trimCache"),
-      InstanceMethod<&NativeEngine::SetCacheLimit>("setCacheLimit"),
-      InstanceMethod<&NativeEngine::CopyToPeer>("copyToPeer"),
-      queued<ops::Fill>(), queued<ops::Random>(), queued<ops::Copy>(), queued<ops::ChannelCopy>(),
-      queued<ops::Gemm>(), queued<ops::Axpy>(), queued<ops::Scale>(), queued<ops::Add>(), queued<ops::BiasAdd>(),
-      queued<ops::BiasGrad>(), queued<ops::Conv2dForward>(), queued<ops::Conv2dBackwardData>(),
-      queued<ops::Conv2dBackwardFilter>(), queued<ops::ReluForward>(), queued<ops::ReluBackward>(),
-      queued<ops::LrnForward>(), queued<ops::LrnBackward>(), queued<ops::MaxPoolForward>(),
-      queued<ops::MaxPoolBackward>(), queued<ops::DropoutForward>(), queued<ops::DropoutBackward>(),
-      queued<ops::SoftmaxCrossEntropy>(), queued<ops::Softmax>(), queued<ops::TopkCorrect>(),
-      queued<ops::SgdUpdate>(),
-      InstanceMethod<&NativeEngine::Sleep>("sleep"),
-      InstanceMethod<&NativeEngine::Destroy>("destroy"),
-    });
-  }
-
-  explicit NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {
+  explicit NativeEngine(const Napi::CallbackInfo& info) : EngineWrap(info) {
     Napi::Env env = info.Env();
-    napi_type_tag_object(env, info.This(), &CpuKind::kEngineTag);
-    napi::Args<CpuKind> a(info, "createEngine", 0);
-    const int64_t index = a.size(0, "index");
-    if (index >= 1 << 20) a.fail("Expected index below 2^20 but received " + std::to_string(index));
-    core_ = std::make_shared<EngineCore>((int)index, g_nextEngineId++);
+    core_ = std::make_shared<EngineCore>(index(info), g_nextEngineId++);
     tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
                                           "alexnet-cpu-engine", 0, 1);
     tsfn_.Unref(env);
@@ -174,22 +140,13 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     core_.reset();
   }
 
-  static NativeEngine* Unwrap(Napi::Object o) {
-    return napi::unwrapTagged<NativeEngine>(o, CpuKind::kEngineTag, CpuKind::kEngineWhat);
-  }
-  const std::shared_ptr<EngineCore>& core() const { return core_; }
-
- private:
-  /** The method of op Op: its arguments read by ops.h, then its kernel queued. */
+  /** Op's arguments read by ops.h, then its kernel queued (launch above). */
   template <template <class> class Op>
-  static Napi::ClassPropertyDescriptor<NativeEngine> queued() {
-    return InstanceMethod<&NativeEngine::Queued<Op>>(Op<Call>::name);
-  }
-  template <template <class> class Op>
-  void Queued(const Napi::CallbackInfo& info) {
+  void Bind(const Napi::CallbackInfo& info) {
     Call c(info, Op<Call>::name, core_);
     Op<Call> p;
     p.read(c);
+    if constexpr (std::is_same_v<Op<Call>, ops::CopyToPeer<Call>>) p.peer.reset();  // the op holds dst, not the peer
     enqueue(c, [p](EngineCore& core) { launch(core.pool, p); });
   }
 
@@ -231,22 +188,13 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   // ---- memory and queue ----
 
   Napi::Value Alloc(const Napi::CallbackInfo& info) {
-    Call c(info, "alloc", core_);
-    ops::Alloc<Call> p;
-    p.read(c);
-    BufPtr b = c.guard([&] { return c.core().alloc(p.dtype, p.length); });
+    Napi::Object b = ops::alloc(Call(info, "alloc", core_));
     syncCached(info.Env());
-    return BufferWrap::wrap(info.Env(), info.Env().GetInstanceData<AddonData>()->bufferCtor, std::move(b));
+    return b;
   }
 
   void Free(const Napi::CallbackInfo& info) {
-    // Idempotent, and allowed after destroy (the memory then goes at once).
-    napi::Args<CpuKind> a(info, "free", 0);
-    const Napi::Value v = a.at(0);
-    if (!napi::hasTag(v, CpuKind::kTag)) a.expected(CpuKind::kWhat, "buf", v, true);
-    BufferWrap* nb = BufferWrap::Unwrap(v.As<Napi::Object>());
-    if (nb->buf() && core_ && nb->buf()->owner != core_->id) a.fail("buf belongs to another engine");
-    nb->release();
+    ops::free<CpuKind>(info, core_);
     syncCached(info.Env());
   }
 
@@ -301,7 +249,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   /** A Promise completed once the queue reaches this point, with [offset, offset + length) of b if given. */
-  Napi::Value queueAsync(const Call& c, BufPtr b, int64_t offset, int64_t length) {
+  Napi::Value queueRead(const Call& c, BufPtr b, int64_t offset, int64_t length) {
     c.check();
     Napi::Env env = c.env();
     auto* r = new AsyncResult(env);
@@ -333,18 +281,6 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       throw Napi::Error::New(env, std::string(c.op()) + ": " + e.what());
     }
     return promise;
-  }
-
-  Napi::Value Read(const Napi::CallbackInfo& info) {
-    Call c(info, "read", core_);
-    ops::Read<Call> p;
-    p.read(c);
-    return queueAsync(c, p.buf, p.offset, p.length);
-  }
-
-  Napi::Value Synchronize(const Napi::CallbackInfo& info) {
-    Call c(info, "synchronize", core_);
-    return queueAsync(c, nullptr, 0, 0);
   }
 
   void SynchronizeSync(const Napi::CallbackInfo& info) {
@@ -380,16 +316,9 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Call c(info, "memoryStats", core_);
     syncCached(info.Env());
     const EngineCore& core = c.core();
-    Napi::Env env = info.Env();
-    Napi::Object o = Napi::Object::New(env);
-    auto set = [&](const char* key, int64_t v) { o.Set(key, Napi::Number::New(env, (double)v)); };
-    set("liveBytes", core.stats->bytes.load());
-    set("liveBuffers", core.stats->buffers.load());
-    set("peakLiveBytes", core.stats->peakBytes.load());
-    set("cachedBytes", core.cache->cachedBytes.load());
-    set("cachedBuffers", core.cache->cachedBlocks.load());
-    set("cacheLimit", core.cache->limit());
-    return o;
+    return ops::memoryStats(info.Env(),
+                            {(double)core.stats->bytes, (double)core.stats->buffers, (double)core.stats->peakBytes},
+                            {(double)core.cache->cachedBytes, (double)core.cache->cachedBlocks, (double)core.cache->limit()});
   }
 
   /** Frees every cached block; returns the bytes given back. */
@@ -411,16 +340,6 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     syncCached(info.Env());
   }
 
-  /** A memmove queued on this engine into the peer's buffer (the queued op holds both buffers). */
-  void CopyToPeer(const Napi::CallbackInfo& info) {
-    Call c(info, "copyToPeer", core_);
-    ops::CopyToPeer<Call> p;
-    p.read(c);
-    BufPtr src = p.src, dst = p.dst;
-    const size_t bytes = (size_t)(p.length * dtypeBytes(src->dtype));
-    enqueue(c, [src, dst, bytes](EngineCore&) { std::memmove(dst->data, src->data, bytes); });
-  }
-
   /** Test hook: a queued op that just takes `ms` milliseconds (asynchrony and overlap tests). */
   void Sleep(const Napi::CallbackInfo& info) {
     Call c(info, "sleep", core_);
@@ -431,7 +350,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   void Destroy(const Napi::CallbackInfo&) { shutdown(); }
 
-  std::shared_ptr<EngineCore> core_;
+ private:
   Napi::ThreadSafeFunction tsfn_;
   napi_env env_ = nullptr;
   int64_t reportedCached_ = 0;  // cache bytes reported to V8 as external memory
@@ -479,12 +398,10 @@ Napi::Value PeakGflops(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  auto* data = new AddonData();
-  Napi::Function bufferCtor = BufferWrap::Define(env);
-  data->bufferCtor = Napi::Persistent(bufferCtor);
-  env.SetInstanceData<AddonData>(data);
-  exports.Set("NativeEngine", NativeEngine::Define(env));
-  exports.Set("NativeBuffer", bufferCtor);
+  ops::exportEngine<NativeEngine, CpuKind>(env, exports, {
+    NativeEngine::InstanceMethod<&NativeEngine::SetCacheLimit>("setCacheLimit"),
+    NativeEngine::InstanceMethod<&NativeEngine::Sleep>("sleep"),
+  });
   exports.Set("isa", Napi::Function::New(env, GetIsa, "isa"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsaFn, "setIsa"));
   exports.Set("peakGflops", Napi::Function::New(env, PeakGflops, "peakGflops"));

@@ -39,12 +39,7 @@ struct CudaKind {
 constexpr napi_type_tag kEventTag = {0x7e41c0d5a92b3f86ULL, 0x0c5d8e1f3a7b6942ULL};
 
 using Call = napi::Call<CudaKind>;
-using BufferWrap = napi::NativeBuffer<CudaKind>;
 std::atomic<uint64_t> g_nextEngineId{1};
-
-struct AddonData {
-  Napi::FunctionReference bufferCtor;
-};
 
 // ---- each op on the engine (it enqueues on the engine's stream and returns) ----
 
@@ -60,7 +55,7 @@ void launch(Engine& e, const ops::Gemm<Call>& p) {
 }
 void launch(Engine& e, const ops::Axpy<Call>& p) { e.axpy(p.alpha, *p.x, *p.y); }
 void launch(Engine& e, const ops::Scale<Call>& p) { e.scale(p.alpha, *p.x); }
-void launch(Engine& e, const ops::Add<Call>& p) { e.add(*p.a, *p.b, *p.out); }
+void launch(Engine& e, const ops::Add<Call>& p) { e.add(*p.b[0], *p.b[1], *p.b[2]); }
 void launch(Engine& e, const ops::BiasAdd<Call>& p) { e.biasAdd(*p.y, *p.bias, (int)p.n, (int)p.c, (int)p.hw); }
 void launch(Engine& e, const ops::BiasGrad<Call>& p) { e.biasGrad(*p.y, *p.bias, (int)p.n, (int)p.c, (int)p.hw, p.beta); }
 void launch(Engine& e, const ops::Conv2dForward<Call>& p) { e.conv2dForward(*p.x, *p.w, p.bias.get(), *p.y, p.g); }
@@ -68,14 +63,14 @@ void launch(Engine& e, const ops::Conv2dBackwardData<Call>& p) { e.conv2dBackwar
 void launch(Engine& e, const ops::Conv2dBackwardFilter<Call>& p) {
   e.conv2dBackwardFilter(*p.x, *p.dy, *p.dw, p.db.get(), p.g, p.beta);
 }
-void launch(Engine& e, const ops::ReluForward<Call>& p) { e.reluForward(*p.x, *p.y); }
-void launch(Engine& e, const ops::ReluBackward<Call>& p) { e.reluBackward(*p.y, *p.dy, *p.dx); }
+void launch(Engine& e, const ops::ReluForward<Call>& p) { e.reluForward(*p.b[0], *p.b[1]); }
+void launch(Engine& e, const ops::ReluBackward<Call>& p) { e.reluBackward(*p.b[0], *p.b[1], *p.b[2]); }
 void launch(Engine& e, const ops::LrnForward<Call>& p) { e.lrnForward(*p.x, *p.y, p.p, (int)p.n, (int)p.c, (int)p.hw); }
 void launch(Engine& e, const ops::LrnBackward<Call>& p) {
   e.lrnBackward(*p.x, *p.y, *p.dy, *p.dx, p.p, (int)p.n, (int)p.c, (int)p.hw);
 }
-void launch(Engine& e, const ops::MaxPoolForward<Call>& p) { e.maxPoolForward(*p.x, *p.y, *p.argmax, p.g); }
-void launch(Engine& e, const ops::MaxPoolBackward<Call>& p) { e.maxPoolBackward(*p.dy, *p.argmax, *p.dx, p.g); }
+void launch(Engine& e, const ops::MaxPoolForward<Call>& p) { e.maxPoolForward(*p.in, *p.out, *p.argmax, p.g); }
+void launch(Engine& e, const ops::MaxPoolBackward<Call>& p) { e.maxPoolBackward(*p.in, *p.argmax, *p.out, p.g); }
 template <bool Backward>
 void launch(Engine& e, const ops::Dropout<Call, Backward>& p) { e.dropout(*p.x, *p.y, p.p, p.seed, p.offset); }
 void launch(Engine& e, const ops::SoftmaxCrossEntropy<Call>& p) {
@@ -89,54 +84,17 @@ void launch(Engine& e, const ops::SgdUpdate<Call>& p) {
   e.sgdUpdate(*p.w, *p.g, *p.v, p.lr, p.momentum, p.weightDecay, p.paper);
 }
 
-class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
+class NativeEngine : public ops::EngineWrap<NativeEngine, CudaKind> {
  public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "NativeEngine", {
-      InstanceMethod<&NativeEngine::Alloc>("alloc"),
-      InstanceMethod<&NativeEngine::Free>("free"),
-      InstanceMethod<&NativeEngine::Write>("write"),
-      InstanceMethod<&NativeEngine::ReadSync>("readSync"),
-      InstanceMethod<&NativeEngine::Read>("read"),
-      InstanceMethod<&NativeEngine::Synchronize>("synchronize"),
-      InstanceMethod<&NativeEngine::SynchronizeSync>("synchronizeSync"),
-      InstanceMethod<&NativeEngine::RecordEvent>("recordEvent"),
-      InstanceMethod<&NativeEngine::WaitEvent>("waitEvent"),
-      InstanceMethod<&NativeEngine::SetThreads>("setThreads"),
-      InstanceMethod<&NativeEngine::MemoryStats>("memoryStats"),
-      InstanceMethod<&NativeEngine::TrimCache>("trimCache"),
-      run<ops::Fill>(), run<ops::Random>(), run<ops::Copy>(), run<ops::CopyToPeer>(), run<ops::ChannelCopy>(),
-      run<ops::Gemm>(), run<ops::Axpy>(), run<ops::Scale>(), run<ops::Add>(), run<ops::BiasAdd>(), run<ops::BiasGrad>(),
-      run<ops::Conv2dForward>(), run<ops::Conv2dBackwardData>(), run<ops::Conv2dBackwardFilter>(),
-      run<ops::ReluForward>(), run<ops::ReluBackward>(), run<ops::LrnForward>(), run<ops::LrnBackward>(),
-      run<ops::MaxPoolForward>(), run<ops::MaxPoolBackward>(), run<ops::DropoutForward>(), run<ops::DropoutBackward>(),
-      run<ops::SoftmaxCrossEntropy>(), run<ops::Softmax>(), run<ops::TopkCorrect>(), run<ops::SgdUpdate>(),
-      InstanceMethod<&NativeEngine::Destroy>("destroy"),
-    });
+  explicit NativeEngine(const Napi::CallbackInfo& info) : EngineWrap(info) {
+    const int i = index(info);
+    core_ = napi::Args<CudaKind>(info, "createEngine", 0).guard([&] { return std::make_shared<Engine>(i, g_nextEngineId++); });
   }
 
-  explicit NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {
-    napi_type_tag_object(info.Env(), info.This(), &CudaKind::kEngineTag);
-    napi::Args<CudaKind> a(info, "createEngine", 0);
-    const int64_t index = a.size(0, "index");
-    if (index >= 1 << 20) a.fail("Expected index below 2^20 but received " + std::to_string(index));
-    engine_ = a.guard([&] { return std::make_shared<Engine>((int)index, g_nextEngineId++); });
-  }
-
-  static NativeEngine* Unwrap(Napi::Object o) {
-    return napi::unwrapTagged<NativeEngine>(o, CudaKind::kEngineTag, CudaKind::kEngineWhat);
-  }
-  const std::shared_ptr<Engine>& engine() const { return engine_; }
-
- private:
-  /** The method of op Op: its arguments read by ops.h, then the engine's launch. */
+  /** Op's arguments read by ops.h, then the engine's launch (above). */
   template <template <class> class Op>
-  static Napi::ClassPropertyDescriptor<NativeEngine> run() {
-    return InstanceMethod<&NativeEngine::Run<Op>>(Op<Call>::name);
-  }
-  template <template <class> class Op>
-  void Run(const Napi::CallbackInfo& info) {
-    Call c(info, Op<Call>::name, engine_);
+  void Bind(const Napi::CallbackInfo& info) {
+    Call c(info, Op<Call>::name, core_);
     Op<Call> p;
     p.read(c);
     c.check();
@@ -144,26 +102,14 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   Napi::Value Alloc(const Napi::CallbackInfo& info) {
-    Call c(info, "alloc", engine_);
-    ops::Alloc<Call> p;
-    p.read(c);
-    BufPtr b = c.guard([&] { return c.core().alloc(p.dtype, p.length); });
-    return BufferWrap::wrap(info.Env(), info.Env().GetInstanceData<AddonData>()->bufferCtor, std::move(b));
+    return ops::alloc(Call(info, "alloc", core_));
   }
 
-  /** Idempotent, and allowed after destroy. The memory returns to the cache at once: later work on
-   * this stream is ordered after the work that used it. */
-  void Free(const Napi::CallbackInfo& info) {
-    napi::Args<CudaKind> a(info, "free", 0);
-    const Napi::Value v = a.at(0);
-    if (!napi::hasTag(v, CudaKind::kTag)) a.expected(CudaKind::kWhat, "buf", v, true);
-    BufferWrap* nb = BufferWrap::Unwrap(v.As<Napi::Object>());
-    if (nb->buf() && engine_ && nb->buf()->owner != engine_->id) a.fail("buf belongs to another engine");
-    nb->release();
-  }
+  /** The memory returns to the cache at once: later work on this stream is ordered after the work that used it. */
+  void Free(const Napi::CallbackInfo& info) { ops::free<CudaKind>(info, core_); }
 
   void Write(const Napi::CallbackInfo& info) {
-    Call c(info, "write", engine_);
+    Call c(info, "write", core_);
     ops::Write<Call> p;
     p.read(c);
     c.check();
@@ -171,7 +117,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   Napi::Value ReadSync(const Napi::CallbackInfo& info) {
-    Call c(info, "readSync", engine_);
+    Call c(info, "readSync", core_);
     ops::Read<Call> p;
     p.read(c);
     c.check();
@@ -227,26 +173,14 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return promise;
   }
 
-  Napi::Value Read(const Napi::CallbackInfo& info) {
-    Call c(info, "read", engine_);
-    ops::Read<Call> p;
-    p.read(c);
-    return queueRead(c, p.buf, p.offset, p.length);
-  }
-
-  Napi::Value Synchronize(const Napi::CallbackInfo& info) {
-    Call c(info, "synchronize", engine_);
-    return queueRead(c, nullptr, 0, 0);
-  }
-
   void SynchronizeSync(const Napi::CallbackInfo& info) {
-    Call c(info, "synchronizeSync", engine_);
+    Call c(info, "synchronizeSync", core_);
     c.guard([&] { c.core().synchronize(); });
   }
 
   /** An event is an external holding a cudaEvent_t recorded on this engine's stream. */
   Napi::Value RecordEvent(const Napi::CallbackInfo& info) {
-    Call c(info, "recordEvent", engine_);
+    Call c(info, "recordEvent", core_);
     void* ev = c.guard([&] { return c.core().recordEvent(); });
     auto ext = Napi::External<void>::New(info.Env(), ev, [](Napi::Env, void* e) { Engine::destroyEvent(e); });
     napi_type_tag_object(info.Env(), ext, &kEventTag);
@@ -254,7 +188,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   void WaitEvent(const Napi::CallbackInfo& info) {
-    Call c(info, "waitEvent", engine_);
+    Call c(info, "waitEvent", core_);
     c.engine(0, "engine");  // of this addon (a destroyed one's events are still valid)
     const Napi::Value v = c.at(1);
     if (!napi::hasTag(v, kEventTag)) c.expected("an event of a cuda engine", "event", v, true);
@@ -263,38 +197,30 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   void SetThreads(const Napi::CallbackInfo& info) {
-    Call c(info, "setThreads", engine_);
+    Call c(info, "setThreads", core_);
     ops::SetThreads<Call> p;
     p.read(c);
     c.guard([&] { c.core().setThreads(p.threads); });
   }
 
+  /** The cache has no bound: freed blocks stay until trimCache() (or until an allocation fails). */
   Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
-    Call c(info, "memoryStats", engine_);
+    Call c(info, "memoryStats", core_);
     const DeviceCache& m = c.core().memory();
-    Napi::Env env = info.Env();
-    Napi::Object o = Napi::Object::New(env);
-    auto set = [&](const char* key, double v) { o.Set(key, Napi::Number::New(env, v)); };
-    set("liveBytes", (double)m.inUse);
-    set("liveBuffers", (double)m.liveBlocks);
-    set("peakLiveBytes", (double)m.peakInUse);
-    set("cachedBytes", (double)m.cached);
-    set("cachedBuffers", (double)m.cachedBlocks());
-    set("cacheLimit", INFINITY);  // freed blocks stay cached until trimCache() (or an allocation fails)
-    return o;
+    return ops::memoryStats(info.Env(), {(double)m.inUse, (double)m.liveBlocks, (double)m.peakInUse},
+                            {(double)m.cached, (double)m.cachedBlocks(), INFINITY});
   }
 
   Napi::Value TrimCache(const Napi::CallbackInfo& info) {
-    Call c(info, "trimCache", engine_);
+    Call c(info, "trimCache", core_);
     return Napi::Number::New(info.Env(), (double)c.guard([&] { return c.core().trimCache(); }));
   }
 
-  void Destroy(const Napi::CallbackInfo&) { engine_.reset(); }
+  void Destroy(const Napi::CallbackInfo&) { core_.reset(); }
 
-  std::shared_ptr<Engine> engine_;
 };
 
-std::shared_ptr<Engine> CudaKind::coreOf(Napi::Object engine) { return NativeEngine::Unwrap(engine)->engine(); }
+std::shared_ptr<Engine> CudaKind::coreOf(Napi::Object engine) { return NativeEngine::Unwrap(engine)->core(); }
 
 Napi::Value ProbeJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -343,12 +269,7 @@ Napi::Value EmuSelfTestJs(const Napi::CallbackInfo& info) {
 #endif
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  auto* data = new AddonData();
-  Napi::Function bufferCtor = BufferWrap::Define(env);
-  data->bufferCtor = Napi::Persistent(bufferCtor);
-  env.SetInstanceData<AddonData>(data);
-  exports.Set("NativeEngine", NativeEngine::Define(env));
-  exports.Set("NativeBuffer", bufferCtor);
+  ops::exportEngine<NativeEngine, CudaKind>(env, exports, {});
   exports.Set("probe", Napi::Function::New(env, ProbeJs));
   exports.Set("setTf32", Napi::Function::New(env, SetTf32Js));
 #if defined(ALEXNET_CUDA_EMU)

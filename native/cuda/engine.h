@@ -84,13 +84,11 @@ bool tf32();
 
 struct Pending;  // an in-flight read or synchronize
 
+/** One logical device. Not copyable (it owns its stream and staging buffers: unique_ptr). */
 class Engine {
  public:
   Engine(int logicalIndex, uint64_t id);
   ~Engine();
-  Engine(const Engine&) = delete;
-  Engine& operator=(const Engine&) = delete;
-
   const uint64_t id;
   int index() const { return index_; }
   int physical() const { return physical_; }

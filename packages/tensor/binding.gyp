@@ -1,6 +1,6 @@
 {
   # The native CPU engine. Sources come from ./native when the package was packed (npm pack copies
-  # them there, scripts/copy-native.mjs) and from the monorepo's ../../native otherwise.
+  # them there: prepack runs ../../native/copy-into-package.mjs) and from the monorepo's ../../native otherwise.
   # Baseline ISA for every file (the addon loads on any x86-64 and on ARM); the AVX2 / AVX-512
   # micro-kernels carry function target attributes and are chosen at run time (native/cpu/isa.cpp).
   "variables": {

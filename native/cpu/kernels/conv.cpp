@@ -310,6 +310,32 @@ bool chunkPerThread(const ThreadPool& pool, int64_t tasks) {
   static const bool enabled = envInt("ALEXNET_CONV_CHUNK_PER_THREAD", 1) == 1;
   return enabled && pool.size() > 1 && tasks >= 4 * (int64_t)pool.size();
 }
+
+/**
+ * chunk(pool, n0, group, col, gather) for every chunk of nb samples and every group, in that order:
+ * each thread takes whole chunks with its own scratch (col floats of Scratch::Col, gather floats of
+ * Scratch::Gather, none when 0) when chunkPerThread, else one after the other with `pool` inside each.
+ */
+template <class F>
+void forEachChunk(ThreadPool& pool, const ConvGeometry& g, int64_t nb, size_t colFloats, size_t gatherFloats, F chunk) {
+  const int64_t tasks = (g.n + nb - 1) / nb * g.groups;
+  auto run = [&](ThreadPool& p, int64_t t0, int64_t t1) {
+    float* col = scratch(Scratch::Col, colFloats);
+    float* gather = gatherFloats ? scratch(Scratch::Gather, gatherFloats) : nullptr;
+    for (int64_t t = t0; t < t1; ++t) chunk(p, (t / g.groups) * nb, t % g.groups, col, gather);
+  };
+  if (chunkPerThread(pool, tasks)) pool.forChunks(tasks, 1, [&](int64_t t0, int64_t t1) { run(serialPool(), t0, t1); });
+  else run(pool, 0, tasks);
+}
+
+/** The weights of every group packed once per op as the GEMM's A (transposed for the data gradient). */
+float* packWeights(Isa isa, bool trans, const float* w, const ConvGeometry& g) {
+  const int64_t rows = g.colRows(), kg = g.kg(), apSize = gemmPackedASize(isa, trans ? rows : kg, trans ? kg : rows);
+  float* wp = scratch(Scratch::Packed, (size_t)(apSize * g.groups));
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    gemmPackA(isa, trans, w + grp * kg * rows, rows, trans ? rows : kg, trans ? kg : rows, wp + grp * apSize);
+  return wp;
+}
 }  // namespace
 
 void conv2dForward(ThreadPool& pool, const float* x, const float* w, const float* bias, float* y, const ConvGeometry& g) {
@@ -320,11 +346,8 @@ void conv2dForward(ThreadPool& pool, const float* x, const float* w, const float
   const int64_t nb = convBatch(g);
   const int64_t Lmax = (nb * P + nr - 1) / nr * nr;
   const int32_t* map = im2colBySegments(g) ? nullptr : spatialMap(g);
-  // The weights are A of every chunk's GEMM: pack them once per op.
   const int64_t apSize = gemmPackedASize(isa, kg, rows);
-  float* wp = scratch(Scratch::Packed, (size_t)(apSize * g.groups));
-  for (int64_t grp = 0; grp < g.groups; ++grp)
-    gemmPackA(isa, false, w + grp * kg * rows, rows, kg, rows, wp + grp * apSize);
+  const float* wp = packWeights(isa, false, w, g);
   // One chunk of nb samples, one group: im2col, GEMM, scatter (+ bias) on the pool `c` gives.
   auto chunk = [&](ThreadPool& c, int64_t n0, int64_t grp, float* col, float* tmp) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
@@ -340,20 +363,7 @@ void conv2dForward(ThreadPool& pool, const float* x, const float* w, const float
       scatterGroup(c, tmp, bias, g, n0, cnt, grp, y);
     }
   };
-  const int64_t chunks = (g.n + nb - 1) / nb, tasks = chunks * g.groups;
-  if (chunkPerThread(pool, tasks)) {
-    pool.forChunks(tasks, 1, [&](int64_t t0, int64_t t1) {
-      ThreadPool& local = serialPool();
-      float* col = scratch(Scratch::Col, (size_t)(rows * Lmax));
-      float* tmp = nb > 1 ? scratch(Scratch::Gather, (size_t)(kg * nb * P)) : nullptr;
-      for (int64_t t = t0; t < t1; ++t) chunk(local, (t / g.groups) * nb, t % g.groups, col, tmp);
-    });
-    return;
-  }
-  float* col = scratch(Scratch::Col, (size_t)(rows * Lmax));
-  float* tmp = nb > 1 ? scratch(Scratch::Gather, (size_t)(kg * nb * P)) : nullptr;
-  for (int64_t n0 = 0; n0 < g.n; n0 += nb)
-    for (int64_t grp = 0; grp < g.groups; ++grp) chunk(pool, n0, grp, col, tmp);
+  forEachChunk(pool, g, nb, (size_t)(rows * Lmax), nb > 1 ? (size_t)(kg * nb * P) : 0, chunk);
 }
 
 void conv2dBackwardData(ThreadPool& pool, const float* dy, const float* w, float* dx, const ConvGeometry& g) {
@@ -365,9 +375,7 @@ void conv2dBackwardData(ThreadPool& pool, const float* dy, const float* w, float
   const int64_t nb = convBatch(g);
   const int64_t Lmax = (nb * P + nr - 1) / nr * nr;
   const int64_t apSize = gemmPackedASize(isa, rows, kg);
-  float* wp = scratch(Scratch::Packed, (size_t)(apSize * g.groups));
-  for (int64_t grp = 0; grp < g.groups; ++grp)
-    gemmPackA(isa, true, w + grp * kg * rows, rows, rows, kg, wp + grp * apSize);
+  const float* wp = packWeights(isa, true, w, g);
   // One chunk, one group: dy into panels, dcol [rows, L] = wg^T [rows, kg] x dy_g [kg, L], col2im
   // (which overwrites exactly this chunk's and group's planes of dx).
   auto chunk = [&](ThreadPool& c, int64_t n0, int64_t grp, float* col, float* dyp) {
@@ -377,20 +385,7 @@ void conv2dBackwardData(ThreadPool& pool, const float* dy, const float* w, float
                  wp + grp * apSize);
     col2im(c, col, g, n0, cnt, grp, dx);
   };
-  const int64_t chunks = (g.n + nb - 1) / nb, tasks = chunks * g.groups;
-  if (chunkPerThread(pool, tasks)) {
-    pool.forChunks(tasks, 1, [&](int64_t t0, int64_t t1) {
-      ThreadPool& local = serialPool();
-      float* col = scratch(Scratch::Col, (size_t)(rows * nb * P));
-      float* dyp = scratch(Scratch::Gather, (size_t)(kg * Lmax));
-      for (int64_t t = t0; t < t1; ++t) chunk(local, (t / g.groups) * nb, t % g.groups, col, dyp);
-    });
-    return;
-  }
-  float* col = scratch(Scratch::Col, (size_t)(rows * nb * P));
-  float* dyp = scratch(Scratch::Gather, (size_t)(kg * Lmax));
-  for (int64_t n0 = 0; n0 < g.n; n0 += nb)
-    for (int64_t grp = 0; grp < g.groups; ++grp) chunk(pool, n0, grp, col, dyp);
+  forEachChunk(pool, g, nb, (size_t)(rows * nb * P), (size_t)(kg * Lmax), chunk);
 }
 
 void conv2dBackwardFilter(ThreadPool& pool, const float* x, const float* dy, float* dw, float* db, const ConvGeometry& g,

@@ -171,6 +171,24 @@ void kernelPortable(int64_t kc, const float* a, const float* b, float* c, int64_
 }
 
 #if ALEXNET_X86
+/**
+ * The k loop of the SIMD micro-kernels, once for both ISAs (intrinsics differ by name only): for each
+ * k, NV vectors of B (LANES floats each) and a prefetch, then MR broadcasts of A, each multiplied into
+ * NV of the MR x NV accumulators acc. Advances a and b past the k values.
+ */
+#define ALEXNET_GEMM_K_LOOP(VEC, LANES, LOAD, SET1, FMA, PREFETCH)                            \
+  for (int64_t p = 0; p < kc; ++p) {                                                          \
+    VEC bv[NV];                                                                               \
+    _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) bv[v] = LOAD(b + LANES * v);          \
+    PREFETCH;                                                                                 \
+    _Pragma("GCC unroll 32") for (int i = 0; i < MR; ++i) {                                    \
+      const VEC ai = SET1(a[i]);                                                              \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) acc[i][v] = FMA(ai, bv[v], acc[i][v]); \
+    }                                                                                         \
+    a += MR;                                                                                  \
+    b += LANES * NV;                                                                          \
+  }
+
 // ---- AVX2 + FMA micro-kernel: MR x (8 NV) ----
 
 template <int MR, int NV>
@@ -181,19 +199,7 @@ ALEXNET_TARGET_AVX2 void kernelAvx2(int64_t kc, const float* __restrict a, const
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
-  for (int64_t p = 0; p < kc; ++p) {
-    __m256 bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + 8 * v);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      __m256 ai = _mm256_broadcast_ss(a + i);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
-    }
-    a += MR;
-    b += 8 * NV;
-  }
+  ALEXNET_GEMM_K_LOOP(__m256, 8, _mm256_load_ps, _mm256_set1_ps, _mm256_fmadd_ps, (void)0);
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
   if (mr == MR && nr == 8 * NV) {
 #pragma GCC unroll 16
@@ -234,21 +240,8 @@ ALEXNET_TARGET_AVX512 void kernelAvx512(int64_t kc, const float* __restrict a, c
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
   }
-  int64_t p = 0;
-  for (; p < kc; ++p) {
-    __m512 bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
-    _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NV * 8), _MM_HINT_T0);
-#pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) {
-      __m512 ai = _mm512_set1_ps(a[i]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
-    }
-    a += MR;
-    b += 16 * NV;
-  }
+  ALEXNET_GEMM_K_LOOP(__m512, 16, _mm512_load_ps, _mm512_set1_ps, _mm512_fmadd_ps,
+                      _mm_prefetch(reinterpret_cast<const char*>(b + 16 * NV * 8), _MM_HINT_T0));
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   if (mr == MR && nr == 16 * NV) {
     if (beta == 0.0f) {
@@ -285,6 +278,7 @@ ALEXNET_TARGET_AVX512 void kernelAvx512(int64_t kc, const float* __restrict a, c
     }
   }
 }
+#undef ALEXNET_GEMM_K_LOOP
 #endif  // ALEXNET_X86
 
 Config makeConfig(Isa isa) {
@@ -453,32 +447,28 @@ GemmBlocking gemmBlocking() {
 // ---- peak: independent FMA chains, no memory traffic ----
 namespace {
 #if ALEXNET_X86
+/** CHAINS independent FMA chains of one register each, `iters` times (no memory traffic): s their sum. */
+#define ALEXNET_FMA_CHAINS(VEC, CHAINS, SET1, FMA, ADD)                                         \
+  VEC acc[CHAINS];                                                                             \
+  for (int i = 0; i < CHAINS; ++i) acc[i] = SET1((float)i * 1e-3f);                            \
+  const VEC x = SET1(0.999999f), y = SET1(1e-7f);                                              \
+  for (int64_t t = 0; t < iters; ++t) {                                                        \
+    _Pragma("GCC unroll 24") for (int i = 0; i < CHAINS; ++i) acc[i] = FMA(acc[i], x, y);      \
+  }                                                                                            \
+  VEC s = acc[0];                                                                              \
+  for (int i = 1; i < CHAINS; ++i) s = ADD(s, acc[i]);
+
 ALEXNET_TARGET_AVX512 double fmaLoopAvx512(int64_t iters) {
-  __m512 acc[24];
-  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps((float)i * 1e-3f);
-  const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
-  for (int64_t t = 0; t < iters; ++t) {
-#pragma GCC unroll 24
-    for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(acc[i], x, y);
-  }
-  __m512 s = acc[0];
-  for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
+  ALEXNET_FMA_CHAINS(__m512, 24, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps)
   return (double)_mm512_reduce_add_ps(s);
 }
 ALEXNET_TARGET_AVX2 double fmaLoopAvx2(int64_t iters) {
-  __m256 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps((float)i * 1e-3f);
-  const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
-  for (int64_t t = 0; t < iters; ++t) {
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], x, y);
-  }
+  ALEXNET_FMA_CHAINS(__m256, 12, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps)
   float out[8];
-  __m256 s = acc[0];
-  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
   _mm256_storeu_ps(out, s);
   return out[0];
 }
+#undef ALEXNET_FMA_CHAINS
 #endif
 double fmaLoopPortable(int64_t iters) {
   float acc[32];

@@ -27,25 +27,21 @@ ALEXNET_INLINE void powNeg(const float* s, float* out, int64_t len, float beta) 
   }
 }
 
-/** scale[i][p] = k + alpha sum_{|j - i| <= half} sq[j][p]  (rows of B floats). */
-ALEXNET_INLINE void windowScale(const float* sq, float* scl, int64_t c, int64_t half, int64_t len, int64_t B,
-                                float alpha, float k) {
-  float acc[kLrnBlock];
-  for (int64_t i = 0; i < c; ++i) {
-    const int64_t lo = std::max<int64_t>(0, i - half), hi = std::min<int64_t>(c - 1, i + half);
-    for (int64_t p = 0; p < len; ++p) acc[p] = 0.0f;
-    for (int64_t j = lo; j <= hi; ++j) {
-      const float* q = sq + j * B;
-      for (int64_t p = 0; p < len; ++p) acc[p] += q[p];
-    }
-    float* o = scl + i * B;
-    for (int64_t p = 0; p < len; ++p) o[p] = k + alpha * acc[p];
+/** acc[p] = sum over the channels j with |j - i| <= half of rows[j][p] (rows of B floats). */
+ALEXNET_INLINE void windowSum(const float* rows, int64_t i, int64_t c, int64_t half, int64_t len, int64_t B, float* acc) {
+  const int64_t lo = std::max<int64_t>(0, i - half), hi = std::min<int64_t>(c - 1, i + half);
+  for (int64_t p = 0; p < len; ++p) acc[p] = 0.0f;
+  for (int64_t j = lo; j <= hi; ++j) {
+    const float* q = rows + j * B;
+    for (int64_t p = 0; p < len; ++p) acc[p] += q[p];
   }
 }
 
 // Scratch rows are B floats (B = the block width, <= kLrnBlock; len <= B positions are used).
-ALEXNET_INLINE void lrnFwdBody(const float* x, float* y, int64_t c, int64_t hw, int64_t p0, int64_t len, int64_t B,
-                               int64_t half, float alpha, float beta, float k, float* scratch) {
+
+/** scale[i][p] = k + alpha sum_{|j - i| <= half} x[j][p]^2 into scratch rows c..2c (squares in rows 0..c). */
+ALEXNET_INLINE float* lrnScales(const float* x, int64_t c, int64_t hw, int64_t p0, int64_t len, int64_t B, int64_t half,
+                                float alpha, float k, float* scratch) {
   float* sq = scratch;
   float* scl = scratch + c * B;
   for (int64_t j = 0; j < c; ++j) {
@@ -53,7 +49,18 @@ ALEXNET_INLINE void lrnFwdBody(const float* x, float* y, int64_t c, int64_t hw, 
     float* q = sq + j * B;
     for (int64_t p = 0; p < len; ++p) q[p] = xr[p] * xr[p];
   }
-  windowScale(sq, scl, c, half, len, B, alpha, k);
+  float acc[kLrnBlock];
+  for (int64_t i = 0; i < c; ++i) {
+    windowSum(sq, i, c, half, len, B, acc);
+    float* o = scl + i * B;
+    for (int64_t p = 0; p < len; ++p) o[p] = k + alpha * acc[p];
+  }
+  return scl;
+}
+
+ALEXNET_INLINE void lrnFwdBody(const float* x, float* y, int64_t c, int64_t hw, int64_t p0, int64_t len, int64_t B,
+                               int64_t half, float alpha, float beta, float k, float* scratch) {
+  const float* scl = lrnScales(x, c, hw, p0, len, B, half, alpha, k, scratch);
   float pw[kLrnBlock];
   for (int64_t i = 0; i < c; ++i) {
     powNeg(scl + i * B, pw, len, beta);
@@ -67,15 +74,8 @@ ALEXNET_INLINE void lrnFwdBody(const float* x, float* y, int64_t c, int64_t hw, 
 ALEXNET_INLINE void lrnBwdBody(const float* x, const float* y, const float* dy, float* dx, int64_t c, int64_t hw,
                                int64_t p0, int64_t len, int64_t B, int64_t half, float alpha, float beta, float k,
                                float* scratch) {
-  float* sq = scratch;
-  float* scl = scratch + c * B;
+  const float* scl = lrnScales(x, c, hw, p0, len, B, half, alpha, k, scratch);
   float* t = scratch + 2 * c * B;
-  for (int64_t j = 0; j < c; ++j) {
-    const float* xr = x + j * hw + p0;
-    float* q = sq + j * B;
-    for (int64_t p = 0; p < len; ++p) q[p] = xr[p] * xr[p];
-  }
-  windowScale(sq, scl, c, half, len, B, alpha, k);
   for (int64_t j = 0; j < c; ++j) {
     const float* yr = y + j * hw + p0;
     const float* dyr = dy + j * hw + p0;
@@ -86,12 +86,7 @@ ALEXNET_INLINE void lrnBwdBody(const float* x, const float* y, const float* dy, 
   const float coef = 2.0f * alpha * beta;
   float pw[kLrnBlock], acc[kLrnBlock];
   for (int64_t i = 0; i < c; ++i) {
-    const int64_t lo = std::max<int64_t>(0, i - half), hi = std::min<int64_t>(c - 1, i + half);
-    for (int64_t p = 0; p < len; ++p) acc[p] = 0.0f;
-    for (int64_t j = lo; j <= hi; ++j) {
-      const float* tr = t + j * B;
-      for (int64_t p = 0; p < len; ++p) acc[p] += tr[p];
-    }
+    windowSum(t, i, c, half, len, B, acc);
     powNeg(scl + i * B, pw, len, beta);
     const float* xr = x + i * hw + p0;
     const float* dyr = dy + i * hw + p0;

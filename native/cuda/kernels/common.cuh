@@ -64,6 +64,10 @@ struct PoolShape {
 
 constexpr int kThreads = 256;  // block size of the elementwise and reduction kernels
 
+/** A grid-stride loop: i over [0, n) in int64, spread over every thread of the grid. */
+#define ALEXNET_GRID_STRIDE(i, n) \
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
+
 __device__ __forceinline__ int imin(int a, int b) { return a < b ? a : b; }
 __device__ __forceinline__ int imax(int a, int b) { return a > b ? a : b; }
 

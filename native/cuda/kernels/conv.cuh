@@ -14,8 +14,7 @@ namespace cuda {
 __global__ void convBackwardDataDirectKernel(const float* dy, const float* w, float* dx, ConvShape g) {
   const long long total = (long long)g.n * g.c * g.h * g.w;
   const int cg = g.c / g.groups, kg = g.k / g.groups, rs = g.r * g.s;
-  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total;
-       e += (long long)gridDim.x * blockDim.x) {
+  ALEXNET_GRID_STRIDE(e, total) {
     const int ix = (int)(e % g.w), iy = (int)((e / g.w) % g.h);
     const int cin = (int)((e / ((long long)g.w * g.h)) % g.c);
     const int i = (int)(e / ((long long)g.w * g.h * g.c));

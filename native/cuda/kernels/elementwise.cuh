@@ -5,9 +5,6 @@
 namespace alexnet {
 namespace cuda {
 
-#define ALEXNET_GRID_STRIDE(i, n) \
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
-
 __global__ void fill32Kernel(uint32_t* p, uint32_t bits, long long n) {
   ALEXNET_GRID_STRIDE(i, n) p[i] = bits;
 }

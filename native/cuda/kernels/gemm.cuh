@@ -57,20 +57,21 @@ struct ConvFwdA {
     return w[(long long)(grp * kg + m) * crs + kk];
   }
 };
+/** im2col(x) of sample i and group grp at row kk = (ci, ky, kx), column p = (oy, ox); 0 in the padding. */
+__device__ __forceinline__ float im2colAt(const float* x, const ConvShape& g, int i, int grp, int kk, int p) {
+  int ci, q, ky, kx, oy, ox;
+  g.divRS.divmod(kk, ci, q);
+  g.divS.divmod(q, ky, kx);
+  g.divOutW.divmod(p, oy, ox);
+  const int iy = oy * g.strideH - g.padH + ky, ix = ox * g.strideW - g.padW + kx;
+  if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return 0.f;
+  return x[((long long)(i * g.c + grp * (g.c / g.groups) + ci) * g.h + iy) * g.w + ix];
+}
 /** Forward B: im2col(x) [crs, outH outW] of one sample and group, gathered with zero padding. */
 struct ConvFwdB {
   const float* x; ConvShape g;
   static constexpr bool kFast = false;
-  __device__ __forceinline__ float operator()(int b, int kk, int p) const {
-    const int i = b / g.groups, grp = b % g.groups, cg = g.c / g.groups;
-    int ci, q, ky, kx, oy, ox;
-    g.divRS.divmod(kk, ci, q);
-    g.divS.divmod(q, ky, kx);
-    g.divOutW.divmod(p, oy, ox);
-    const int iy = oy * g.strideH - g.padH + ky, ix = ox * g.strideW - g.padW + kx;
-    if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return 0.f;
-    return x[((long long)(i * g.c + grp * cg + ci) * g.h + iy) * g.w + ix];
-  }
+  __device__ __forceinline__ float operator()(int b, int kk, int p) const { return im2colAt(x, g, b / g.groups, b % g.groups, kk, p); }
 };
 /** Data gradient A: w^T [c/G, (k/G) r s]: A[ci, (o, ky, kx)] = w[grp k/G + o, ci, ky, kx]. */
 struct ConvBwdDataA {
@@ -119,15 +120,9 @@ struct ConvBwdFilterB {
   const float* x; ConvShape g;
   static constexpr bool kFast = true;
   __device__ __forceinline__ float operator()(int grp, int kk, int col) const {
-    const int cg = g.c / g.groups;
-    int i, p, ci, q, ky, kx, oy, ox;
+    int i, p;
     g.divPlane.divmod(kk, i, p);
-    g.divRS.divmod(col, ci, q);
-    g.divS.divmod(q, ky, kx);
-    g.divOutW.divmod(p, oy, ox);
-    const int iy = oy * g.strideH - g.padH + ky, ix = ox * g.strideW - g.padW + kx;
-    if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return 0.f;
-    return x[((long long)(i * g.c + grp * cg + ci) * g.h + iy) * g.w + ix];
+    return im2colAt(x, g, i, grp, col, p);
   }
 };
 
@@ -175,6 +170,82 @@ struct StorePartial {
 };
 
 /**
+ * The global loads of one k-step's tiles, BM x BK of A and BK x BN of B, into registers (issued before
+ * the current tiles are consumed, so their latency hides behind the FMAs), and their stores into shared
+ * memory after the barrier: B as Bs[k][n]; A as As[k][m], or As[m][k] when ARowMajor (the TF32
+ * kernel's fragments). Loads follow each loader's kFast order, so a warp's loads coalesce.
+ */
+template <int BM, int BN, int BK, int NT, class LA, class LB>
+struct TileLoads {
+  static constexpr int LA_N = BM * BK / NT, LB_N = BN * BK / NT;
+  float ra[LA_N], rb[LB_N];
+  // element e of a tile: (m, k) of A, (n, k) of B
+  __device__ __forceinline__ static void aAt(int e, int& m, int& k) {
+    m = LA::kFast ? e / BK : e % BM;
+    k = LA::kFast ? e % BK : e / BM;
+  }
+  __device__ __forceinline__ static void bAt(int e, int& n, int& k) {
+    n = LB::kFast ? e / BK : e % BN;
+    k = LB::kFast ? e % BK : e / BN;
+  }
+  __device__ __forceinline__ void fetch(const LA& la, const LB& lb, int b, int m0, int n0, int k0, int M, int N, int kEnd,
+                                        int tid) {
+#pragma unroll
+    for (int i = 0; i < LA_N; ++i) {
+      int m, k;
+      aAt(tid + i * NT, m, k);
+      ra[i] = (m0 + m < M && k0 + k < kEnd) ? la(b, m0 + m, k0 + k) : 0.f;
+    }
+#pragma unroll
+    for (int i = 0; i < LB_N; ++i) {
+      int n, k;
+      bAt(tid + i * NT, n, k);
+      rb[i] = (n0 + n < N && k0 + k < kEnd) ? lb(b, k0 + k, n0 + n) : 0.f;
+    }
+  }
+  template <bool ARowMajor, class SA, class SB>
+  __device__ __forceinline__ void stage(SA& As, SB& Bs, int tid) const {
+#pragma unroll
+    for (int i = 0; i < LA_N; ++i) {
+      int m, k;
+      aAt(tid + i * NT, m, k);
+      if (ARowMajor) As[m][k] = ra[i];
+      else As[k][m] = ra[i];
+    }
+#pragma unroll
+    for (int i = 0; i < LB_N; ++i) {
+      int n, k;
+      bAt(tid + i * NT, n, k);
+      Bs[k][n] = rb[i];
+    }
+  }
+  /**
+   * The block's k-steps over [kBegin, kEnd): compute() consumes the staged tiles of one step while the
+   * next step's loads are in flight; barriers before the tiles are overwritten and once the next ones
+   * are complete (every thread of the block runs this, so the barriers are never divergent).
+   */
+  template <bool ARowMajor, class SA, class SB, class F>
+  __device__ __forceinline__ void steps(const LA& la, const LB& lb, SA& As, SB& Bs, int b, int m0, int n0, int M, int N,
+                                        int kBegin, int kEnd, int tid, F compute) {
+    if (kBegin < kEnd) {
+      fetch(la, lb, b, m0, n0, kBegin, M, N, kEnd, tid);
+      stage<ARowMajor>(As, Bs, tid);
+    }
+    __syncthreads();
+    for (int k0 = kBegin; k0 < kEnd; k0 += BK) {
+      const bool more = k0 + BK < kEnd;
+      if (more) fetch(la, lb, b, m0, n0, k0 + BK, M, N, kEnd, tid);
+      compute();
+      __syncthreads();  // everyone is done reading the tiles
+      if (more) {
+        stage<ARowMajor>(As, Bs, tid);
+        __syncthreads();  // the next tiles are complete
+      }
+    }
+  }
+};
+
+/**
  * The tiled kernel. Grid (ceil(N / BN), ceil(M / BM), splits * batch); block Tile::kThreads.
  * Each k-step: the block stages a BM x BK tile of A and a BK x BN tile of B in shared memory
  * (barrier), every thread accumulates its TM x TN outputs from them (barrier before the next step
@@ -199,47 +270,8 @@ gemmKernel(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk) {
 #pragma unroll
     for (int j = 0; j < TN; ++j) acc[i][j] = 0.f;
 
-  // Register prefetch: the global loads of the next k-step are issued before the current tile is
-  // consumed, so their latency hides behind the FMAs; they land in shared memory after the barrier.
-  constexpr int LA_N = BM * BK / NT, LB_N = BN * BK / NT;
-  float ra[LA_N], rb[LB_N];
-  auto fetch = [&](int k0) {
-#pragma unroll
-    for (int i = 0; i < LA_N; ++i) {
-      const int e = tid + i * NT;
-      const int m = LA::kFast ? e / BK : e % BM, k = LA::kFast ? e % BK : e / BM;
-      const int gm = m0 + m, gk = k0 + k;
-      ra[i] = (gm < M && gk < kEnd) ? la(b, gm, gk) : 0.f;
-    }
-#pragma unroll
-    for (int i = 0; i < LB_N; ++i) {
-      const int e = tid + i * NT;
-      const int n = LB::kFast ? e / BK : e % BN, k = LB::kFast ? e % BK : e / BN;
-      const int gn = n0 + n, gk = k0 + k;
-      rb[i] = (gn < N && gk < kEnd) ? lb(b, gk, gn) : 0.f;
-    }
-  };
-  auto stage = [&]() {
-#pragma unroll
-    for (int i = 0; i < LA_N; ++i) {
-      const int e = tid + i * NT;
-      As[LA::kFast ? e % BK : e / BM][LA::kFast ? e / BK : e % BM] = ra[i];
-    }
-#pragma unroll
-    for (int i = 0; i < LB_N; ++i) {
-      const int e = tid + i * NT;
-      Bs[LB::kFast ? e % BK : e / BN][LB::kFast ? e / BK : e % BN] = rb[i];
-    }
-  };
-
-  if (kBegin < kEnd) {
-    fetch(kBegin);
-    stage();
-  }
-  __syncthreads();
-  for (int k0 = kBegin; k0 < kEnd; k0 += BK) {
-    const bool more = k0 + BK < kEnd;
-    if (more) fetch(k0 + BK);
+  TileLoads<BM, BN, BK, NT, LA, LB> loads;
+  loads.template steps<false>(la, lb, As, Bs, b, m0, n0, M, N, kBegin, kEnd, tid, [&] {
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
       float a[TM], bv[TN];
@@ -252,12 +284,7 @@ gemmKernel(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk) {
 #pragma unroll
         for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], bv[j], acc[i][j]);
     }
-    __syncthreads();  // everyone is done reading the tiles
-    if (more) {
-      stage();
-      __syncthreads();  // the next tiles are complete
-    }
-  }
+  });
 #pragma unroll
   for (int i = 0; i < TM; ++i) {
     const int gm = m0 + ty * TM + i;
@@ -297,45 +324,8 @@ gemmKernelTf32(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk
 #pragma unroll
     for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
 
-  constexpr int LA_N = BM * BK / NT, LB_N = BN * BK / NT;
-  float ra[LA_N], rb[LB_N];
-  auto fetch = [&](int k0) {
-#pragma unroll
-    for (int i = 0; i < LA_N; ++i) {
-      const int e = tid + i * NT;
-      const int m = LA::kFast ? e / BK : e % BM, k = LA::kFast ? e % BK : e / BM;
-      const int gm = m0 + m, gk = k0 + k;
-      ra[i] = (gm < M && gk < kEnd) ? la(b, gm, gk) : 0.f;
-    }
-#pragma unroll
-    for (int i = 0; i < LB_N; ++i) {
-      const int e = tid + i * NT;
-      const int n = LB::kFast ? e / BK : e % BN, k = LB::kFast ? e % BK : e / BN;
-      const int gn = n0 + n, gk = k0 + k;
-      rb[i] = (gn < N && gk < kEnd) ? lb(b, gk, gn) : 0.f;
-    }
-  };
-  auto stage = [&]() {
-#pragma unroll
-    for (int i = 0; i < LA_N; ++i) {
-      const int e = tid + i * NT;
-      As[LA::kFast ? e / BK : e % BM][LA::kFast ? e % BK : e / BM] = ra[i];
-    }
-#pragma unroll
-    for (int i = 0; i < LB_N; ++i) {
-      const int e = tid + i * NT;
-      Bs[LB::kFast ? e % BK : e / BN][LB::kFast ? e / BK : e % BN] = rb[i];
-    }
-  };
-
-  if (kBegin < kEnd) {
-    fetch(kBegin);
-    stage();
-  }
-  __syncthreads();
-  for (int k0 = kBegin; k0 < kEnd; k0 += BK) {
-    const bool more = k0 + BK < kEnd;
-    if (more) fetch(k0 + BK);
+  TileLoads<BM, BN, BK, NT, LA, LB> loads;
+  loads.template steps<true>(la, lb, As, Bs, b, m0, n0, M, N, kBegin, kEnd, tid, [&] {
     wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa[4];
     wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb[2];
 #pragma unroll
@@ -354,12 +344,7 @@ gemmKernelTf32(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk
     for (int i = 0; i < 4; ++i)
 #pragma unroll
       for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
-    __syncthreads();
-    if (more) {
-      stage();
-      __syncthreads();
-    }
-  }
+  });
   // Stores: each fragment goes through the warp's staging tile, then every lane writes 8 of its 256
   // values through the epilogue (bounds-checked, so edge tiles need no special case).
 #pragma unroll
@@ -380,8 +365,7 @@ gemmKernelTf32(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk
 template <class Epi>
 __global__ void gemmSplitReduce(const float* ws, Epi epi, int M, int N, int batch, int splits) {
   const long long total = (long long)batch * M * N;
-  for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-       idx += (long long)gridDim.x * blockDim.x) {
+  ALEXNET_GRID_STRIDE(idx, total) {
     float s = 0.f;
     for (int q = 0; q < splits; ++q) s += ws[(long long)q * total + idx];
     const int n = (int)(idx % N), m = (int)((idx / N) % M), b = (int)(idx / ((long long)M * N));

@@ -1,4 +1,5 @@
-// Local response normalisation across channels (§3.3), one fused kernel each way.
+// Local response normalisation across channels (§3.3), one fused kernel each way (native/cpu/kernels/
+// lrn.cpp is the CPU engine's).
 // x [n, c, hw]; scale[i] = k + alpha sum_{|j - i| <= size/2} x[j]^2; y[i] = x[i] scale[i]^-beta.
 // One thread per (sample, position) column walks the channels with sliding window sums kept in double
 // (squares of floats are exact in double, so adding and removing them does not drift); consecutive
@@ -9,20 +10,40 @@
 namespace alexnet {
 namespace cuda {
 
+/**
+ * A sum over the channel window [ch - half, ch + half] of one column of v (its squares when Sq),
+ * kept in double and slid one channel at a time: start(col) gives channel 0's window of column col
+ * (sample col / hw, position col % hw), at(ch) the element index of channel ch, next(ch) moves the
+ * window from channel ch to ch + 1.
+ */
+template <bool Sq>
+struct ChannelWindow {
+  const float* v;
+  int c, hw, half;
+  long long base = 0;
+  double sum = 0.0;
+  __device__ __forceinline__ static double term(float x) { return Sq ? (double)x * (double)x : (double)x; }
+  __device__ __forceinline__ long long at(int ch) const { return base + (long long)ch * hw; }
+  __device__ __forceinline__ void start(long long col) {
+    base = (col / hw) * (long long)c * hw + col % hw;
+    sum = 0.0;
+    for (int j = 0; j <= half && j < c; ++j) sum += term(v[at(j)]);
+  }
+  __device__ __forceinline__ void next(int ch) {
+    if (ch + half + 1 < c) sum += term(v[at(ch + half + 1)]);
+    if (ch - half >= 0) sum -= term(v[at(ch - half)]);
+  }
+};
+
 __global__ void lrnForwardKernel(const float* x, float* y, int n, int c, int hw, int half, float alpha, float beta,
                                  float k) {
-  const long long cols = (long long)n * hw;
-  for (long long col = (long long)blockIdx.x * blockDim.x + threadIdx.x; col < cols;
-       col += (long long)gridDim.x * blockDim.x) {
-    const long long base = (col / hw) * (long long)c * hw + col % hw;
-    double ss = 0.0;
-    for (int j = 0; j <= half && j < c; ++j) { const double v = x[base + (long long)j * hw]; ss += v * v; }
+  ALEXNET_GRID_STRIDE(col, (long long)n * hw) {
+    ChannelWindow<true> ss{x, c, hw, half};
+    ss.start(col);
     for (int ch = 0; ch < c; ++ch) {
-      const float scale = (float)(k + alpha * ss);
-      const long long idx = base + (long long)ch * hw;
-      y[idx] = x[idx] * powf(scale, -beta);
-      if (ch + half + 1 < c) { const double v = x[idx + (long long)(half + 1) * hw]; ss += v * v; }
-      if (ch - half >= 0) { const double v = x[idx - (long long)half * hw]; ss -= v * v; }
+      const long long i = ss.at(ch);
+      y[i] = x[i] * powf((float)(k + alpha * ss.sum), -beta);
+      ss.next(ch);
     }
   }
 }
@@ -34,43 +55,24 @@ __global__ void lrnForwardKernel(const float* x, float* y, int n, int c, int hw,
  */
 __global__ void lrnBackwardKernel(const float* x, const float* y, const float* dy, float* dx, float* t, int n, int c,
                                   int hw, int half, float alpha, float beta, float k) {
-  const long long cols = (long long)n * hw;
-  for (long long col = (long long)blockIdx.x * blockDim.x + threadIdx.x; col < cols;
-       col += (long long)gridDim.x * blockDim.x) {
-    const long long base = (col / hw) * (long long)c * hw + col % hw;
-    double ss = 0.0;
-    for (int j = 0; j <= half && j < c; ++j) { const double v = x[base + (long long)j * hw]; ss += v * v; }
+  const double coef = 2.0 * (double)alpha * (double)beta;
+  ALEXNET_GRID_STRIDE(col, (long long)n * hw) {
+    ChannelWindow<true> ss{x, c, hw, half};
+    ss.start(col);
     for (int ch = 0; ch < c; ++ch) {
-      const long long idx = base + (long long)ch * hw;
-      t[idx] = (float)((double)dy[idx] * (double)y[idx] / (k + alpha * ss));
-      if (ch + half + 1 < c) { const double v = x[idx + (long long)(half + 1) * hw]; ss += v * v; }
-      if (ch - half >= 0) { const double v = x[idx - (long long)half * hw]; ss -= v * v; }
+      const long long i = ss.at(ch);
+      t[i] = (float)((double)dy[i] * (double)y[i] / (k + alpha * ss.sum));
+      ss.next(ch);
     }
-    ss = 0.0;
-    double ts = 0.0;
-    for (int j = 0; j <= half && j < c; ++j) {
-      const long long idx = base + (long long)j * hw;
-      const double v = x[idx];
-      ss += v * v;
-      ts += t[idx];
-    }
-    const double coef = 2.0 * (double)alpha * (double)beta;
+    ChannelWindow<false> ts{t, c, hw, half};
+    ss.start(col);
+    ts.start(col);
     for (int ch = 0; ch < c; ++ch) {
-      const long long idx = base + (long long)ch * hw;
-      const float scale = (float)(k + alpha * ss);
-      dx[idx] = (float)((double)dy[idx] * (double)powf(scale, -beta) - coef * (double)x[idx] * ts);
-      if (ch + half + 1 < c) {
-        const long long nx = idx + (long long)(half + 1) * hw;
-        const double v = x[nx];
-        ss += v * v;
-        ts += t[nx];
-      }
-      if (ch - half >= 0) {
-        const long long px = idx - (long long)half * hw;
-        const double v = x[px];
-        ss -= v * v;
-        ts -= t[px];
-      }
+      const long long i = ss.at(ch);
+      const float scale = (float)(k + alpha * ss.sum);
+      dx[i] = (float)((double)dy[i] * (double)powf(scale, -beta) - coef * (double)x[i] * ts.sum);
+      ss.next(ch);
+      ts.next(ch);
     }
   }
 }

@@ -11,8 +11,7 @@ namespace cuda {
  */
 __global__ void maxPoolForwardKernel(const float* x, float* y, int* argmax, PoolShape g) {
   const long long total = (long long)g.n * g.c * g.outH * g.outW;
-  for (long long o = (long long)blockIdx.x * blockDim.x + threadIdx.x; o < total;
-       o += (long long)gridDim.x * blockDim.x) {
+  ALEXNET_GRID_STRIDE(o, total) {
     const int ox = (int)(o % g.outW), oy = (int)((o / g.outW) % g.outH);
     const long long plane = o / ((long long)g.outW * g.outH);
     const float* xp = x + plane * g.h * g.w;
@@ -40,8 +39,7 @@ __global__ void maxPoolForwardKernel(const float* x, float* y, int* argmax, Pool
  */
 __global__ void maxPoolBackwardKernel(const float* dy, const int* argmax, float* dx, PoolShape g) {
   const long long total = (long long)g.n * g.c * g.h * g.w;
-  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total;
-       e += (long long)gridDim.x * blockDim.x) {
+  ALEXNET_GRID_STRIDE(e, total) {
     const int ix = (int)(e % g.w), iy = (int)((e / g.w) % g.h);
     const long long plane = e / ((long long)g.w * g.h);
     const int self = iy * g.w + ix;

@@ -27,7 +27,7 @@ const out = join(pkg, 'build', 'Release');
 const objDir = join(pkg, 'build', 'obj');
 const log = (m) => console.log(`[@alexnet/cuda] ${m}`);
 
-// native sources: <repo>/native in the monorepo, ./native in a packed tarball (scripts/copy-native.mjs)
+// native sources: <repo>/native in the monorepo, ./native in a packed tarball (prepack: native/copy-into-package.mjs)
 const nativeRoot = [join(pkg, 'native'), resolve(pkg, '..', '..', 'native')].find((d) => existsSync(join(d, 'cuda', 'engine.cu')));
 const infoPath = join(out, 'build-info.json');
 const info = existsSync(infoPath) ? safeJson(readFileSync(infoPath, 'utf8')) : {};
