@@ -2,7 +2,7 @@
 // backend: wmma's tile loads, products and stores emulated, inputs rounded to TF32. It must agree with
 // the float64 reference to TF32 accuracy, and actually be in use (its error is well above float32's).
 import { describe, expect, it } from 'vitest';
-import { device, referenceKernels as R, type ConvGeometry, type Engine } from '@alexnet/tensor';
+import { convGeometry, device, referenceKernels as R, type Engine } from '@alexnet/tensor';
 import { relativeError, TestRng } from '@alexnet/tensor/conformance';
 import { cudaEmu } from './index.js';
 
@@ -42,7 +42,7 @@ describe('cuda-emu TF32 tensor-core path', () => {
       }
       // a grouped convolution, all three passes
       // (M, N >= 64 in forward and filter gradient: both take the tensor-core kernel)
-      const g: ConvGeometry = { n: 2, c: 32, h: 12, w: 12, k: 128, r: 3, s: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 2, outH: 12, outW: 12 };
+      const g = convGeometry([2, 32, 12, 12], [128, 16, 3, 3], { padding: 1, groups: 2 });
       const xs = 2 * 32 * 144, ws = 128 * 16 * 9, ys = 2 * 128 * 144;
       const x = rng.floats(xs), w = rng.floats(ws), dy = rng.floats(ys);
       const y = new Float64Array(ys), dx = new Float64Array(xs), dw = new Float64Array(ws);

@@ -19,6 +19,8 @@ export {
   type Shape, type TensorOptions, type RandomOptions,
 } from './tensor.js';
 export * from './ops.js';
+export * from './geometry.js';
+export { alexnetShapes, describeConv, describePool, ALEXNET_INPUT, PAPER_LRN, type AlexnetShapes } from './alexnet.js';
 export { philoxBlock, fillUniform, fillNormal, uniformAt } from './philox.js';
 export {
   encodeSafetensors, decodeSafetensors, saveSafetensors, loadSafetensors, writeFileAtomic, fromHost,
@@ -26,7 +28,9 @@ export {
 } from './safetensors.js';
 export { referenceBackend, ReferenceEngine } from './reference/engine.js';
 export * as referenceKernels from './reference/kernels.js';
-export { cpuBackend, cpuIsa, setCpuIsa, cpuPeakGflops, CPU_DEVICE_COUNT, CpuEngine, type CpuIsa } from './cpu/index.js';
+export {
+  cpuBackend, cpuIsa, cpuIsaPaths, setCpuIsa, cpuPeakGflops, CPU_DEVICE_COUNT, CpuEngine, type CpuIsa,
+} from './cpu/index.js';
 export {
   NativeEngine, NativeBuffer, NativeEvent, FORWARDED_OPS, type AddonEngine, type AddonBuffer, type NativeMemoryStats,
 } from './native-engine.js';

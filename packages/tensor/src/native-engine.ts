@@ -41,23 +41,23 @@ export const FORWARDED_OPS = [
 ] as const;
 type ForwardedOp = (typeof FORWARDED_OPS)[number];
 
-/** What an addon's NativeEngine class offers (native/cpu/addon.cpp, native/cuda/addon.cpp). */
-export type AddonEngine = { [K in ForwardedOp]: (...args: unknown[]) => void } & {
-  alloc(dtype: DType, length: number): AddonBuffer;
-  free(buf: AddonBuffer): void;
-  write(buf: AddonBuffer, data: TypedArray, offset?: number): void;
-  read(buf: AddonBuffer, offset?: number, length?: number): Promise<ArrayBuffer>;
-  readSync(buf: AddonBuffer, offset?: number, length?: number): ArrayBuffer;
-  synchronize(): Promise<void>;
-  synchronizeSync(): void;
-  /** An opaque token that waitEvent(thisEngine, token) on another engine of the addon waits for. */
-  recordEvent(): unknown;
-  waitEvent(engine: AddonEngine, token: unknown): void;
-  setThreads(threads: number): void;
-  memoryStats(): NativeMemoryStats;
-  trimCache(): number;
-  destroy(): void;
-};
+/**
+ * What an addon's NativeEngine class offers (native/cpu/addon.cpp, native/cuda/addon.cpp; the names
+ * come from native/common/ops.h's engineMethods): the Engine's methods with the addon's handles for
+ * buffers and engines, reads as ArrayBuffers, and an opaque token for an event (`recordEvent()` on one
+ * engine, `waitEvent(thatEngine, token)` on another).
+ */
+export type AddonEngine =
+  & Record<ForwardedOp | 'write' | 'free' | 'synchronizeSync' | 'waitEvent' | 'setThreads' | 'destroy', (...args: unknown[]) => void>
+  & {
+    alloc(dtype: DType, length: number): AddonBuffer;
+    read(buf: AddonBuffer, offset?: number, length?: number): Promise<ArrayBuffer>;
+    readSync(buf: AddonBuffer, offset?: number, length?: number): ArrayBuffer;
+    synchronize(): Promise<void>;
+    recordEvent(): unknown;
+    memoryStats(): NativeMemoryStats;
+    trimCache(): number;
+  };
 
 /** A buffer of a NativeEngine. */
 export class NativeBuffer implements DeviceBuffer {
@@ -97,8 +97,8 @@ export class NativeEngine implements Engine {
   alloc(dtype: DType, length: number): NativeBuffer {
     return new NativeBuffer(this, this.native.alloc(dtype, length), dtype, length);
   }
-  free(buf: DeviceBuffer): void { this.native.free(handle(buf) as AddonBuffer); }
-  write(buf: DeviceBuffer, data: TypedArray, offset = 0): void { this.native.write(handle(buf) as AddonBuffer, data, offset); }
+  free(buf: DeviceBuffer): void { this.call('free', buf); }
+  write(buf: DeviceBuffer, data: TypedArray, offset = 0): void { this.call('write', buf, data, offset); }
   async read(buf: DeviceBuffer, offset?: number, length?: number): Promise<TypedArray> {
     return new VIEW[buf.dtype](await this.native.read(handle(buf) as AddonBuffer, offset, length));
   }
@@ -110,10 +110,10 @@ export class NativeEngine implements Engine {
   recordEvent(): NativeEvent { return new NativeEvent(this, this.native.recordEvent()); }
   waitEvent(event: EngineEvent): void {
     const e = event as Partial<NativeEvent>;
-    this.native.waitEvent(handle(e?.engine) as AddonEngine, e?.token);
+    this.call('waitEvent', e?.engine, e?.token);
   }
   setThreads(threads: number): void {
-    this.native.setThreads(threads);
+    this.call('setThreads', threads);
     this.threads = threads;
   }
   getThreads(): number { return this.threads; }
@@ -126,12 +126,17 @@ export class NativeEngine implements Engine {
   /** Returns every cached block to the system (or the driver); the bytes released. destroy() does it too. */
   trimCache(): number { return this.native.trimCache(); }
   /** Drains the queue, stops the engine's threads and releases its memory. */
-  destroy(): void { this.native.destroy(); }
+  destroy(): void { this.call('destroy'); }
+
+  /** @internal native.method(...args), our buffers and engines as the addon's handles. */
+  call(method: keyof AddonEngine, ...args: unknown[]): void {
+    (this.native as unknown as Record<string, (...a: unknown[]) => void>)[method]!(...args.map(handle));
+  }
 }
 
 for (const op of FORWARDED_OPS) {
   Object.defineProperty(NativeEngine.prototype, op, {
-    value: function (this: NativeEngine, ...args: unknown[]): void { this.native[op](...args.map(handle)); },
+    value: function (this: NativeEngine, ...args: unknown[]): void { this.call(op, ...args); },
     writable: true,
     configurable: true,
   });

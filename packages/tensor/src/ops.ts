@@ -3,20 +3,14 @@
  * engine sees it, and errors name the op and the argument ("conv2d: expected w of rank 4 ...").
  * Each op only enqueues work on its device (see backend.ts) and returns at once.
  */
-import type { ConvGeometry, Engine, FloatDType, LrnParams, PoolGeometry, SgdForm } from './backend.js';
+import type { Engine, FloatDType, LrnParams, SgdForm } from './backend.js';
+import { fail, finite, posInt, shapeStr } from './check.js';
 import { describe, type Device } from './device.js';
+import { convGeometry, poolGeometry, type Conv2dOptions, type MaxPoolOptions } from './geometry.js';
 import { empty, Tensor, type Shape } from './tensor.js';
 import { checkSeed } from './philox.js';
 
 // ---- validation helpers ----
-
-function fail(op: string, msg: string): never {
-  throw new TypeError(`${op}: ${msg}`);
-}
-
-function shapeStr(s: Shape): string {
-  return `[${s.join(', ')}]`;
-}
 
 function checkTensor(op: string, name: string, t: unknown, opts: { rank?: number; float?: boolean; dtype?: string } = {}): Tensor {
   if (!(t instanceof Tensor)) fail(op, `expected ${name} to be a Tensor but received ${describe(t)}`);
@@ -52,23 +46,6 @@ function sameShape(op: string, a: Tensor, an: string, b: Tensor, bn: string): vo
   if (a.rank !== b.rank || a.shape.some((d, i) => d !== b.shape[i])) {
     fail(op, `${bn} has shape ${shapeStr(b.shape)} but ${an} has shape ${shapeStr(a.shape)}`);
   }
-}
-
-function posInt(op: string, name: string, v: unknown, min = 1): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) fail(op, `expected ${name} to be an integer >= ${min} but received ${describe(v)}`);
-  return v;
-}
-
-function finite(op: string, name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) fail(op, `expected ${name} to be a finite number but received ${describe(v)}`);
-  return v;
-}
-
-function pair(op: string, name: string, v: number | readonly [number, number] | undefined, dflt: number, min: number): [number, number] {
-  if (v === undefined) return [dflt, dflt];
-  if (typeof v === 'number') { posInt(op, name, v, min); return [v, v]; }
-  if (!Array.isArray(v) || v.length !== 2) fail(op, `expected ${name} to be a number or a pair [h, w] but received ${describe(v)}`);
-  return [posInt(op, `${name}[0]`, v[0], min), posInt(op, `${name}[1]`, v[1], min)];
 }
 
 function engineOf(t: Tensor): Engine {
@@ -192,28 +169,6 @@ export function biasGrad(dy: Tensor, into?: Tensor, accumulate = false): Tensor 
 
 // ---- convolution ----
 
-export interface Conv2dOptions {
-  stride?: number | readonly [number, number];
-  padding?: number | readonly [number, number];
-  groups?: number;
-}
-
-/** Checks x [n, c, h, w] against w [k, c/groups, r, s] and returns the geometry. */
-export function convGeometry(op: string, xShape: Shape, wShape: Shape, opts: Conv2dOptions): ConvGeometry {
-  if (xShape.length !== 4) fail(op, `expected x of rank 4 (NCHW) but received shape ${shapeStr(xShape)}`);
-  if (wShape.length !== 4) fail(op, `expected w of rank 4 (OIHW) but received shape ${shapeStr(wShape)}`);
-  const [n, c, h, w] = xShape as [number, number, number, number];
-  const [k, cg, r, s] = wShape as [number, number, number, number];
-  const groups = posInt(op, 'groups', opts.groups ?? 1);
-  const [strideH, strideW] = pair(op, 'stride', opts.stride, 1, 1);
-  const [padH, padW] = pair(op, 'padding', opts.padding, 0, 0);
-  if (c % groups !== 0 || k % groups !== 0) fail(op, `groups = ${groups} must divide both the input channels (${c}) and the output channels (${k})`);
-  if (cg !== c / groups) fail(op, `w has ${cg} input channels per kernel but x has ${c} channels in ${groups} group(s) (expected ${c / groups})`);
-  if (h + 2 * padH < r || w + 2 * padW < s) fail(op, `kernel ${r}x${s} is larger than the padded input ${h + 2 * padH}x${w + 2 * padW}`);
-  const outH = Math.floor((h + 2 * padH - r) / strideH) + 1, outW = Math.floor((w + 2 * padW - s) / strideW) + 1;
-  return { n, c, h, w, k, r, s, strideH, strideW, padH, padW, groups, outH, outW };
-}
-
 /** y = conv(x, w) + bias: x [n, c, h, w], w [k, c/groups, r, s], bias [k] or null. */
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   const op = 'conv2d';
@@ -222,7 +177,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOp
   if (bias !== null) checkTensor(op, 'bias', bias, { rank: 1, float: true });
   sameDevice(op, { x, w, bias });
   sameFloatDType(op, { x, w, bias });
-  const g = convGeometry(op, x.shape, w.shape, opts);
+  const g = convGeometry(x.shape, w.shape, opts, op);
   if (bias && bias.shape[0] !== g.k) fail(op, `bias has ${bias.shape[0]} elements but w has ${g.k} kernels`);
   const y = out([g.n, g.k, g.outH, g.outW], x);
   engineOf(x).conv2dForward(x.buffer, w.buffer, bias?.buffer ?? null, y.buffer, g);
@@ -236,7 +191,7 @@ export function conv2dBackwardData(dy: Tensor, w: Tensor, xShape: Shape, opts: C
   checkTensor(op, 'w', w, { rank: 4, float: true });
   sameDevice(op, { dy, w });
   sameFloatDType(op, { dy, w });
-  const g = convGeometry(op, xShape, w.shape, opts);
+  const g = convGeometry(xShape, w.shape, opts, op);
   checkOutShape(op, dy, [g.n, g.k, g.outH, g.outW]);
   const dx = out(xShape, dy);
   engineOf(dy).conv2dBackwardData(dy.buffer, w.buffer, dx.buffer, g);
@@ -262,7 +217,7 @@ export function conv2dBackwardFilter(x: Tensor, dy: Tensor, wShape: Shape, opts:
   const op = 'conv2dBackwardFilter';
   checkTensor(op, 'x', x, { rank: 4, float: true });
   checkTensor(op, 'dy', dy, { rank: 4, float: true });
-  const g = convGeometry(op, x.shape, wShape, opts);
+  const g = convGeometry(x.shape, wShape, opts, op);
   checkOutShape(op, dy, [g.n, g.k, g.outH, g.outW]);
   if (outputs.dw !== undefined) {
     checkTensor(op, 'dw', outputs.dw, { rank: 4, float: true });
@@ -364,27 +319,6 @@ export function localResponseNormBackward(x: Tensor, y: Tensor, dy: Tensor, opts
 
 // ---- pooling (§3.4) ----
 
-export interface MaxPoolOptions {
-  /** Window (paper: 3, "overlapping" since it exceeds the stride). */
-  size: number | readonly [number, number];
-  /** Paper: 2. Defaults to the window size. */
-  stride?: number | readonly [number, number];
-  padding?: number | readonly [number, number];
-}
-
-export function poolGeometry(op: string, xShape: Shape, opts: MaxPoolOptions): PoolGeometry {
-  if (xShape.length !== 4) fail(op, `expected x of rank 4 (NCHW) but received shape ${shapeStr(xShape)}`);
-  if (opts === null || typeof opts !== 'object') fail(op, `expected options { size, stride?, padding? } but received ${describe(opts)}`);
-  const [n, c, h, w] = xShape as [number, number, number, number];
-  const [kh, kw] = pair(op, 'size', opts.size, NaN, 1);
-  const [strideH, strideW] = pair(op, 'stride', opts.stride ?? opts.size, 1, 1);
-  const [padH, padW] = pair(op, 'padding', opts.padding, 0, 0);
-  if (padH * 2 > kh || padW * 2 > kw) fail(op, `padding (${padH}, ${padW}) must be at most half the window (${kh}, ${kw})`);
-  if (h + 2 * padH < kh || w + 2 * padW < kw) fail(op, `window ${kh}x${kw} is larger than the padded input ${h + 2 * padH}x${w + 2 * padW}`);
-  const outH = Math.floor((h + 2 * padH - kh) / strideH) + 1, outW = Math.floor((w + 2 * padW - kw) / strideW) + 1;
-  return { n, c, h, w, kh, kw, strideH, strideW, padH, padW, outH, outW };
-}
-
 /**
  * Max-pool of x [n, c, h, w] (§3.4); argmax (int32) is what the backward pass needs. Ties go to the
  * first cell in row-major window order; a window holding NaN gives NaN, with the first NaN as argmax.
@@ -392,7 +326,7 @@ export function poolGeometry(op: string, xShape: Shape, opts: MaxPoolOptions): P
 export function maxPool2d(x: Tensor, opts: MaxPoolOptions): { y: Tensor; argmax: Tensor } {
   const op = 'maxPool2d';
   checkTensor(op, 'x', x, { rank: 4, float: true });
-  const g = poolGeometry(op, x.shape, opts);
+  const g = poolGeometry(x.shape, opts, op);
   const shape = [g.n, g.c, g.outH, g.outW];
   const y = out(shape, x), argmax = out(shape, x, 'int32');
   engineOf(x).maxPoolForward(x.buffer, y.buffer, argmax.buffer, g);
@@ -405,7 +339,7 @@ export function maxPool2dBackward(dy: Tensor, argmax: Tensor, xShape: Shape, opt
   checkTensor(op, 'argmax', argmax, { rank: 4, dtype: 'int32' });
   sameDevice(op, { dy, argmax });
   sameShape(op, dy, 'dy', argmax, 'argmax');
-  const g = poolGeometry(op, xShape, opts);
+  const g = poolGeometry(xShape, opts, op);
   checkOutShape(op, dy, [g.n, g.c, g.outH, g.outW]);
   const dx = out(xShape, dy);
   engineOf(dy).maxPoolBackward(dy.buffer, argmax.buffer, dx.buffer, g);
@@ -432,21 +366,23 @@ function dropoutArgs(op: string, opts: DropoutOptions): [number, number, number]
   return [p, opts.seed, offset];
 }
 
-/** Inverted dropout: kept units are scaled by 1/(1-p), so evaluation is the identity. */
-export function dropout(x: Tensor, opts: DropoutOptions): Tensor {
-  checkTensor('dropout', 'x', x, { float: true });
-  const [p, seed, offset] = dropoutArgs('dropout', opts);
+/** The mask of (seed, offset) applied to x (forward) or dy (backward): the same op both ways. */
+function dropoutOp(op: 'dropout' | 'dropoutBackward', name: string, x: Tensor, opts: DropoutOptions): Tensor {
+  checkTensor(op, name, x, { float: true });
+  const [p, seed, offset] = dropoutArgs(op, opts);
   const y = out(x.shape, x);
-  engineOf(x).dropoutForward(x.buffer, y.buffer, p, seed, offset);
+  const e = engineOf(x);
+  (op === 'dropout' ? e.dropoutForward : e.dropoutBackward).call(e, x.buffer, y.buffer, p, seed, offset);
   return y;
 }
 
+/** Inverted dropout: kept units are scaled by 1/(1-p), so evaluation is the identity. */
+export function dropout(x: Tensor, opts: DropoutOptions): Tensor {
+  return dropoutOp('dropout', 'x', x, opts);
+}
+
 export function dropoutBackward(dy: Tensor, opts: DropoutOptions): Tensor {
-  checkTensor('dropoutBackward', 'dy', dy, { float: true });
-  const [p, seed, offset] = dropoutArgs('dropoutBackward', opts);
-  const dx = out(dy.shape, dy);
-  engineOf(dy).dropoutBackward(dy.buffer, dx.buffer, p, seed, offset);
-  return dx;
+  return dropoutOp('dropoutBackward', 'dy', dy, opts);
 }
 
 // ---- loss and metrics ----

@@ -1,8 +1,10 @@
 /**
  * Benchmark of the native CPU engine: GEMM on 4096^3 and on every AlexNet GEMM shape, each conv
  * layer's forward / backward-data / backward-filter, LRN and max-pool, on 1 and 2 threads, against
- * the machine's measured peak (an FMA loop with no memory traffic) and PyTorch's figures
- * (/work/shared/reference/README.md, PyTorch 1.13 + OpenBLAS/oneDNN on this kind of machine).
+ * the machine's measured peak (an FMA loop with no memory traffic) and PyTorch's figures (PyTorch
+ * 1.13 + OpenBLAS on the same kind of machine). The layer shapes are @alexnet/tensor's alexnetShapes
+ * (checked against @alexnet/layers' description of the net). The whole model's training step is
+ * @alexnet/train's benchmark (packages/train/src/bench).
  *
  *   npm run bench -w @alexnet/tensor                  default (batch 128, about 3-5 minutes)
  *   node dist/bench/index.js --quick                  batch 32 convs, fewer reps
@@ -13,7 +15,8 @@
  * Times are the best of several runs: the machine is shared, so the best run is the least disturbed.
  */
 import { writeFileSync } from 'node:fs';
-import type { ConvGeometry, PoolGeometry } from '../backend.js';
+import { alexnetShapes } from '../alexnet.js';
+import type { ConvGeometry } from '../backend.js';
 import { CpuEngine, cpuIsa, cpuPeakGflops } from '../cpu/index.js';
 import type { NativeBuffer } from '../native-engine.js';
 
@@ -30,7 +33,7 @@ const convBatch = Number(option('--batch') ?? (quick ? 32 : 128));
 const reps = Number(option('--reps') ?? (quick ? 2 : 3));
 const rounds = Number(option('--rounds') ?? 1);
 
-// PyTorch on this machine (reference/README.md): sgemm 4096^3 183 (1 thread) / 375 (2 threads)
+// PyTorch 1.13 + OpenBLAS on the same kind of machine: sgemm 4096^3 183 (1 thread) / 375 (2 threads)
 // GFLOP/s; its five convolutions at 330-365 GFLOP/s on 2 threads; LRN (unfused) 38 % of a batch-32
 // training step at 25.9 img/s on 2 threads, i.e. about 0.47 s for both LRN layers forward + backward.
 const PYTORCH_GEMM: Record<number, number> = { 1: 183, 2: 375 };
@@ -90,23 +93,12 @@ function gemmCase(name: string, ta: boolean, tb: boolean, m: number, n: number, 
   for (const x of [a, b, c]) engine.free(x);
 }
 
-function conv(n: number, c: number, h: number, k: number, r: number, stride: number, pad: number, groups: number): ConvGeometry {
-  const out = Math.floor((h + 2 * pad - r) / stride) + 1;
-  return { n, c, h, w: h, k, r, s: r, strideH: stride, strideW: stride, padH: pad, padW: pad, groups, outH: out, outW: out };
-}
-
-/** AlexNet's convolutions (§3.5; conv1 on 227x227 with no padding, Caffe's choice). */
+/** AlexNet's convolutions (§3.5; conv1 on 227x227 with no padding, Caffe's choice) at batch n. */
 function alexnetConvs(n: number): [string, ConvGeometry][] {
-  return [
-    ['conv1', conv(n, 3, 227, 96, 11, 4, 0, 1)],
-    ['conv2', conv(n, 96, 27, 256, 5, 1, 2, 2)],
-    ['conv3', conv(n, 256, 13, 384, 3, 1, 1, 1)],
-    ['conv4', conv(n, 384, 13, 384, 3, 1, 1, 2)],
-    ['conv5', conv(n, 384, 13, 256, 3, 1, 1, 2)],
-  ];
+  return alexnetShapes(n).conv.map((l) => [l.name, l.geometry]);
 }
 
-/** Samples per GEMM chunk, as native/cpu/kernels.cpp chooses them (convBatch). */
+/** Samples per GEMM chunk, as native/cpu/kernels/conv.cpp chooses them (convBatch). */
 function chunk(g: ConvGeometry, filterGradient = false): number {
   const P = g.outH * g.outW, rows = (g.c / g.groups) * g.r * g.s;
   const cap = (filterGradient ? 12 : 4) << 20;
@@ -125,7 +117,7 @@ function gemmSection(threads: number): void {
     gemmCase(`${name} bwd-data`, true, false, rows, L, kg, threads);
     gemmCase(`${name} bwd-filter`, false, true, kg, rows, Lf, threads);
   }
-  for (const [name, inF, outF] of [['fc6', 9216, 4096], ['fc7', 4096, 4096], ['fc8', 4096, 1000]] as const) {
+  for (const { name, in: inF, out: outF } of alexnetShapes(128).fc) {
     gemmCase(`${name} fwd b128`, false, true, 128, outF, inF, threads);
     gemmCase(`${name} bwd-data`, false, false, 128, inF, outF, threads);
     gemmCase(`${name} bwd-filter`, true, false, outF, inF, 128, threads);
@@ -152,10 +144,9 @@ function convSection(threads: number): void {
 }
 
 function lrnPoolSection(threads: number): void {
-  const p = { size: 5, alpha: 1e-4, beta: 0.75, k: 2 };
+  const n = convBatch, { lrn, pool } = alexnetShapes(n);
   let lrnTotal = 0;
-  const n = convBatch;
-  for (const [name, c, hw] of [['lrn1', 96, 55 * 55], ['lrn2', 256, 27 * 27]] as const) {
+  for (const { name, c, hw, params: p } of lrn) {
     const len = n * c * hw;
     const x = buffer(len, 7), y = engine.alloc('float32', len), dy = buffer(len, 8), dx = engine.alloc('float32', len);
     engine.synchronizeSync();
@@ -166,18 +157,15 @@ function lrnPoolSection(threads: number): void {
     lrnTotal += f + b;
     for (const buf of [x, y, dy, dx]) engine.free(buf);
   }
-  const py = undefined;
-  record('lrn', `lrn1+lrn2 fwd+bwd b${n}`, threads, lrnTotal, undefined, py);
-  const total = rows.find((r) => r.name === `lrn1+lrn2 fwd+bwd b${n}` && r.threads === threads)!;
+  record('lrn', `norm1+norm2 fwd+bwd b${n}`, threads, lrnTotal);
+  const total = rows.find((r) => r.name === `norm1+norm2 fwd+bwd b${n}` && r.threads === threads)!;
   if (threads === 2) {
     const best32 = total.ms * 32 / n;
     total.pytorch = `~${PYTORCH_LRN_B32_2T_MS.toFixed(0)} ms at b32 (ours ${best32.toFixed(1)} ms: ${(PYTORCH_LRN_B32_2T_MS / best32).toFixed(1)}x)`;
   }
-  for (const [name, c, h] of [['pool1', 96, 55], ['pool2', 256, 27], ['pool5', 256, 13]] as const) {
-    const out = Math.floor((h - 3) / 2) + 1;
-    const g: PoolGeometry = { n, c, h, w: h, kh: 3, kw: 3, strideH: 2, strideW: 2, padH: 0, padW: 0, outH: out, outW: out };
-    const x = buffer(n * c * h * h, 9), y = engine.alloc('float32', n * c * out * out), am = engine.alloc('int32', n * c * out * out);
-    const dx = engine.alloc('float32', n * c * h * h);
+  for (const { name, geometry: g } of pool) {
+    const xs = g.n * g.c * g.h * g.w, ys = g.n * g.c * g.outH * g.outW;
+    const x = buffer(xs, 9), y = engine.alloc('float32', ys), am = engine.alloc('int32', ys), dx = engine.alloc('float32', xs);
     engine.synchronizeSync();
     record('pool', `${name} b${n} forward`, threads, bestOf(reps, () => engine.maxPoolForward(x, y, am, g)));
     record('pool', `${name} b${n} backward`, threads, bestOf(reps, () => engine.maxPoolBackward(y, am, dx, g)));
@@ -212,7 +200,8 @@ engine.destroy();
  * The layer ops of one AlexNet training step at batch 128 summed from the rows above: every conv
  * pass (no data gradient for conv1), every fc GEMM, LRN and pooling both ways. ReLU, dropout, bias,
  * softmax and the SGD update (memory-bound, a few percent) are left out, so this is a lower bound on
- * the step time; PyTorch's figure is a measured step (reference/README.md).
+ * the step time; PyTorch's figure is a measured step (PyTorch 1.13 + OpenBLAS on the same kind of
+ * machine). @alexnet/train's benchmark measures our whole step.
  */
 function stepEstimate(t: number): string | undefined {
   if (only || convBatch !== 128) return undefined;
@@ -220,7 +209,7 @@ function stepEstimate(t: number): string | undefined {
     rows.filter((r) => r.threads === t && r.section === section && test(r.name)).reduce((a, r) => a + r.ms, 0);
   const conv = pick('conv', () => true);
   const fc = pick('gemm', (n) => /^fc[678] /.test(n));
-  const lrn = pick('lrn', (n) => n.startsWith('lrn1+lrn2'));
+  const lrn = pick('lrn', (n) => n.startsWith('norm1+norm2'));
   const pool = pick('pool', () => true);
   const ms = conv + fc + lrn + pool;
   const py = t === 2 ? 24.1 : 12.5;

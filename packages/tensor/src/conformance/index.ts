@@ -22,7 +22,9 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ConvGeometry, DType, DeviceBuffer, Engine, LrnParams, PoolGeometry, SgdParams } from '../backend.js';
+import { alexnetShapes, describeConv, describePool } from '../alexnet.js';
 import { device, getBackend } from '../device.js';
+import { convGeometry, poolGeometry } from '../geometry.js';
 import * as R from '../reference/kernels.js';
 import { FLOAT32_RTOL, relativeError, TestRng } from './compare.js';
 
@@ -89,10 +91,10 @@ function runCase(engine: Engine, c: Case, rtol: number): void {
 const f = (a: Arr) => a as Float64Array;
 const i32 = (a: Arr) => a as Int32Array;
 
+/** The geometry of a square-padded, square-strided convolution (the random cases). */
 function convOut(n: number, c: number, h: number, w: number, k: number, r: number, s: number,
   stride: number, pad: number, groups: number): ConvGeometry {
-  return { n, c, h, w, k, r, s, strideH: stride, strideW: stride, padH: pad, padW: pad, groups,
-    outH: Math.floor((h + 2 * pad - r) / stride) + 1, outW: Math.floor((w + 2 * pad - s) / stride) + 1 };
+  return convGeometry([n, c, h, w], [k, c / groups, r, s], { stride, padding: pad, groups });
 }
 
 function convCases(rng: TestRng, g: ConvGeometry, label: string): Case[] {
@@ -151,8 +153,7 @@ function poolCases(rng: TestRng, g: PoolGeometry, label: string): Case[] {
 }
 
 function poolGeom(n: number, c: number, h: number, w: number, k: number, s: number, pad = 0): PoolGeometry {
-  return { n, c, h, w, kh: k, kw: k, strideH: s, strideW: s, padH: pad, padW: pad,
-    outH: Math.floor((h + 2 * pad - k) / s) + 1, outW: Math.floor((w + 2 * pad - k) / s) + 1 };
+  return poolGeometry([n, c, h, w], { size: k, stride: s, padding: pad });
 }
 
 function elementwiseCases(rng: TestRng, len: number, label: string): Case[] {
@@ -232,8 +233,6 @@ function layoutCases(rng: TestRng, n: number, c: number, hw: number, label: stri
       run: (e, b) => e.biasGrad(b.dy!, b.db!, n, c, hw, 1), reference: (a) => R.biasGrad(f(a.dy!), f(a.db!), n, c, hw, 1), check: ['db'] },
   ];
 }
-
-const PAPER_LRN: LrnParams = { size: 5, alpha: 1e-4, beta: 0.75, k: 2 };
 
 /**
  * NaN inputs and ties, with hand-worked expected values (written out below, not computed by the
@@ -348,27 +347,27 @@ export function checkCases(engine: Engine, cases: Case[], rtol = FLOAT32_RTOL): 
   return failures;
 }
 
-/** The AlexNet layer shapes (§3, Figure 2) at batch 1, 227x227 input. */
+/**
+ * The AlexNet layer shapes (§3, Figure 2; ../alexnet.ts, which @alexnet/layers checks against its
+ * description of the net) at batch 1 on 227 x 227 inputs; the fully connected layers at batch 2.
+ */
 export function alexnetCases(rng: TestRng): Case[] {
+  const { conv, lrn, pool, fc } = alexnetShapes(1);
+  const byName = <T extends { name: string }>(list: T[], name: string) => list.find((l) => l.name === name)!;
+  const [fc6, fc7, fc8] = [byName(fc, 'fc6'), byName(fc, 'fc7'), byName(fc, 'fc8')];
+  const conv3 = byName(conv, 'conv3').geometry;
   return [
-    ...convCases(rng, convOut(1, 3, 227, 227, 96, 11, 11, 4, 0, 1), 'conv1 [1,3,227,227] 96x11x11 s4'),
-    ...convCases(rng, convOut(1, 96, 27, 27, 256, 5, 5, 1, 2, 2), 'conv2 [1,96,27,27] 256x5x5 p2 g2'),
-    ...convCases(rng, convOut(1, 256, 13, 13, 384, 3, 3, 1, 1, 1), 'conv3 [1,256,13,13] 384x3x3 p1'),
-    ...convCases(rng, convOut(1, 384, 13, 13, 384, 3, 3, 1, 1, 2), 'conv4 [1,384,13,13] 384x3x3 p1 g2'),
-    ...convCases(rng, convOut(1, 384, 13, 13, 256, 3, 3, 1, 1, 2), 'conv5 [1,384,13,13] 256x3x3 p1 g2'),
-    ...lrnCases(rng, 1, 96, 55 * 55, PAPER_LRN, 'after conv1 [1,96,55,55]'),
-    ...lrnCases(rng, 1, 256, 27 * 27, PAPER_LRN, 'after conv2 [1,256,27,27]'),
-    ...poolCases(rng, poolGeom(1, 96, 55, 55, 3, 2), 'pool1 [1,96,55,55] 3/2'),
-    ...poolCases(rng, poolGeom(1, 256, 27, 27, 3, 2), 'pool2 [1,256,27,27] 3/2'),
-    ...poolCases(rng, poolGeom(1, 256, 13, 13, 3, 2), 'pool5 [1,256,13,13] 3/2'),
-    gemmCase(rng, false, true, 2, 4096, 9216, 1, 0, 'fc6 forward'),
-    gemmCase(rng, false, false, 2, 9216, 4096, 1, 0, 'fc6 backward data'),
-    gemmCase(rng, true, false, 4096, 9216, 2, 1, 1, 'fc6 backward weights'),
-    gemmCase(rng, false, true, 2, 4096, 4096, 1, 0, 'fc7 forward'),
-    gemmCase(rng, false, true, 2, 1000, 4096, 1, 0, 'fc8 forward'),
-    ...lossCases(rng, 2, 1000, 'fc8 [2,1000]'),
-    ...elementwiseCases(rng, 2 * 4096, 'fc6 [2,4096]'),
-    ...layoutCases(rng, 2, 128, 13 * 13, 'conv3 halves [2,128,13,13]'),
+    ...conv.flatMap(({ name, geometry }) => convCases(rng, geometry, describeConv(name, geometry))),
+    ...lrn.flatMap((l) => lrnCases(rng, l.n, l.c, l.hw, l.params, `${l.name} [${l.n},${l.c},${l.hw}]`)),
+    ...pool.flatMap(({ name, geometry }) => poolCases(rng, geometry, describePool(name, geometry))),
+    gemmCase(rng, false, true, 2, fc6.out, fc6.in, 1, 0, 'fc6 forward'),
+    gemmCase(rng, false, false, 2, fc6.in, fc6.out, 1, 0, 'fc6 backward data'),
+    gemmCase(rng, true, false, fc6.out, fc6.in, 2, 1, 1, 'fc6 backward weights'),
+    gemmCase(rng, false, true, 2, fc7.out, fc7.in, 1, 0, 'fc7 forward'),
+    gemmCase(rng, false, true, 2, fc8.out, fc8.in, 1, 0, 'fc8 forward'),
+    ...lossCases(rng, 2, fc8.out, `fc8 [2,${fc8.out}]`),
+    ...elementwiseCases(rng, 2 * fc6.out, `fc6 [2,${fc6.out}]`),
+    ...layoutCases(rng, 2, conv3.c / 2, conv3.h * conv3.w, `conv3 halves [2,${conv3.c / 2},${conv3.h},${conv3.w}]`),
   ];
 }
 

@@ -3,13 +3,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkCases, nanAndTieCases, randomCases, runConformanceSuite, TestRng } from '../conformance/index.js';
 import { registerBackend } from '../device.js';
-import { CpuEngine, cpuBackend, cpuIsa, setCpuIsa } from './index.js';
-import { isaPaths } from './testing.js';
+import { CpuEngine, cpuBackend, cpuIsa, cpuIsaPaths, setCpuIsa } from './index.js';
 
 registerBackend(cpuBackend);
 runConformanceSuite('cpu');
 
-describe.each(isaPaths())('conformance cases on the %s path', (isa) => {
+describe.each(cpuIsaPaths())('conformance cases on the %s path', (isa) => {
   const best = cpuIsa().detected;
   const e = new CpuEngine(0);
   afterAll(() => { setCpuIsa(best); e.destroy(); });

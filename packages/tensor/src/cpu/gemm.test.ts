@@ -1,8 +1,10 @@
-// GEMM of the CPU engine against float64 loops: every transpose combination, odd and edge sizes,
-// alpha / beta (beta = 0 must not read C), on every ISA path this machine has.
+// GEMM of the CPU engine against the float64 reference (reference/kernels.ts): every transpose
+// combination, odd and edge sizes, alpha / beta (beta = 0 must not read C), on every ISA path this
+// machine has.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CpuEngine, cpuIsa, setCpuIsa } from './index.js';
-import { floats, isaPaths, naiveGemm, relErr } from './testing.js';
+import { relativeError, TestRng } from '../conformance/compare.js';
+import * as R from '../reference/kernels.js';
+import { CpuEngine, cpuIsa, cpuIsaPaths, setCpuIsa } from './index.js';
 
 const engine = new CpuEngine(0);
 engine.setThreads(2);
@@ -11,17 +13,18 @@ afterEach(() => setCpuIsa(best));
 afterAll(() => engine.destroy());
 
 function run(ta: boolean, tb: boolean, m: number, n: number, k: number, alpha: number, beta: number, seed: number) {
-  const a = floats(m * k, seed), b = floats(k * n, seed + 1), c0 = floats(m * n, seed + 2);
-  if (beta === 0) c0.fill(NaN); // beta = 0 overwrites: NaN must not leak through
+  const a = new TestRng(seed).floats(m * k), b = new TestRng(seed + 1).floats(k * n);
+  const c0 = beta === 0 ? new Float64Array(m * n).fill(NaN) : new TestRng(seed + 2).floats(m * n); // beta = 0 overwrites: NaN must not leak through
   const A = engine.alloc('float32', m * k), B = engine.alloc('float32', k * n), C = engine.alloc('float32', m * n);
-  engine.write(A, a); engine.write(B, b); engine.write(C, c0);
+  engine.write(A, Float32Array.from(a)); engine.write(B, Float32Array.from(b)); engine.write(C, Float32Array.from(c0));
   engine.gemm(ta, tb, m, n, k, alpha, A, B, beta, C);
   const got = engine.readSync(C) as Float32Array;
   for (const x of [A, B, C]) engine.free(x);
-  return relErr(got, naiveGemm(ta, tb, m, n, k, alpha, a, b, beta, c0));
+  R.gemm(ta, tb, m, n, k, alpha, a, b, beta, c0);
+  return relativeError(got, c0).error;
 }
 
-describe.each(isaPaths())('gemm on %s', (isa) => {
+describe.each(cpuIsaPaths())('gemm on %s', (isa) => {
   it('all transposes, odd sizes and edge tiles, alpha and beta', () => {
     setCpuIsa(isa);
     expect(cpuIsa().active).toBe(isa);

@@ -35,6 +35,12 @@ export function cpuIsa(): ReturnType<ReturnType<typeof nativeAddon>['isa']> {
   return nativeAddon().isa();
 }
 
+/** The ISA paths this machine can run: the detected one and every lower one (tests run each). */
+export function cpuIsaPaths(): CpuIsa[] {
+  const order: CpuIsa[] = ['portable', 'avx2', 'avx512'];
+  return order.slice(0, order.indexOf(cpuIsa().detected) + 1);
+}
+
 /**
  * Caps the kernels' instruction set for this process (tests cover every path on one machine; the
  * environment variable ALEXNET_CPU_ISA=avx512|avx2|portable does the same at load).

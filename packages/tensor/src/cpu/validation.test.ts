@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { DeviceBuffer } from '../backend.js';
 import { CpuEngine } from './index.js';
 import { nativeAddon } from './addon.js';
-import { convGeometry } from './testing.js';
+import { convGeometry, poolGeometry } from '../geometry.js';
 
 const e = new CpuEngine(0);
 const other = new CpuEngine(1);
@@ -12,7 +12,7 @@ afterAll(() => { e.destroy(); other.destroy(); });
 
 describe('argument validation', () => {
   it('buffers too small for the sizes given name the argument and the sizes', () => {
-    const g = convGeometry(1, 3, 227, 227, 96, 11, 11, 4, 0, 1);
+    const g = convGeometry([1, 3, 227, 227], [96, 3, 11, 11], { stride: 4 });
     const x = e.alloc('float32', 3 * 227 * 227), w = e.alloc('float32', 100), y = e.alloc('float32', 96 * 55 * 55);
     expect(() => e.conv2dForward(x, w, null, y, g)).toThrow(
       'conv2dForward: w holds 100 elements but the geometry needs 34848');
@@ -40,12 +40,12 @@ describe('argument validation', () => {
       () => e.gemm(false, false, 2 ** 40, 2 ** 40, 4, 1, a, a, 0, a),
       () => e.gemm(false, false, 4, 4, 4, 1, lbl, a, 0, a),
       () => e.scale(2, foreign),
-      () => e.conv2dForward(a, a, null, a, { ...convGeometry(1, 1, 4, 4, 1, 3, 3, 1, 0, 1), outH: 3 }),
-      () => e.conv2dForward(a, a, null, a, { ...convGeometry(1, 3, 4, 4, 2, 1, 1, 1, 0, 1), groups: 2 }),
-      () => e.conv2dForward(a, a, null, a, { ...convGeometry(1, 1, 4, 4, 1, 3, 3, 1, 0, 1), strideH: 0 }),
+      () => e.conv2dForward(a, a, null, a, { ...convGeometry([1, 1, 4, 4], [1, 1, 3, 3]), outH: 3 }),
+      () => e.conv2dForward(a, a, null, a, { ...convGeometry([1, 3, 4, 4], [2, 3, 1, 1]), groups: 2 }),
+      () => e.conv2dForward(a, a, null, a, { ...convGeometry([1, 1, 4, 4], [1, 1, 3, 3]), strideH: 0 }),
       () => e.conv2dForward(a, a, null, a, null as never),
-      () => e.conv2dForward(a, a, null, a, convGeometry(1, 4, 40000, 40000, 1, 1, 1, 1, 0, 1)),
-      () => e.maxPoolForward(a, a, a, { n: 1, c: 1, h: 4, w: 4, kh: 2, kw: 2, strideH: 2, strideW: 2, padH: 0, padW: 0, outH: 2, outW: 2 }),
+      () => e.conv2dForward(a, a, null, a, convGeometry([1, 4, 40000, 40000], [1, 4, 1, 1])),
+      () => e.maxPoolForward(a, a, a, poolGeometry([1, 1, 4, 4], { size: 2 })),
       () => e.random(a, 'cauchy' as 'normal', 1, 0, 0, 1),
       () => e.random(a, 'uniform', -1, 0, 0, 1),
       () => e.random(lbl, 'uniform', 1, 0, 0, 1),
@@ -88,7 +88,7 @@ describe('argument validation', () => {
   });
 
   it('an error inside a queued op surfaces at the next read, and the engine keeps working', async () => {
-    const g = { n: 1, c: 1, h: 4, w: 4, kh: 2, kw: 2, strideH: 2, strideW: 2, padH: 0, padW: 0, outH: 2, outW: 2 };
+    const g = poolGeometry([1, 1, 4, 4], { size: 2 });
     const dy = e.alloc('float32', 4), am = e.alloc('int32', 4), dx = e.alloc('float32', 16);
     e.fill(dy, 1);
     e.write(am, Int32Array.of(0, 99999, -5, 3)); // argmax is device data: never trusted

@@ -3,8 +3,9 @@
 // For y = f(x) and L = sum(r * y) with random r, dL/dx must equal the backward op applied to r.
 // Central differences with h = 1e-6; tolerance: relative error 1e-6 (norm-wise over the checked entries).
 import { describe, expect, it } from 'vitest';
-import type { ConvGeometry, LrnParams, PoolGeometry } from '../backend.js';
+import type { ConvGeometry, LrnParams } from '../backend.js';
 import { relativeError, TestRng } from '../conformance/compare.js';
+import { convGeometry, poolGeometry } from '../geometry.js';
 import * as R from './kernels.js';
 
 const H = 1e-6;
@@ -37,15 +38,16 @@ function expectGrad(name: string, x: Float64Array, loss: () => number, analytic:
   expect(error, `${name}: relative error ${error}`).toBeLessThan(TOL);
 }
 
-function geom(n: number, c: number, h: number, w: number, k: number, r: number, s: number, stride: number, pad: number, groups: number): ConvGeometry {
-  return { n, c, h, w, k, r, s, strideH: stride, strideW: stride, padH: pad, padW: pad, groups,
-    outH: Math.floor((h + 2 * pad - r) / stride) + 1, outW: Math.floor((w + 2 * pad - s) / stride) + 1 };
-}
 
 describe('reference backward kernels are gradients (finite differences, float64)', () => {
   const rng = new TestRng(42);
 
-  for (const g of [geom(2, 4, 7, 6, 6, 3, 3, 1, 1, 2), geom(1, 3, 11, 11, 4, 5, 5, 2, 0, 1), geom(2, 2, 9, 9, 2, 3, 2, 3, 2, 2)]) {
+  const convs: ConvGeometry[] = [
+    convGeometry([2, 4, 7, 6], [6, 2, 3, 3], { padding: 1, groups: 2 }),
+    convGeometry([1, 3, 11, 11], [4, 3, 5, 5], { stride: 2 }),
+    convGeometry([2, 2, 9, 9], [2, 1, 3, 2], { stride: 3, padding: 2, groups: 2 }),
+  ];
+  for (const g of convs) {
     it(`conv2d x[${g.n},${g.c},${g.h},${g.w}] w ${g.k}x${g.r}x${g.s} stride ${g.strideH} pad ${g.padH} groups ${g.groups}`, () => {
       const x = rng.floats(g.n * g.c * g.h * g.w), w = rng.floats(g.k * (g.c / g.groups) * g.r * g.s), b = rng.floats(g.k);
       const r = rng.floats(g.n * g.k * g.outH * g.outW);
@@ -80,7 +82,7 @@ describe('reference backward kernels are gradients (finite differences, float64)
   }
 
   it('overlapping max-pool 3/2 with padding', () => {
-    const g: PoolGeometry = { n: 2, c: 2, h: 9, w: 8, kh: 3, kw: 3, strideH: 2, strideW: 2, padH: 1, padW: 1, outH: 5, outW: 4 };
+    const g = poolGeometry([2, 2, 9, 8], { size: 3, stride: 2, padding: 1 });
     const x = Float64Array.from({ length: 2 * 2 * 9 * 8 }, (_, i) => ((i * 7919) % 997) / 97); // distinct values: no ties
     const r = rng.floats(2 * 2 * 5 * 4);
     const y = new Float64Array(r.length), am = new Int32Array(r.length), dx = new Float64Array(x.length);
@@ -137,7 +139,7 @@ describe('hand-worked values', () => {
     // x[i][j] = 5 i + j: each window's maximum is its bottom-right corner.
     const x = Float64Array.from({ length: 25 }, (_, i) => i);
     const y = new Float64Array(4), am = new Int32Array(4);
-    R.maxPoolForward(x, y, am, { n: 1, c: 1, h: 5, w: 5, kh: 3, kw: 3, strideH: 2, strideW: 2, padH: 0, padW: 0, outH: 2, outW: 2 });
+    R.maxPoolForward(x, y, am, poolGeometry([1, 1, 5, 5], { size: 3, stride: 2 }));
     expect(Array.from(y)).toEqual([12, 14, 22, 24]);
     expect(Array.from(am)).toEqual([12, 14, 22, 24]);
   });
