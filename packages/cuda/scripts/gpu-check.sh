@@ -9,8 +9,10 @@
 # Steps: unpack node; build alexnet_cuda.node for sm_90 (ALEXNET_CUDA_ARCHS to change; PyTorch's
 # training step is timed meanwhile, while the GPU is otherwise idle); the conformance suite natively on
 # 'cuda' against the float64 reference; compute-sanitizer memcheck and racecheck on a quick subset, if
-# installed; the paper net's training step at batch 128 on one device and on two logical devices;
-# last, a short table. Every step has a time limit, so the whole stays under 5 minutes.
+# installed; the paper net's training step at batch 128 on one device and on two logical devices
+# (@alexnet/train's benchmark, which times its trainStep: FP32, then with TF32); each kernel of the
+# step alone (@alexnet/cuda's benchmark); last, a short table. Every step has a time limit, so the
+# whole stays under 5 minutes.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 G=$ROOT/.gpu
@@ -33,13 +35,18 @@ fi
 cp -r "$G/node/include" "$NODE_HOME/"   # build.mjs finds node_api.h beside the node binary
 export PATH=$NODE_HOME/bin:$PATH
 node --version
+CUDA_JS=$G/node_modules/@alexnet/cuda/dist/index.js          # --import: registers 'cuda' and 'cuda-emu'
+TRAIN_BENCH=$G/node_modules/@alexnet/train/dist/bench/index.js
+KERNELS_BENCH=$G/node_modules/@alexnet/cuda/dist/bench/index.js
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
 if [ $SMOKE = 1 ]; then
   BACKEND=cuda-emu
   step "smoke test on cuda-emu (no GPU needed)"
   timeout 240 node "$G/conformance.mjs" --backend cuda-emu --quick 2>&1 | tail -3 | tee "$LOG/conformance.txt"
-  timeout 120 node "$G/node_modules/@alexnet/cuda/dist/bench/index.js" --backend cuda-emu --batch 2 --size 67 --reps 1 2>&1 | tee "$LOG/bench.txt"
+  timeout 120 node --import "$CUDA_JS" "$TRAIN_BENCH" --backend cuda-emu --batches 1 --reps 1 --modes one --sections train \
+    --json "$LOG/train-fp32.json" 2>&1 | tail -4
+  timeout 120 node "$KERNELS_BENCH" --backend cuda-emu --batch 2 --size 67 --reps 1 2>&1 | tee "$LOG/kernels.txt" | grep -v "^KERNEL "
 else
   BACKEND=cuda
   step "build alexnet_cuda.node for sm_${ALEXNET_CUDA_ARCHS:-90}, and PyTorch's training step meanwhile"
@@ -68,8 +75,14 @@ else
     echo "compute-sanitizer not found: skipped" | tee "$LOG/memcheck.txt" "$LOG/racecheck.txt"
   fi
 
-  step "the paper net's training step, batch 128, one device and two logical devices, FP32 then TF32; then each kernel alone (FP32)"
-  timeout 90 node "$G/node_modules/@alexnet/cuda/dist/bench/index.js" --backend cuda --batch 128 --reps 10 --tf32 --kernels 2>&1 | tee "$LOG/bench.txt" | grep -v "^KERNEL "
+  step "the paper net's training step (@alexnet/train's trainStep), batch 128, one device and two logical devices, FP32 then TF32"
+  for P in fp32 tf32; do
+    HOOK=$CUDA_JS; [ $P = tf32 ] && HOOK=$G/tf32.mjs
+    timeout 90 node --import "$HOOK" "$TRAIN_BENCH" --backend cuda --batches 128 --reps 10 --modes one,two --sections train \
+      --json "$LOG/train-$P.json" 2>&1 | grep -E "^  (one|two)"
+  done
+  step "each kernel of the step alone, batch 128 (FP32)"
+  timeout 60 node "$KERNELS_BENCH" --backend cuda --batch 128 --reps 10 2>&1 | tee "$LOG/kernels.txt" | grep -v "^KERNEL "
 fi
 
 step "summary"
@@ -95,8 +108,16 @@ def sanitizer(name):
     code = code[-1] if code else "?"
     if code == "124": return "timed out (no verdict)"
     return (f"{m.group(1)} errors" if m else "no summary") + f" (exit {code})"
+def train(precision):
+    p = os.path.join(log, f"train-{precision}.json")
+    if not os.path.exists(p): return []
+    try: rows = json.load(open(p))["rows"]
+    except (ValueError, KeyError): return []
+    return [{"what": f"{r['mode']} ({precision.upper()})", "devices": r["devices"], "batch": r["batch"], "ms": r["ms"],
+             "imgPerSec": r["imgPerSec"]} for r in rows if r.get("section") == "train"]
 conf = lines("conformance.txt", "CONFORMANCE")
-bench = lines("bench.txt", "BENCH")
+bench = train("fp32") + train("tf32")
+kernels = lines("kernels.txt", "KERNEL")
 torch = {r.get("mode"): r for r in lines("torch.txt", "TORCH")}
 rows = [("conformance on " + backend, f"{conf[-1]['passed']} passed, {conf[-1]['failed']} failed" if conf else "did not finish")]
 if backend == "cuda":
@@ -114,5 +135,7 @@ for r in bench:
 for m, r in (("FP32", fp32), ("default", dflt)):
     if r: print(f"| PyTorch {r.get('torch','')} cuDNN {r.get('cudnn','')} ({m}) | {r.get('gpu','')} | {r['batch']} | {r['ms']:.1f} | {r['imgPerSec']:.0f} | | |")
 if not bench: print("| (no figures: see the log above) | | | | | | |")
+if kernels: print(f"\neach kernel alone (batch {kernels[0]['batch']}): {sum(k['ms'] for k in kernels):.1f} ms in all; the slowest: " +
+                  ", ".join(f"{k['name']} {k['ms']:.2f} ms" for k in sorted(kernels, key=lambda k: -k['ms'])[:3]))
 PY
 echo "(total $(( $(date +%s) - T0 )) s)"

@@ -5,10 +5,12 @@
 #   .gpu/node/bin/node.xz           this machine's node binary, xz-compressed
 #   .gpu/node/include/node/*.h      the N-API C headers (so the addon compiles there)
 #   .gpu/node-addon-api/            node-addon-api's C++ headers
-#   .gpu/node_modules/@alexnet/{tensor,layers,cuda}   package.json + dist (compiled here, no .d.ts)
+#   .gpu/node_modules/@alexnet/{tensor,layers,optim,train,cuda}   package.json + dist (compiled here, no
+#                                   .d.ts): @alexnet/train's benchmark times the training step (trainStep)
 #   .gpu/node_modules/@alexnet/cuda/build/Release     the emulated addon (a smoke test without a GPU)
 #   .gpu/node_modules/vitest/       a small stand-in for vitest, so the conformance suite runs
 #   .gpu/conformance.mjs            the suite's runner
+#   .gpu/tf32.mjs                   node --import hook: the cuda backends with TF32 on (the training step in TF32)
 # Carry it with the working tree (it must stay under 64 MiB; the script prints its size):
 #   bash packages/cuda/scripts/prepare-gpu-bundle.sh && bash packages/cuda/scripts/gpu-check.sh --smoke
 set -euo pipefail
@@ -39,7 +41,7 @@ cp "$NAPI"/napi.h "$NAPI"/napi-inl.h "$NAPI"/package.json "$OUT/node-addon-api/"
 [ -f "$NAPI/napi-inl.deprecated.h" ] && cp "$NAPI/napi-inl.deprecated.h" "$OUT/node-addon-api/"
 
 # 3. the JavaScript: compiled from the sources straight into the bundle
-for p in tensor layers cuda; do
+for p in tensor layers optim train cuda; do
   [ -f "$ROOT/packages/$p/tsconfig.build.json" ] || { echo "[gpu-bundle] packages/$p missing: skipped"; continue; }
   D=$OUT/node_modules/@alexnet/$p
   mkdir -p "$D"
@@ -54,6 +56,7 @@ cp "$PKG/build/Release/alexnet_cuda_emu.node" "$PKG/build/Release/build-info.jso
 cp "$PKG/scripts/gpu/vitest-shim.mjs" "$OUT/node_modules/vitest/index.js"
 echo '{ "name": "vitest", "version": "0.0.0-shim", "type": "module", "exports": "./index.js" }' > "$OUT/node_modules/vitest/package.json"
 cp "$PKG/scripts/gpu/conformance.mjs" "$OUT/conformance.mjs"
+cp "$PKG/scripts/gpu/tf32.mjs" "$OUT/tf32.mjs"
 
 SIZE=$(du -sm "$OUT" | cut -f1)
 echo "[gpu-bundle] wrote $OUT: ${SIZE} MiB in $(( $(date +%s) - t0 )) s"

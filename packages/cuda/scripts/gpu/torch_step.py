@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The PyTorch peer of the GPU check: the paper's AlexNet training step on CUDA (cuDNN), timed in the
-same run as ours. The model is copied from shared/reference/torch_alexnet.py (alexnet(), paper_lrn(),
-make_optimizer(): 224 input with conv1 padding 2, groups=2 on conv2/4/5, LRN with the paper's alpha,
-paper init, SGD lr 0.01 momentum 0.9 weight decay 5e-4), since shared/ is not carried to GPU machines.
+same run as ours. The model is the paper's AlexNet as written in PyTorch for the CPU comparisons
+(alexnet(), paper_lrn(), make_optimizer(): 224 input with conv1 padding 2, groups=2 on conv2/4/5, LRN
+with the paper's alpha, paper init, SGD lr 0.01 momentum 0.9 weight decay 5e-4), kept here in full so
+that the GPU machine needs nothing but this file and PyTorch.
 
   python3 torch_step.py [--batch 128] [--reps 10]
 
