@@ -14,15 +14,13 @@
 // ALEXNET_NAPI_INCLUDE (node-addon-api's headers when it is not installed: the GPU bundle).
 // Incremental: an addon is rebuilt only when a source under native/ is newer than it.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, realpathSync, statSync, writeFileSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, mkdirSync, realpathSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const pkg = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
 const atInstall = args.has('--install');
-const require = createRequire(join(pkg, 'package.json'));
 const out = join(pkg, 'build', 'Release');
 const objDir = join(pkg, 'build', 'obj');
 const log = (m) => console.log(`[@alexnet/cuda] ${m}`);
@@ -42,45 +40,11 @@ if (!nativeRoot) {
   finish(false, info.emu.reason);
 }
 
-function nodeInclude() {
-  const cands = [];
-  if (process.env.npm_config_nodedir) cands.push(join(process.env.npm_config_nodedir, 'include', 'node'));
-  cands.push(join(resolve(dirname(process.execPath), '..'), 'include', 'node'));
-  cands.push('/usr/include/node', '/usr/local/include/node');
-  const home = process.env.HOME ?? '';
-  for (const base of [join(home, '.cache', 'node-gyp'), join(home, '.node-gyp')]) {
-    cands.push(join(base, process.versions.node, 'include', 'node'));
-  }
-  return cands.find((d) => existsSync(join(d, 'node_api.h')));
-}
-
-function addonApiInclude() {
-  if (process.env.ALEXNET_NAPI_INCLUDE && existsSync(join(process.env.ALEXNET_NAPI_INCLUDE, 'napi.h'))) return process.env.ALEXNET_NAPI_INCLUDE;
-  try { return dirname(require.resolve('node-addon-api/package.json')); } catch { return undefined; }
-}
-
-function which(cmd) {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : undefined;
-}
-
-function newestSource(dirs) {
-  let newest = 0;
-  for (const d of dirs) {
-    if (!existsSync(d)) continue;
-    if (!statSync(d).isDirectory()) { newest = Math.max(newest, statSync(d).mtimeMs); continue; }
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) newest = Math.max(newest, newestSource([p]));
-      else newest = Math.max(newest, statSync(p).mtimeMs);
-    }
-  }
-  return newest;
-}
+const { nodeInclude, addonApiInclude, which, newestMtime } = await import(pathToFileURL(join(nativeRoot, 'common', 'build-env.mjs')).href);
 
 function upToDate(target) {
   if (!existsSync(target)) return false;
-  const src = newestSource([join(nativeRoot, 'cuda'), join(nativeRoot, 'common'), join(pkg, 'scripts', 'build.mjs')]);
+  const src = newestMtime([join(nativeRoot, 'cuda'), join(nativeRoot, 'common'), join(pkg, 'scripts', 'build.mjs')]);
   return statSync(target).mtimeMs > src;
 }
 
@@ -106,7 +70,7 @@ async function parallel(jobs, limit) {
 const CXX = process.env.CXX || 'g++';
 const JOBS = Number(process.env.ALEXNET_BUILD_JOBS || 2);
 const nodeInc = nodeInclude();
-const napiInc = addonApiInclude();
+const napiInc = addonApiInclude(pkg);
 const cuda = join(nativeRoot, 'cuda');
 const common = ['-std=c++17', '-O2', '-fPIC', '-pthread', '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED'];
 

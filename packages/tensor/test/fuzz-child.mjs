@@ -4,7 +4,7 @@
 // disposed tensor, a wrong dtype, a wrong shape, another device, a zero-size dimension, NaN or
 // Infinity or a negative or fractional number for a scalar) must throw. Prints a JSON summary.
 //
-// With --native it calls the raw CPU addon instead (what src/cpu/engine.ts wraps): options objects
+// With --native it calls the raw CPU addon instead (what src/native-engine.ts adapts): options objects
 // whose getters destroy the engine or free a buffer mid-call, NativeBuffer accessors and engine
 // methods called on the wrong `this`, zero-size geometries with counts of 2^31 and more, and the LRN
 // scratch bound. Each case names itself on stderr first, so a crash or a hang says where it was.
