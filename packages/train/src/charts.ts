@@ -10,6 +10,8 @@ export interface Series {
   color: string;
   points: readonly (readonly [number, number])[];
   dash?: string;
+  /** Left out of the legend (a second series of the same run, told apart by its dash). */
+  unlisted?: boolean;
 }
 
 export interface ChartOptions {
@@ -46,7 +48,8 @@ export function ticks(max: number, count = 5): number[] {
 /** The chart as an SVG string; `x` starts at 0 and ends at the largest x of any series. */
 export function chartSvg(series: readonly Series[], o: ChartOptions): string {
   const W = o.width ?? 760, H = o.height ?? 420;
-  const legendRows = Math.ceil(series.length / 2);
+  const listed = series.filter((s) => !s.unlisted);
+  const legendRows = Math.ceil(listed.length / 2);
   const pad = { l: 64, r: 24, t: (o.title ? 34 : 14) + 18 * legendRows, b: 48 };
   const pw = W - pad.l - pad.r, ph = H - pad.t - pad.b;
   const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
@@ -65,7 +68,7 @@ export function chartSvg(series: readonly Series[], o: ChartOptions): string {
   }).join('\n');
   const marks = (o.marks ?? []).map((m) => `<line x1="${pad.l}" x2="${pad.l + pw}" y1="${Y(m.y).toFixed(1)}" y2="${Y(m.y).toFixed(1)}" stroke="#555" stroke-dasharray="6 4"/>` +
     `<text x="${pad.l + pw - 4}" y="${(Y(m.y) - 5).toFixed(1)}" font-size="11" text-anchor="end" fill="#555">${escapeXml(m.label)}</text>`).join('');
-  const legend = series.map((s, i) => {
+  const legend = listed.map((s, i) => {
     const x = pad.l + (i % 2) * (pw / 2), y = (o.title ? 34 : 14) + Math.floor(i / 2) * 18;
     return `<line x1="${x}" x2="${x + 18}" y1="${y + 6}" y2="${y + 6}" stroke="${s.color}" stroke-width="3"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>` +
       `<text x="${x + 24}" y="${y + 10}" font-size="12">${escapeXml(s.label)}</text>`;

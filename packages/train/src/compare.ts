@@ -35,31 +35,32 @@ export async function readRun(dir: string): Promise<RunRecord> {
   return { dir: root, name: basename(root), recipe, epochs };
 }
 
-/** Flattens a recipe to dotted keys ("model.lrn", "optimizer.lr"), leaving out what every run differs in trivially. */
-function flatten(v: unknown, prefix = '', out: Record<string, string> = {}): Record<string, string> {
-  if (v && typeof v === 'object' && !Array.isArray(v)) {
-    for (const [k, x] of Object.entries(v)) flatten(x, prefix ? `${prefix}.${k}` : k, out);
-  } else {
-    out[prefix] = JSON.stringify(v);
+/** A recipe's settings two levels down ("model.lrn", "optimizer.lr", "crop"), each as JSON. */
+function settings(recipe: Record<string, unknown> | null): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of Object.entries(recipe ?? {})) {
+    if (v && typeof v === 'object' && !Array.isArray(v)) for (const [k2, v2] of Object.entries(v)) out.set(`${k}.${k2}`, JSON.stringify(v2));
+    else out.set(k, JSON.stringify(v));
   }
   return out;
 }
 const IGNORED = new Set(['type', 'time', 'data.root', 'mean.from']);
 
 /**
- * Each run's label: its folder's name and the recipe settings in which the runs differ (e.g.
- * "no-lrn: model.lrn null"), so a picture of several runs says what was compared.
+ * Each run's label: its folder's name and the settings in which its recipe differs from the first
+ * run's (e.g. "no-lrn: model.lrn null"), so a picture of several runs says what was compared. A part
+ * switched off ("lighting.on false") is named by that alone.
  */
 export function runLabels(runs: readonly RunRecord[]): string[] {
-  const flat = runs.map((r) => flatten(r.recipe ?? {}));
-  const differing = [...new Set(flat.flatMap((f) => Object.keys(f)))].filter((k) => !IGNORED.has(k) && new Set(flat.map((f) => f[k])).size > 1);
-  // One setting per part of the recipe (model, lighting, optimizer, ...): its first differing field.
-  const first = new Map<string, string>();
-  for (const k of differing) if (!first.has(k.split('.')[0]!)) first.set(k.split('.')[0]!, k);
+  const ref = settings(runs[0]?.recipe ?? null);
   return runs.map((r, i) => {
-    const at = (k: string) => flat[i]![k] ?? JSON.stringify(k.split('.').reduce<unknown>((o, p) => (o as Record<string, unknown> | undefined)?.[p], r.recipe)) ?? '-';
-    const diff = [...first.values()].map((k) => `${k} ${at(k)}`).slice(0, 4).join(', ');
-    return diff ? `${r.name}: ${diff}` : r.name;
+    if (i === 0) return runs.length > 1 ? `${r.name} (reference)` : r.name;
+    const mine = settings(r.recipe);
+    let diff = [...new Set([...ref.keys(), ...mine.keys()])].filter((k) => !IGNORED.has(k) && ref.get(k) !== mine.get(k));
+    const switched = new Set(diff.filter((k) => k.endsWith('.on')).map((k) => k.slice(0, -3)));
+    diff = diff.filter((k) => k.endsWith('.on') || !switched.has(k.split('.')[0]!));
+    const text = diff.slice(0, 4).map((k) => `${k} ${mine.get(k) ?? '-'}`).join(', ');
+    return text ? `${r.name}: ${text}` : `${r.name}: the same recipe`;
   });
 }
 
@@ -78,17 +79,17 @@ export async function compareRuns(dirs: readonly string[]): Promise<Comparison> 
   const runs = await Promise.all(dirs.map((d) => readRun(d)));
   const labels = runLabels(runs);
   const series = (key: 'trainTop1Error' | 'valTop1Error', x: (r: RunRecord, i: number) => number): Series[] => runs.map((r, k) => ({
-    label: `${labels[k]} (${key === 'trainTop1Error' ? 'train' : 'val'})`, color: PALETTE[k % PALETTE.length]!, dash: key === 'trainTop1Error' ? '5 3' : undefined,
+    label: labels[k]!, color: PALETTE[k % PALETTE.length]!, dash: key === 'trainTop1Error' ? '5 3' : undefined, unlisted: key === 'trainTop1Error',
     points: r.epochs.map((e, i) => [x(r, i), e[key]!] as const).filter(([, y]) => y !== undefined),
   }));
   const byEpoch = (r: RunRecord, i: number) => r.epochs[i]!.epoch;
   const byTime = (r: RunRecord, i: number) => r.epochs.slice(0, i + 1).reduce((a, e) => a + (e.seconds ?? 0), 0) / 60;
   const pctFmt = (v: number) => `${Math.round(v * 100)} %`;
   const W = 760, H = 440;
-  const both = (x: typeof byEpoch) => [...series('trainTop1Error', x), ...series('valTop1Error', x)];
+  const both = (x: typeof byEpoch) => [...series('valTop1Error', x), ...series('trainTop1Error', x)];
   const png = await chartsPng([
-    chartSvg(both(byEpoch), { title: 'top-1 error against epochs', xLabel: 'epoch', yLabel: 'top-1 error', yFormat: pctFmt, yMax: 1, width: W, height: H }),
-    chartSvg(both(byTime), { title: 'top-1 error against wall time', xLabel: 'minutes of training', yLabel: 'top-1 error', yFormat: pctFmt, yMax: 1, width: W, height: H }),
+    chartSvg(both(byEpoch), { title: 'top-1 error against epochs (solid: validation, dashed: training)', xLabel: 'epoch', yLabel: 'top-1 error', yFormat: pctFmt, yMax: 1, width: W, height: H }),
+    chartSvg(both(byTime), { title: 'top-1 error against wall time (solid: validation, dashed: training)', xLabel: 'minutes of training', yLabel: 'top-1 error', yFormat: pctFmt, yMax: 1, width: W, height: H }),
   ], W, H);
   const last = runs.map((r) => r.epochs.at(-1)!);
   const rows = runs.map((r, i) => {
