@@ -570,23 +570,28 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// The start of a collective on one buffer (argument 0): the group is open, the buffer is read and
+// kept alive until the job is done.
+std::unique_ptr<Job> InPlaceJob(const Napi::CallbackInfo& info, const Args& a, Op op) {
+  auto j = std::make_unique<Job>(op);
+  j->a = BufArg(a, 0, "buf");
+  j->keep.push_back(Keep(info[0]));
+  return j;
+}
+
 Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   RequireOpen(info.Env(), "allReduce");
   Args a(info, "allReduce", 0);
-  auto j = std::make_unique<Job>(Op::AllReduce);
-  j->a = BufArg(a, 0, "buf");
+  auto j = InPlaceJob(info, a, Op::AllReduce);
   j->redop = OpArg(a, 1, false);
-  j->keep.push_back(Keep(info[0]));
   return Submit(info.Env(), j.release());
 }
 
 Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   RequireOpen(info.Env(), "broadcast");
   Args a(info, "broadcast", 0);
-  auto j = std::make_unique<Job>(Op::Broadcast);
-  j->a = BufArg(a, 0, "buf");
+  auto j = InPlaceJob(info, a, Op::Broadcast);
   j->root = RootArg(a, 1);
-  j->keep.push_back(Keep(info[0]));
   return Submit(info.Env(), j.release());
 }
 
@@ -667,7 +672,6 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
   o.Set("mpi", false);
   o.Set("reason", kNoMpi);
 #endif
-  o.Set("sharedArgs", ADIST_SHARED_ARGS != 0);
   o.Set("initialized", g_started);
   o.Set("closed", g_closed);
   return o;

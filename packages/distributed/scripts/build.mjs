@@ -110,7 +110,7 @@ function run(cmd, argv) {
   });
 }
 
-async function compile(mpi, ownArgs = false) {
+async function compile(mpi) {
   const nodeInc = nodeInclude(), napiInc = addonApiInclude();
   if (!nodeInc || !napiInc) return { built: false, reason: `${nodeInc ? '' : "Node.js's headers (node_api.h) "}${napiInc ? '' : 'node-addon-api '}not found` };
   const CXX = process.env.CXX || 'g++';
@@ -120,7 +120,7 @@ async function compile(mpi, ownArgs = false) {
   const src = join(nativeRoot, 'mpi');
   const flags = ['-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', '-pthread', '-Wall', '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS',
     '-DNODE_ADDON_API_DISABLE_DEPRECATED', '-DNODE_GYP_MODULE_NAME=alexnet_mpi', '-DOMPI_SKIP_MPICXX=1', '-DMPICH_SKIP_MPICXX=1',
-    `-I${nodeInc}`, `-I${napiInc}`, ...(ownArgs ? ['-DADIST_OWN_ARGS'] : []), ...(mpi.found ? ['-DALEXNET_WITH_MPI', ...mpi.cflags] : [])];
+    `-I${nodeInc}`, `-I${napiInc}`, ...(mpi.found ? ['-DALEXNET_WITH_MPI', ...mpi.cflags] : [])];
   const units = ['addon', 'dynlib'];
   const jobs = Math.max(1, Number(process.env.ALEXNET_BUILD_JOBS || 2));
   const results = [];
@@ -158,24 +158,14 @@ if (fresh) {
   process.exit(0);
 }
 
-// Compiles, and when that fails, again with native/mpi's own argument helpers instead of
-// native/common/napi_args.h (which other addons share and may be changing).
-async function compileEither(m) {
-  const r = await compile(m);
-  if (r.built || !existsSync(join(nativeRoot, 'common', 'napi_args.h'))) return r;
-  const own = await compile(m, true);
-  if (own.built) log('native/common/napi_args.h did not compile here; built with native/mpi/args.h\'s own helpers');
-  return own.built ? own : r;
-}
-
 const t0 = Date.now();
-let res = await compileEither(mpi);
+let res = await compile(mpi);
 let mpiInfo = mpi.found ? { built: true, flavour: mpi.flavour, via: mpi.via, cflags: mpi.cflags, libs: mpi.libs } : { built: false, reason: mpi.reason };
 if (!res.built && mpi.found) {
   // MPI was found but the addon did not compile or link against it: build without it and say why.
   const why = `${mpi.via} was found, but ${res.reason}${res.stderr ? `: ${res.stderr.split('\n').find((l) => /error/.test(l)) ?? ''}` : ''}`;
   mpiInfo = { built: false, reason: why };
-  res = await compileEither({ found: false });
+  res = await compile({ found: false });
 }
 const seconds = (Date.now() - t0) / 1000;
 const info = { mpi: mpiInfo, addon: res.built ? { built: true, seconds } : { built: false, reason: res.reason }, mpiKey: res.built && mpiInfo.built === mpi.found ? mpiKey : null, node: process.version };
