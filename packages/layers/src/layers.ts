@@ -38,6 +38,12 @@ function err(layer: string, msg: string): never {
   throw new TypeError(`${layer}: ${msg}`);
 }
 
+/** What a training forward kept for backward, or the error that there was none. */
+function kept<T>(layer: string, v: T | null | undefined): T {
+  if (v === null || v === undefined) err(layer, 'backward called without a training forward before it');
+  return v;
+}
+
 /** A view of t that this layer holds on to (reference-counted, survives the caller's tidy). */
 function hold(t: Tensor): Tensor {
   return t.reshape(t.shape).keep();
@@ -174,8 +180,7 @@ abstract class WeightLayer extends Layer {
   protected abstract gradients(x: Tensor, dy: Tensor, grads: ReturnType<typeof gradPair>): Tensor | null;
 
   backward(dy: Tensor): Tensor | null {
-    const x = this.x;
-    if (!x) err(`${this.constructor.name} ${this.name}`, 'backward called without a training forward before it');
+    const x = kept(`${this.constructor.name} ${this.name}`, this.x);
     const dx = this.gradients(x, dy, gradPair(this.weight, this.bias));
     dy.dispose();
     this.releaseCache();
@@ -490,8 +495,8 @@ export class Dropout extends Layer {
 
   backward(dy: Tensor): Tensor {
     if (this.p === 0) return dy;
-    if (!this.pending) err(`Dropout ${this.name}`, 'backward called without a training forward before it');
-    const dx = this.blocks(dy, this.pending.seed, this.pending.samples, dropoutBackward);
+    const { seed, samples } = kept(`Dropout ${this.name}`, this.pending);
+    const dx = this.blocks(dy, seed, samples, dropoutBackward);
     dy.dispose();
     this.pending = null;
     return dx;
@@ -518,8 +523,7 @@ export class Flatten extends Layer {
   }
 
   backward(dy: Tensor): Tensor {
-    if (!this.xShape) err(`Flatten ${this.name}`, 'backward called without a training forward before it');
-    const dx = dy.reshape(this.xShape);
+    const dx = dy.reshape(kept(`Flatten ${this.name}`, this.xShape));
     dy.dispose();
     this.xShape = null;
     return dx;
