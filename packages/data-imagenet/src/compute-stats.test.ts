@@ -1,27 +1,26 @@
 // Statistics (§2 mean image, §4.1 PCA lighting) from a raw folder, without prepare.
 import { describe, it, expect, beforeAll } from 'vitest';
-import { cpSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { createSampleImageNet } from './sample.js';
 import { prepareImageNet } from './prepare.js';
 import { indexImageNet } from './layout.js';
 import { computeStatistics } from './compute-stats.js';
 import { createLoader, openImageFolder, openShards, withStatistics, type Batch, type Dataset } from './loader.js';
 import { loadStatistics, saveStatistics, type Statistics } from './stats.js';
+import { sampleImageNet } from './test-util.js';
 
 const SIZE = 48;
 let dir: string;
 let folder: Dataset;
 let prepared: Statistics;
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'alexnet-compute-stats-'));
-  await createSampleImageNet({ dir: join(dir, 'in'), classes: 3, perClass: 5, valPerClass: 1, seed: 8, longSide: 56 });
+  const s = await sampleImageNet('compute-stats', 'in', { classes: 3, perClass: 5, valPerClass: 1, seed: 8, longSide: 56 });
+  dir = s.dir;
   await prepareImageNet({ source: join(dir, 'in'), out: join(dir, 'out'), size: SIZE, shardSize: 8, workers: 0 });
   prepared = await loadStatistics(join(dir, 'out'));
   const idx = await indexImageNet(join(dir, 'in'));
   folder = await openImageFolder({ samples: idx.splits.train!, classes: idx.classes }, { size: SIZE });
-  return () => rmSync(dir, { recursive: true, force: true });
+  return s.remove;
 });
 
 function expectSameStatistics(a: Statistics, b: Statistics): void {

@@ -1,29 +1,21 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSampleImageNet } from './sample.js';
 import { prepareImageNet } from './prepare.js';
 import { createLoader, openImageFolder, openShards, type Batch, type Dataset, type LoaderOptions } from './loader.js';
 import { drawAugmentation, transformImage } from './transform.js';
 import { ShardReader } from './shard.js';
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
+import { collect, sampleImageNet } from './test-util.js';
 
 let dir: string;
 let shards: string;
 let train: Dataset;
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'alexnet-loader-'));
-  await createSampleImageNet({ dir: join(dir, 'in'), classes: 3, perClass: 6, valPerClass: 1, seed: 2, longSide: 64 });
+  const s = await sampleImageNet('loader', 'in', { classes: 3, perClass: 6, valPerClass: 1, seed: 2, longSide: 64 });
+  dir = s.dir;
   shards = join(dir, 'shards');
   await prepareImageNet({ source: join(dir, 'in'), out: shards, shardSize: 5, workers: 2 });
   train = await openShards(shards);
-  return () => rmSync(dir, { recursive: true, force: true });
+  return s.remove;
 });
 
 async function epochs(ds: Dataset, opts: LoaderOptions, es: number[]): Promise<Batch[][]> {

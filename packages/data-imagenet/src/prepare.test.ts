@@ -1,28 +1,20 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { cpSync, copyFileSync, mkdtempSync, rmSync, readdirSync, readFileSync, writeFileSync, existsSync, truncateSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, copyFileSync, readdirSync, readFileSync, writeFileSync, existsSync, truncateSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createSampleImageNet } from './sample.js';
 import { indexImageNet } from './layout.js';
 import { prepareImageNet, estimatePrepareBytes, formatBytes, type PrepareReport } from './prepare.js';
 import { decodeResizeCrop } from './decode.js';
 import { openShards } from './loader.js';
 import { readShardInfo, ShardReader, HEADER_BYTES, ENTRY_BYTES } from './shard.js';
 import { loadStatistics } from './stats.js';
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
+import { collect, sampleImageNet } from './test-util.js';
 
 let dir: string;
 let src: string;
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'alexnet-prepare-'));
-  src = join(dir, 'imagenet');
-  await createSampleImageNet({ dir: src, classes: 3, perClass: 7, valPerClass: 2, seed: 4, longSide: 72 });
-  return () => rmSync(dir, { recursive: true, force: true });
+  const s = await sampleImageNet('prepare', 'imagenet', { classes: 3, perClass: 7, valPerClass: 2, seed: 4, longSide: 72 });
+  ({ dir, src } = s);
+  return s.remove;
 });
 
 const shardFiles = (out: string) => readdirSync(out).filter((f) => f.endsWith('.shard')).sort();
