@@ -61,32 +61,60 @@ def load(path):
     return out
 
 
-def paper_net():
+class TowerLRN(nn.Module):
+    """LRN within each tower's half of the maps (§3.3 on each of the paper's two GPUs); no parameters."""
+
+    def __init__(self, towers, size=5, alpha=1e-4, beta=0.75, k=2.0):
+        super().__init__()
+        self.towers = towers
+        # torch's LocalResponseNorm divides alpha by size; the paper's k + alpha * sum does not.
+        self.lrn = nn.LocalResponseNorm(size, alpha=alpha * size, beta=beta, k=k)
+
+    def forward(self, x):
+        return torch.cat([self.lrn(t) for t in x.chunk(self.towers, 1)], 1)
+
+
+def paper_net(cfg):
+    """The paper's net (or the one-tower 'paper-half'), with @alexnet's names: exportSafetensors' layout."""
+    half = cfg['name'] == 'paper-half'
+    k1, k2, k3, k4, k5 = (48, 128, 192, 192, 256) if half else (96, 256, 384, 384, 256)
+    groups = 1 if half else 2
+    lrn_towers = 1 if half or cfg.get('lrnAcrossTowers') else 2
+    size, classes = cfg['inputSize'], cfg['classes']
+    pad1 = 2 if size == 224 else 0
+    s = (size + 2 * pad1 - 11) // 4 + 1
+    for _ in range(3):
+        s = (s - 3) // 2 + 1
     L = OrderedDict()
-    L['conv1'] = nn.Conv2d(3, 96, 11, stride=4, padding=0)
+    L['conv1'] = nn.Conv2d(3, k1, 11, stride=4, padding=pad1)
     L['relu1'] = nn.ReLU()
-    L['norm1'] = nn.LocalResponseNorm(5, alpha=1e-4 * 5, beta=0.75, k=2.0)
+    L['norm1'] = TowerLRN(lrn_towers)
     L['pool1'] = nn.MaxPool2d(3, 2)
-    L['conv2'] = nn.Conv2d(96, 256, 5, padding=2, groups=2)
+    L['conv2'] = nn.Conv2d(k1, k2, 5, padding=2, groups=groups)
     L['relu2'] = nn.ReLU()
-    L['norm2'] = nn.LocalResponseNorm(5, alpha=1e-4 * 5, beta=0.75, k=2.0)
+    L['norm2'] = TowerLRN(lrn_towers)
     L['pool2'] = nn.MaxPool2d(3, 2)
-    L['conv3'] = nn.Conv2d(256, 384, 3, padding=1)
+    L['conv3'] = nn.Conv2d(k2, k3, 3, padding=1)
     L['relu3'] = nn.ReLU()
-    L['conv4'] = nn.Conv2d(384, 384, 3, padding=1, groups=2)
+    L['conv4'] = nn.Conv2d(k3, k4, 3, padding=1, groups=groups)
     L['relu4'] = nn.ReLU()
-    L['conv5'] = nn.Conv2d(384, 256, 3, padding=1, groups=2)
+    L['conv5'] = nn.Conv2d(k4, k5, 3, padding=1, groups=groups)
     L['relu5'] = nn.ReLU()
     L['pool5'] = nn.MaxPool2d(3, 2)
     L['flatten'] = nn.Flatten()
-    L['fc6'] = nn.Linear(256, 4096)  # 67x67 input: pool5 is 1x1
+    L['fc6'] = nn.Linear(k5 * s * s, 4096)
     L['relu6'] = nn.ReLU()
     L['drop6'] = nn.Dropout(0.5)
     L['fc7'] = nn.Linear(4096, 4096)
     L['relu7'] = nn.ReLU()
     L['drop7'] = nn.Dropout(0.5)
-    L['fc8'] = nn.Linear(4096, CLASSES)
-    m = nn.Sequential(L)
+    L['fc8'] = nn.Linear(4096, classes)
+    return nn.Sequential(L)
+
+
+def crosscheck_net():
+    """The paper's net as torch_crosscheck compares it: one device, LRN over all maps, 10 classes, 67x67."""
+    m = paper_net({'name': 'paper', 'classes': CLASSES, 'inputSize': SIZE, 'lrnAcrossTowers': True})
     with torch.no_grad():  # larger than the paper's 0.01 so that the logits are far from zero
         for name, mod in m.named_children():
             if isinstance(mod, (nn.Conv2d, nn.Linear)):
@@ -97,7 +125,7 @@ def paper_net():
 
 def make(model):
     torch.manual_seed(0)
-    return torchvision.models.alexnet(num_classes=CLASSES) if model == 'torchvision' else paper_net()
+    return torchvision.models.alexnet(num_classes=CLASSES) if model == 'torchvision' else crosscheck_net()
 
 
 def export(out_dir):
