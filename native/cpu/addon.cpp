@@ -18,6 +18,7 @@
 #include "isa.h"
 #include "kernels.h"
 #include "kernels/gemm.h"
+#include "kernels/winograd.h"
 
 namespace alexnet {
 namespace {
@@ -397,6 +398,28 @@ Napi::Value PeakGflops(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), measurePeakGflops(pool, seconds));
 }
 
+/**
+ * setConvAlgorithm(pass, algorithm): the 3x3 stride-1 convolutions' algorithm for pass 'forward' or
+ * 'backwardData': 'auto' (the measured choice), 'direct' (im2col + GEMM), 'winograd2' (F(2x2,3x3)),
+ * 'winograd4' (F(4x4,3x3)). Process-wide (benchmarks and tests); returns the previous setting.
+ */
+Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
+  napi::Args<CpuKind> a(info, "setConvAlgorithm", 0);
+  const std::string pass = a.oneOf(0, "pass", {"forward", "backwardData"});
+  const WinogradPass wp = pass == "forward" ? WinogradPass::Forward : WinogradPass::BackwardData;
+  static const char* const names[] = {"auto", "direct", "winograd2", "winograd4"};
+  static const int codes[] = {-1, 0, 2, 4};
+  const int prev = winogradSetting(wp);
+  if (a.given(1)) {
+    const std::string algo = a.oneOf(1, "algorithm", {"auto", "direct", "winograd2", "winograd4"});
+    for (int i = 0; i < 4; ++i)
+      if (algo == names[i]) setWinogradSetting(wp, codes[i]);
+  }
+  for (int i = 0; i < 4; ++i)
+    if (prev == codes[i]) return Napi::String::New(info.Env(), names[i]);
+  return Napi::String::New(info.Env(), "auto");
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ops::exportEngine<NativeEngine, CpuKind>(env, exports, {
     NativeEngine::InstanceMethod<&NativeEngine::SetCacheLimit>("setCacheLimit"),
@@ -405,6 +428,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("isa", Napi::Function::New(env, GetIsa, "isa"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsaFn, "setIsa"));
   exports.Set("peakGflops", Napi::Function::New(env, PeakGflops, "peakGflops"));
+  exports.Set("setConvAlgorithm", Napi::Function::New(env, SetConvAlgorithm, "setConvAlgorithm"));
   return exports;
 }
 

@@ -18,7 +18,8 @@
         "<(native_dir)/cpu/kernels/gemm.cpp",
         "<(native_dir)/cpu/kernels/loss.cpp",
         "<(native_dir)/cpu/kernels/lrn.cpp",
-        "<(native_dir)/cpu/kernels/pool.cpp"
+        "<(native_dir)/cpu/kernels/pool.cpp",
+        "<(native_dir)/cpu/kernels/winograd.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -6,6 +6,7 @@
 #include "../kernels.h"
 #include "common.h"
 #include "gemm.h"
+#include "winograd.h"
 
 namespace alexnet {
 
@@ -341,6 +342,11 @@ float* packWeights(Isa isa, bool trans, const float* w, const ConvGeometry& g) {
 void conv2dForward(ThreadPool& pool, const float* x, const float* w, const float* bias, float* y, const ConvGeometry& g) {
   const int64_t P = g.plane(), rows = g.colRows(), kg = g.kg();
   if (g.ySize() == 0) return;
+  if (const int v = winogradVariant(g, WinogradPass::Forward)) {
+    const WinogradShape p{g.n, g.cg(), g.kg(), g.groups, g.h, g.w, g.outH, g.outW, g.padH, g.c, g.k};
+    winogradConv(pool, v, (int)g.r, x, w, false, bias, y, p);
+    return;
+  }
   const Isa isa = activeIsa();
   const int nr = gemmPanelWidth(isa);
   const int64_t nb = convBatch(g);
@@ -370,6 +376,12 @@ void conv2dBackwardData(ThreadPool& pool, const float* dy, const float* w, float
   const int64_t P = g.plane(), rows = g.colRows(), kg = g.kg();
   if (g.xSize() == 0) return;
   if (P == 0 || kg == 0) { std::memset(dx, 0, (size_t)g.xSize() * sizeof(float)); return; }
+  if (const int v = winogradVariant(g, WinogradPass::BackwardData)) {
+    // dx = dy * w rotated by 180 degrees and transposed, padding r - 1 - p: a forward convolution.
+    const WinogradShape p{g.n, kg, g.cg(), g.groups, g.outH, g.outW, g.h, g.w, g.r - 1 - g.padH, g.k, g.c};
+    winogradConv(pool, v, (int)g.r, dy, w, true, nullptr, dx, p);
+    return;
+  }
   const Isa isa = activeIsa();
   const int nr = gemmPanelWidth(isa);
   const int64_t nb = convBatch(g);

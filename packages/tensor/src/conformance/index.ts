@@ -371,6 +371,27 @@ export function alexnetCases(rng: TestRng): Case[] {
   ];
 }
 
+/**
+ * Stride-1 3x3 and 5x5 convolutions with at least 16 channels per group in and out: the shapes for which
+ * an engine may pick a fast algorithm (the CPU engine's Winograd F(4x4,3x3), F(2x2,3x3), F(2x2,5x5)),
+ * with every padding up to r - 1, groups, odd and uneven planes, and batches of several tile chunks.
+ */
+export function stride1ConvCases(rng: TestRng): Case[] {
+  const shapes: [number[], number[], { padding: number; groups?: number }][] = [
+    [[2, 32, 13, 13], [32, 32, 3, 3], { padding: 1 }],
+    [[3, 32, 9, 11], [32, 16, 3, 3], { padding: 0, groups: 2 }],
+    [[2, 16, 7, 6], [16, 16, 3, 3], { padding: 2 }],
+    [[9, 16, 13, 13], [24, 16, 3, 3], { padding: 1 }],
+    [[2, 32, 12, 12], [32, 16, 5, 5], { padding: 2, groups: 2 }],
+    [[2, 16, 9, 7], [16, 16, 5, 5], { padding: 4 }],
+    [[3, 16, 8, 9], [16, 16, 5, 5], { padding: 1 }],
+  ];
+  return shapes.flatMap(([x, w, o]) => {
+    const g = convGeometry(x, w, { stride: 1, ...o });
+    return convCases(rng, g, `stride 1 [${x.join(',')}] k=${w[0]} ${w[2]}x${w[3]} p${o.padding} g${o.groups ?? 1}`);
+  });
+}
+
 export function randomCases(rng: TestRng, count: number): Case[] {
   const cases: Case[] = [];
   for (let t = 0; t < count; t++) {
@@ -414,6 +435,7 @@ export function runConformanceSuite(backendName: string, options: ConformanceOpt
     const groups: [string, (rng: TestRng) => Case[]][] = [
       ['random shapes', (rng) => randomCases(rng, options.randomCases ?? 4)],
       ['NaN and ties', nanAndTieCases],
+      ['stride-1 convolutions', stride1ConvCases],
     ];
     if (options.alexnetShapes ?? true) groups.push(['AlexNet layer shapes', alexnetCases]);
     for (const [title, make] of groups) {

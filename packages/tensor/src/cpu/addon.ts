@@ -7,6 +7,8 @@ import { createRequire } from 'node:module';
 import type { AddonEngine } from '../native-engine.js';
 
 export type CpuIsa = 'avx512' | 'avx2' | 'portable';
+/** How the engine computes stride-1 3x3 and 5x5 convolutions (docs/cpu-engine.md, Winograd). */
+export type CpuConvAlgorithm = 'auto' | 'direct' | 'winograd2' | 'winograd4';
 
 /** The CPU addon's engine: the shared surface (native-engine.ts) plus its own two methods. */
 export interface CpuAddonEngine extends AddonEngine {
@@ -25,6 +27,7 @@ export interface NativeAddon {
   };
   setIsa(isa: CpuIsa): void;
   peakGflops(threads: number, seconds: number): number;
+  setConvAlgorithm(pass: 'forward' | 'backwardData', algorithm?: CpuConvAlgorithm): CpuConvAlgorithm;
 }
 
 export const ADDON_PATH = '../../build/Release/alexnet_cpu.node';

