@@ -138,7 +138,9 @@ void reluForward(ThreadPool& pool, const float* x, float* y, int64_t n) {
 }
 
 void reluBackward(ThreadPool& pool, const float* y, const float* dy, float* dx, int64_t n) {
-  forEach(pool, n, [=](int64_t i) { dx[i] = y[i] <= 0.0f ? 0.0f : dy[i]; });
+  // dy is loaded unconditionally so the select vectorises (a load under the branch stayed a branch:
+  // mispredicted on half the elements, 8x slower than the forward on conv1's output).
+  forEach(pool, n, [=](int64_t i) { const float d = dy[i]; dx[i] = y[i] <= 0.0f ? 0.0f : d; });
 }
 
 void sgdUpdate(ThreadPool& pool, float* w, const float* g, float* v, int64_t n, float lr, float momentum, float wd,
