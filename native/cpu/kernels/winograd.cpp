@@ -13,7 +13,7 @@
 // Multiplies per output: alpha^2 / m^2 x C x K instead of 9 C K: 4 for F(2x2) (2.25x fewer), 2.25 for
 // F(4x4) (4x fewer), before the waste of partial tiles at the edges (13 = 3 x 4 + 1).
 // Transforms are vector code in plain C++ (GCC vector extensions, compiled once per ISA by dispatchIsa)
-// with -ffp-contract=off, so they round the same on every ISA path; the filter transform runs in double.
+// with -ffp-contract=off, so they round the same on every ISA path.
 #include "winograd.h"
 
 // The vector helpers are always inlined into one ISA's copy: no vector crosses a call boundary.
@@ -21,6 +21,11 @@
 
 #include <atomic>
 #include <cstring>
+
+#include "../isa.h"
+#if ALEXNET_X86
+#include <immintrin.h>
+#endif
 
 #include "common.h"
 #include "gemm.h"
@@ -84,10 +89,11 @@ struct Tf<2, 3> : InT<4> {
     o[0] = m[0] + m[1] + m[2];
     o[1] = m[1] - m[2] - m[3];
   }
-  static void filter(const double* g, double* o) {  // G g
+  template <class V>
+  ALEXNET_INLINE static void filter(const V* g, V* o) {  // G g
     o[0] = g[0];
-    o[1] = 0.5 * (g[0] + g[1] + g[2]);
-    o[2] = 0.5 * (g[0] - g[1] + g[2]);
+    o[1] = 0.5f * (g[0] + g[1] + g[2]);
+    o[2] = 0.5f * (g[0] - g[1] + g[2]);
     o[3] = g[2];
   }
 };
@@ -103,12 +109,13 @@ struct Tf<4, 3> : InT<6> {
     o[2] = a + 4.0f * c;
     o[3] = b + 8.0f * d + m[5];
   }
-  static void filter(const double* g, double* o) {  // G g
-    o[0] = g[0] / 4;
-    o[1] = -(g[0] + g[1] + g[2]) / 6;
-    o[2] = -(g[0] - g[1] + g[2]) / 6;
-    o[3] = (g[0] + 2 * g[1] + 4 * g[2]) / 24;
-    o[4] = (g[0] - 2 * g[1] + 4 * g[2]) / 24;
+  template <class V>
+  ALEXNET_INLINE static void filter(const V* g, V* o) {  // G g
+    o[0] = g[0] / 4.0f;
+    o[1] = -(g[0] + g[1] + g[2]) / 6.0f;
+    o[2] = -(g[0] - g[1] + g[2]) / 6.0f;
+    o[3] = (g[0] + 2.0f * g[1] + 4.0f * g[2]) / 24.0f;
+    o[4] = (g[0] - 2.0f * g[1] + 4.0f * g[2]) / 24.0f;
     o[5] = g[2];
   }
 };
@@ -121,15 +128,22 @@ struct Tf<2, 5> : InT<6> {
     o[0] = m[0] + (m[1] + m[2]) + (m[3] + m[4]);
     o[1] = (m[1] - m[2]) + 2.0f * (m[3] - m[4]) + m[5];
   }
-  static void filter(const double* g, double* o) {  // G g
-    o[0] = g[0] / 4;
-    o[1] = -(g[0] + g[1] + g[2] + g[3] + g[4]) / 6;
-    o[2] = -(g[0] - g[1] + g[2] - g[3] + g[4]) / 6;
-    o[3] = (g[0] + 2 * g[1] + 4 * g[2] + 8 * g[3] + 16 * g[4]) / 24;
-    o[4] = (g[0] - 2 * g[1] + 4 * g[2] - 8 * g[3] + 16 * g[4]) / 24;
+  template <class V>
+  ALEXNET_INLINE static void filter(const V* g, V* o) {  // G g
+    o[0] = g[0] / 4.0f;
+    o[1] = -(g[0] + g[1] + g[2] + g[3] + g[4]) / 6.0f;
+    o[2] = -(g[0] - g[1] + g[2] - g[3] + g[4]) / 6.0f;
+    o[3] = (g[0] + 2.0f * g[1] + 4.0f * g[2] + 8.0f * g[3] + 16.0f * g[4]) / 24.0f;
+    o[4] = (g[0] - 2.0f * g[1] + 4.0f * g[2] - 8.0f * g[3] + 16.0f * g[4]) / 24.0f;
     o[5] = g[4];
   }
 };
+
+/**
+ * The alpha^2 matrices of V (and of M) lie this many floats more than their size apart: at a multiple of
+ * 4 KiB (16 KiB for conv2's M) the transforms' alpha^2 loads or stores of one tile all fell into one L1 set.
+ */
+constexpr int64_t kXiPad = 16;
 
 /** Output tiles of one chunk: image, and top-left output row and column (the input tile starts pad earlier). */
 struct TileInfo {
@@ -182,7 +196,7 @@ ALEXNET_INLINE void inputTransformBody(const float* x, const WinogradShape* ps, 
         for (int a = 0; a < A; ++a) tcol[a][j] = o[a];
       }
       float* base = V + (tb / nr) * C * nr + ci * nr + tb % nr;
-      const int64_t xiStride = tcPad * C;
+      const int64_t xiStride = tcPad * C + kXiPad;
       for (int a = 0; a < A; ++a) {
         Vec o[A];
         Tf<M, R>::in(tcol[a], o);
@@ -194,24 +208,22 @@ ALEXNET_INLINE void inputTransformBody(const float* x, const WinogradShape* ps, 
 
 /** Output transform of output channels [k0, k1) of group g from Mx (alpha^2 matrices [K, tcPad]) into y. */
 template <int M, int R, int L>
-ALEXNET_INLINE void outputTransformBody(const float* Mx, const WinogradShape* ps, const TileInfo* tiles, int64_t tc,
-                                        int64_t tcPad, int64_t g, int64_t k0, int64_t k1, const float* bias, float* y) {
+ALEXNET_INLINE void outputTransformBody(const float* Mx, int64_t xiStride, int64_t kBase, const WinogradShape* ps,
+                                        const TileInfo* tiles, int64_t tc, int64_t tcPad, int64_t g, int64_t k0,
+                                        int64_t k1, const float* bias, float* y) {
   typedef typename VecOf<L>::type Vec;
   constexpr int A = Tf<M, R>::kAlpha;
   const WinogradShape& p = *ps;
   const int64_t OHW = p.outH * p.outW, K = p.k;
-  const int64_t xiStride = K * tcPad;
   alignas(64) float st[M * M][L];
   for (int64_t ko = k0; ko < k1; ++ko) {
     const float bv = bias ? bias[g * K + ko] : 0.0f;
     for (int64_t tb = 0; tb < tc; tb += L) {
-      Vec m[A][A], trow[M][A];
-      const float* src = Mx + ko * tcPad + tb;
-      for (int a = 0; a < A; ++a)
-        for (int b = 0; b < A; ++b) m[a][b] = vload<Vec>(src + (a * A + b) * xiStride);
+      Vec trow[M][A];  // a column of M at a time: alpha^2 live vectors would spill
+      const float* src = Mx + (ko - kBase) * tcPad + tb;
       for (int b = 0; b < A; ++b) {
         Vec col[A], o[M];
-        for (int a = 0; a < A; ++a) col[a] = m[a][b];
+        for (int a = 0; a < A; ++a) col[a] = vload<Vec>(src + (a * A + b) * xiStride);
         Tf<M, R>::out(col, o);
         for (int i = 0; i < M; ++i) trow[i][b] = o[i];
       }
@@ -234,15 +246,176 @@ ALEXNET_INLINE void outputTransformBody(const float* Mx, const WinogradShape* ps
   }
 }
 
+#if ALEXNET_X86
+/**
+ * inputTransformBody's result on AVX-512 with masked gathers: per lane group of 16 tiles the input
+ * offsets and the in-bounds masks of each tile row and column are computed once, then every channel
+ * is alpha^2 gathers straight into registers (no staging through memory). Same arithmetic, same results.
+ */
+template <int M, int R>
+ALEXNET_TARGET_AVX512 void inputTransformGather(const float* x, const WinogradShape* ps, const TileInfo* tiles,
+                                                int64_t tc, int64_t tcPad, int nr, int64_t g, int64_t c0, int64_t c1,
+                                                float* V) {
+  constexpr int A = Tf<M, R>::kAlpha;
+  const WinogradShape& p = *ps;
+  const int64_t HW = p.h * p.w, C = p.c, xiStride = tcPad * C + kXiPad;
+  for (int64_t tb = 0; tb < tcPad; tb += 16) {
+    alignas(64) int32_t off[16];
+    __mmask16 rowM[A], colM[A];
+    for (int a = 0; a < A; ++a) rowM[a] = colM[a] = 0;
+    for (int l = 0; l < 16; ++l) {
+      const int64_t t = tb + l;
+      off[l] = 0;
+      if (t >= tc) continue;
+      const TileInfo ti = tiles[t];
+      const int64_t ih0 = ti.oh0 - p.pad, iw0 = ti.ow0 - p.pad;
+      off[l] = (int32_t)((int64_t)ti.img * p.cTotal * HW + ih0 * p.w + iw0);
+      for (int a = 0; a < A; ++a) {
+        if (ih0 + a >= 0 && ih0 + a < p.h) rowM[a] |= (__mmask16)(1u << l);
+        if (iw0 + a >= 0 && iw0 + a < p.w) colM[a] |= (__mmask16)(1u << l);
+      }
+    }
+    const __m512i vo = _mm512_load_si512(off);
+    for (int64_t ci = c0; ci < c1; ++ci) {
+      const float* plane = x + (g * C + ci) * HW;
+      __m512 tcol[A][A];
+      for (int j = 0; j < A; ++j) {  // a column of the tile at a time
+        __m512 col[A], o[A];
+        for (int i = 0; i < A; ++i) {
+          const __m512i idx = _mm512_add_epi32(vo, _mm512_set1_epi32((int32_t)(i * p.w + j)));
+          col[i] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rowM[i] & colM[j], idx, plane, 4);
+        }
+        Tf<M, R>::in(col, o);
+        for (int a = 0; a < A; ++a) tcol[a][j] = o[a];
+      }
+      float* base = V + (tb / nr) * C * nr + ci * nr + tb % nr;
+      for (int a = 0; a < A; ++a) {
+        __m512 o[A];
+        Tf<M, R>::in(tcol[a], o);
+        for (int b = 0; b < A; ++b) _mm512_storeu_ps(base + (a * A + b) * xiStride, o[b]);
+      }
+    }
+  }
+}
+#endif
+
 template <int M, int R, int L>
 void inputTransform(const float* x, const WinogradShape* p, const TileInfo* tiles, int64_t tc, int64_t tcPad, int nr,
                     int64_t g, int64_t c0, int64_t c1, float* V) {
+#if ALEXNET_X86
+  // 32-bit gather offsets: the whole input below 2^31 elements (else the staged gather below).
+  static const bool gathers = envInt("ALEXNET_WINOGRAD_GATHER", 1) == 1;  // 2: the staged loads
+  if (L == 16 && gathers && activeIsa() == Isa::Avx512 && p->n * p->cTotal * p->h * p->w < ((int64_t)1 << 31))
+    return inputTransformGather<M, R>(x, p, tiles, tc, tcPad, nr, g, c0, c1, V);
+#endif
   dispatchIsa<inputTransformBody<M, R, L>>(x, p, tiles, tc, tcPad, nr, g, c0, c1, V);
 }
+#if ALEXNET_X86
+/**
+ * outputTransformBody's result on AVX-512 with masked scatters: per lane group of 16 tiles the output
+ * offsets and the masks of the tile rows and columns inside the plane once, then per output channel
+ * m^2 scatters straight from registers. Same arithmetic, same results.
+ */
+template <int M, int R>
+ALEXNET_TARGET_AVX512 void outputTransformScatter(const float* Mx, int64_t xiStride, int64_t kBase,
+                                                  const WinogradShape* ps, const TileInfo* tiles, int64_t tc,
+                                                  int64_t tcPad, int64_t g, int64_t k0, int64_t k1, const float* bias,
+                                                  float* y) {
+  constexpr int A = Tf<M, R>::kAlpha;
+  const WinogradShape& p = *ps;
+  const int64_t OHW = p.outH * p.outW, K = p.k;
+  for (int64_t tb = 0; tb < tc; tb += 16) {
+    alignas(64) int32_t off[16];
+    __mmask16 rowM[M], colM[M];
+    for (int a = 0; a < M; ++a) rowM[a] = colM[a] = 0;
+    for (int l = 0; l < 16; ++l) {
+      off[l] = 0;
+      if (tb + l >= tc) continue;
+      const TileInfo ti = tiles[tb + l];
+      off[l] = (int32_t)((int64_t)ti.img * p.kTotal * OHW + (int64_t)ti.oh0 * p.outW + ti.ow0);
+      for (int a = 0; a < M; ++a) {
+        if (ti.oh0 + a < p.outH) rowM[a] |= (__mmask16)(1u << l);
+        if (ti.ow0 + a < p.outW) colM[a] |= (__mmask16)(1u << l);
+      }
+    }
+    const __m512i vo = _mm512_load_si512(off);
+    for (int64_t ko = k0; ko < k1; ++ko) {
+      const __m512 bv = _mm512_set1_ps(bias ? bias[g * K + ko] : 0.0f);
+      float* plane = y + (g * K + ko) * OHW;
+      const float* src = Mx + (ko - kBase) * tcPad + tb;
+      __m512 trow[M][A];  // a column of M at a time: alpha^2 live vectors would spill
+      for (int b = 0; b < A; ++b) {
+        __m512 col[A], o[M];
+        for (int a = 0; a < A; ++a) col[a] = _mm512_loadu_ps(src + (a * A + b) * xiStride);
+        Tf<M, R>::out(col, o);
+        for (int i = 0; i < M; ++i) trow[i][b] = o[i];
+      }
+      for (int i = 0; i < M; ++i) {
+        __m512 o[M];
+        Tf<M, R>::out(trow[i], o);
+        for (int j = 0; j < M; ++j) {
+          const __m512i idx = _mm512_add_epi32(vo, _mm512_set1_epi32((int32_t)(i * p.outW + j)));
+          _mm512_mask_i32scatter_ps(plane, rowM[i] & colM[j], idx, o[j] + bv, 4);
+        }
+      }
+    }
+  }
+}
+#endif
+
+/**
+ * Output channels [k0, k1) of group g (rows k0 - kBase.. of the alpha^2 matrices of Mx, xiStride
+ * floats apart, tcPad columns each) into y.
+ */
 template <int M, int R, int L>
-void outputTransform(const float* Mx, const WinogradShape* p, const TileInfo* tiles, int64_t tc, int64_t tcPad,
-                     int64_t g, int64_t k0, int64_t k1, const float* bias, float* y) {
-  dispatchIsa<outputTransformBody<M, R, L>>(Mx, p, tiles, tc, tcPad, g, k0, k1, bias, y);
+void outputTransform(const float* Mx, int64_t xiStride, int64_t kBase, const WinogradShape* p, const TileInfo* tiles,
+                     int64_t tc, int64_t tcPad, int64_t g, int64_t k0, int64_t k1, const float* bias, float* y) {
+#if ALEXNET_X86
+  static const bool scatters = envInt("ALEXNET_WINOGRAD_GATHER", 1) == 1;
+  if (L == 16 && scatters && activeIsa() == Isa::Avx512 && p->n * p->kTotal * p->outH * p->outW < ((int64_t)1 << 31))
+    return outputTransformScatter<M, R>(Mx, xiStride, kBase, p, tiles, tc, tcPad, g, k0, k1, bias, y);
+#endif
+  dispatchIsa<outputTransformBody<M, R, L>>(Mx, xiStride, kBase, p, tiles, tc, tcPad, g, k0, k1, bias, y);
+}
+
+/**
+ * The filter transform U = G f G^T of rows [k0, k0 + mr) (one packed-A panel: the vector lanes) for
+ * every input channel, into that panel of each of the alpha^2 packed A matrices (apSize floats apart):
+ * element (row k, column c) at (k - k0) + c mr; rows past K are zero.
+ */
+template <int M, int R>
+ALEXNET_INLINE void filterPanelBody(const float* w, bool flipped, int64_t C, int64_t K, int64_t g, int64_t k0, int mr,
+                                    int64_t apSize, float* dst) {
+  typedef typename VecOf<16>::type Vec;
+  constexpr int A = Tf<M, R>::kAlpha;
+  for (int64_t ci = 0; ci < C; ++ci) {
+    alignas(64) float f[R * R][16];
+    for (int l = 0; l < 16; ++l) {
+      const int64_t ko = k0 + l;
+      const bool real = l < mr && ko < K;
+      for (int rs = 0; rs < R * R; ++rs)
+        f[rs][l] = !real ? 0.0f
+                   : flipped ? w[((g * C + ci) * K + ko) * R * R + (R * R - 1 - rs)]
+                             : w[((g * K + ko) * C + ci) * R * R + rs];
+    }
+    Vec t[A][R];
+    for (int sc = 0; sc < R; ++sc) {
+      Vec col[R], o[A];
+      for (int r = 0; r < R; ++r) col[r] = vload<Vec>(f[r * R + sc]);
+      Tf<M, R>::filter(col, o);
+      for (int a = 0; a < A; ++a) t[a][sc] = o[a];
+    }
+    for (int a = 0; a < A; ++a) {
+      Vec o[A];
+      Tf<M, R>::filter(t[a], o);
+      for (int b = 0; b < A; ++b) {
+        alignas(64) float tmp[16];
+        vstore(tmp, o[b]);
+        float* d = dst + (a * A + b) * apSize + ci * mr;
+        for (int l = 0; l < mr; ++l) d[l] = tmp[l];
+      }
+    }
+  }
 }
 
 ThreadPool& serialPool() {
@@ -265,36 +438,14 @@ void run(ThreadPool& pool, const float* x, const float* w, bool flipped, const f
   const int nr = gemmPanelWidth(isa), mr = gemmPanelHeight(isa);
   const int64_t C = p.c, K = p.k, G = p.groups;
   const int64_t apSize = gemmPackedASize(isa, K, C), kPad = (K + mr - 1) / mr * mr;
-  // U = G f G^T for every (group, k, c), in double, into the packed-A panels of GEMM xi:
-  // element (row k, column c) of panel k / mr at (k / mr) C mr + c mr + k % mr; rows past K zero.
+  // U = G f G^T for every (group, k, c) into the packed-A panels of GEMM xi: element (row k, column c)
+  // of panel k / mr at (k / mr) C mr + c mr + k % mr; rows past K zero.
   float* U = scratch(Scratch::Packed, (size_t)(G * A2 * apSize));
-  pool.parallelFor(G * kPad, 2, [&](int64_t b, int64_t e) {
-    for (int64_t gk = b; gk < e; ++gk) {
-      const int64_t g = gk / kPad, ko = gk % kPad;
-      float* dst0 = U + g * A2 * apSize + (ko / mr) * C * mr + ko % mr;
-      for (int64_t ci = 0; ci < C; ++ci) {
-        double u[A][A];
-        if (ko >= K) {
-          for (int a = 0; a < A; ++a)
-            for (int b2 = 0; b2 < A; ++b2) u[a][b2] = 0.0;
-        } else {
-          double f[R][R];
-          for (int r = 0; r < R; ++r)
-            for (int s = 0; s < R; ++s)
-              f[r][s] = flipped ? w[((g * C + ci) * K + ko) * R * R + (R - 1 - r) * R + (R - 1 - s)]
-                                : w[((g * K + ko) * C + ci) * R * R + r * R + s];
-          double t[A][R];
-          for (int s = 0; s < R; ++s) {
-            double col[R], o[A];
-            for (int r = 0; r < R; ++r) col[r] = f[r][s];
-            Tf<M, R>::filter(col, o);
-            for (int a = 0; a < A; ++a) t[a][s] = o[a];
-          }
-          for (int a = 0; a < A; ++a) Tf<M, R>::filter(t[a], u[a]);
-        }
-        for (int a = 0; a < A; ++a)
-          for (int b2 = 0; b2 < A; ++b2) dst0[(a * A + b2) * apSize + ci * mr] = (float)u[a][b2];
-      }
+  const int64_t panels = kPad / mr;
+  pool.parallelFor(G * panels, 1, [&](int64_t b, int64_t e) {
+    for (int64_t gp = b; gp < e; ++gp) {
+      const int64_t g = gp / panels, pn = gp % panels;
+      dispatchIsa<filterPanelBody<M, R>>(w, flipped, C, K, g, pn * mr, mr, apSize, U + g * A2 * apSize + pn * C * mr);
     }
   });
 
@@ -311,19 +462,26 @@ void run(ThreadPool& pool, const float* x, const float* w, bool flipped, const f
       const int64_t tt = t0 + t, img = tt / perImage, rem = tt % perImage;
       tiles[t] = TileInfo{(int32_t)img, (int32_t)((rem / tilesW) * M), (int32_t)((rem % tilesW) * M)};
     }
-    float* V = scratch(Scratch::Col, (size_t)(A2 * C * tcPad));
-    float* Mx = scratch(Scratch::Gather, (size_t)(A2 * K * tcPad));
+    // M in blocks of kb output channels (the GEMMs' rows), each transformed out at once: the alpha^2
+    // blocks of M stay in L1/L2 while V stays in L2 (all of M for conv3 was 1.8 MiB, and read back missed).
+    const int64_t kb = std::min<int64_t>(kPad, (int64_t)mr * envInt("ALEXNET_WINOGRAD_KPANELS", 4));
+    const int64_t vStride = C * tcPad + kXiPad, mStride = kb * tcPad + kXiPad;
+    float* V = scratch(Scratch::Col, (size_t)(A2 * vStride));
+    float* Mx = scratch(Scratch::Gather, (size_t)(A2 * mStride));
     c.parallelFor(C, 4, [&](int64_t c0, int64_t c1) {
       if (lanes == 16) inputTransform<M, R, 16>(x, &p, tiles, tc, tcPad, nr, g, c0, c1, V);
       else inputTransform<M, R, 8>(x, &p, tiles, tc, tcPad, nr, g, c0, c1, V);
     });
-    for (int xi = 0; xi < A2; ++xi)
-      sgemmPackedB(c, isa, false, K, tcPad, C, 1.0f, nullptr, C, V + xi * tcPad * C, 0.0f, Mx + xi * K * tcPad, tcPad,
-                   U + (g * A2 + xi) * apSize);
-    c.parallelFor(K, 4, [&](int64_t k0, int64_t k1) {
-      if (lanes == 16) outputTransform<M, R, 16>(Mx, &p, tiles, tc, tcPad, g, k0, k1, bias, y);
-      else outputTransform<M, R, 8>(Mx, &p, tiles, tc, tcPad, g, k0, k1, bias, y);
-    });
+    for (int64_t k0 = 0; k0 < K; k0 += kb) {
+      const int64_t kn = std::min(kb, K - k0);
+      for (int xi = 0; xi < A2; ++xi)
+        sgemmPackedB(c, isa, false, kn, tcPad, C, 1.0f, nullptr, C, V + xi * vStride, 0.0f, Mx + xi * mStride, tcPad,
+                     U + (g * A2 + xi) * apSize + k0 * C);
+      c.parallelFor(kn, 4, [&](int64_t a, int64_t b) {
+        if (lanes == 16) outputTransform<M, R, 16>(Mx, mStride, k0, &p, tiles, tc, tcPad, g, k0 + a, k0 + b, bias, y);
+        else outputTransform<M, R, 8>(Mx, mStride, k0, &p, tiles, tc, tcPad, g, k0 + a, k0 + b, bias, y);
+      });
+    }
   };
   // Whole chunks per thread (transforms, GEMMs and output on one core, V and M in its cache) when
   // there are enough of them; otherwise every step in parallel.
