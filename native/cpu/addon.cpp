@@ -399,14 +399,17 @@ Napi::Value PeakGflops(const Napi::CallbackInfo& info) {
 }
 
 /**
- * setConvAlgorithm(pass, algorithm): the 3x3 stride-1 convolutions' algorithm for pass 'forward' or
- * 'backwardData': 'auto' (the measured choice), 'direct' (im2col + GEMM), 'winograd2' (F(2x2,3x3)),
- * 'winograd4' (F(4x4,3x3)). Process-wide (benchmarks and tests); returns the previous setting.
+ * setConvAlgorithm(pass, algorithm): the stride-1 3x3 and 5x5 convolutions' algorithm for pass
+ * 'forward', 'backwardData' or 'backwardFilter': 'auto' (the measured choice), 'direct' (im2col + GEMM),
+ * 'winograd2' (F(2x2,3x3); F(2x2,5x5)), 'winograd4' (F(4x4,3x3); F(2x2,5x5)). Process-wide
+ * (benchmarks and tests); returns the previous setting.
  */
 Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
   napi::Args<CpuKind> a(info, "setConvAlgorithm", 0);
-  const std::string pass = a.oneOf(0, "pass", {"forward", "backwardData"});
-  const WinogradPass wp = pass == "forward" ? WinogradPass::Forward : WinogradPass::BackwardData;
+  const std::string pass = a.oneOf(0, "pass", {"forward", "backwardData", "backwardFilter"});
+  const WinogradPass wp = pass == "forward"        ? WinogradPass::Forward
+                          : pass == "backwardData" ? WinogradPass::BackwardData
+                                                   : WinogradPass::BackwardFilter;
   static const char* const names[] = {"auto", "direct", "winograd2", "winograd4"};
   static const int codes[] = {-1, 0, 2, 4};
   const int prev = winogradSetting(wp);

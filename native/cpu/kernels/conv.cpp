@@ -409,6 +409,11 @@ void conv2dBackwardFilter(ThreadPool& pool, const float* x, const float* dy, flo
     for (int64_t i = 0; i < wSize; ++i) dw[i] = beta == 0.0f ? 0.0f : beta * dw[i];
     return;
   }
+  if (const int v = winogradVariant(g, WinogradPass::BackwardFilter)) {
+    const WinogradShape p{g.n, g.cg(), g.kg(), g.groups, g.h, g.w, g.outH, g.outW, g.padH, g.c, g.k};
+    winogradFilterGrad(pool, v, (int)g.r, x, dy, dw, beta, p);
+    return;
+  }
   const Isa isa = activeIsa();
   const int nr = gemmPanelWidth(isa), mr = gemmPanelHeight(isa);
   const int64_t rowsPad = (rows + nr - 1) / nr * nr;

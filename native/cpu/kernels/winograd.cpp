@@ -85,6 +85,18 @@ template <>
 struct Tf<2, 3> : InT<4> {
   static constexpr int kAlpha = 4;
   template <class V>
+  ALEXNET_INLINE static void outT(const V* v, V* o) {  // A v (the filter gradient's dy tile)
+    o[0] = v[0];
+    o[1] = v[0] + v[1];
+    o[2] = v[0] - v[1];
+    o[3] = -v[1];
+  }
+  static void filterT(const double* u, double* o) {  // G^T u
+    o[0] = u[0] + 0.5 * (u[1] + u[2]);
+    o[1] = 0.5 * (u[1] - u[2]);
+    o[2] = 0.5 * (u[1] + u[2]) + u[3];
+  }
+  template <class V>
   ALEXNET_INLINE static void out(const V* m, V* o) {  // A^T m
     o[0] = m[0] + m[1] + m[2];
     o[1] = m[1] - m[2] - m[3];
@@ -101,6 +113,21 @@ struct Tf<2, 3> : InT<4> {
 template <>
 struct Tf<4, 3> : InT<6> {
   static constexpr int kAlpha = 6;
+  template <class V>
+  ALEXNET_INLINE static void outT(const V* v, V* o) {  // A v
+    const V a = v[0] + v[2], b = v[1] + v[3], c = v[0] + 4.0f * v[2], d = 2.0f * v[1] + 8.0f * v[3];
+    o[0] = v[0];
+    o[1] = a + b;
+    o[2] = a - b;
+    o[3] = c + d;
+    o[4] = c - d;
+    o[5] = v[3];
+  }
+  static void filterT(const double* u, double* o) {  // G^T u
+    o[0] = u[0] / 4 - (u[1] + u[2]) / 6 + (u[3] + u[4]) / 24;
+    o[1] = (u[2] - u[1]) / 6 + (u[3] - u[4]) / 12;
+    o[2] = (u[3] + u[4] - u[1] - u[2]) / 6 + u[5];
+  }
   template <class V>
   ALEXNET_INLINE static void out(const V* m, V* o) {  // A^T m
     const V a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
@@ -123,6 +150,23 @@ struct Tf<4, 3> : InT<6> {
 template <>
 struct Tf<2, 5> : InT<6> {
   static constexpr int kAlpha = 6;
+  template <class V>
+  ALEXNET_INLINE static void outT(const V* v, V* o) {  // A v
+    o[0] = v[0];
+    o[1] = v[0] + v[1];
+    o[2] = v[0] - v[1];
+    o[3] = v[0] + 2.0f * v[1];
+    o[4] = v[0] - 2.0f * v[1];
+    o[5] = v[1];
+  }
+  static void filterT(const double* u, double* o) {  // G^T u
+    const double p = u[1] + u[2], q = u[2] - u[1], a = u[3] + u[4], b = u[3] - u[4];
+    o[0] = u[0] / 4 - p / 6 + a / 24;
+    o[1] = q / 6 + b / 12;
+    o[2] = -p / 6 + a / 6;
+    o[3] = q / 6 + b / 3;
+    o[4] = -p / 6 + a * (2.0 / 3.0) + u[5];
+  }
   template <class V>
   ALEXNET_INLINE static void out(const V* m, V* o) {  // A^T m
     o[0] = m[0] + (m[1] + m[2]) + (m[3] + m[4]);
@@ -418,6 +462,52 @@ ALEXNET_INLINE void filterPanelBody(const float* w, bool flipped, int64_t C, int
   }
 }
 
+/**
+ * The filter gradient's transform of dy: for output channels [k0, k1) of group g, each tile's m x m
+ * gradients (zero past the plane) as A dy A^T into D: alpha^2 matrices [K, tcPad] (xiStride apart),
+ * tiles along the rows.
+ */
+template <int M, int R, int L>
+ALEXNET_INLINE void dyTransformBody(const float* dy, const WinogradShape* ps, const TileInfo* tiles, int64_t tc,
+                                    int64_t tcPad, int64_t xiStride, int64_t g, int64_t k0, int64_t k1, float* D) {
+  typedef typename VecOf<L>::type Vec;
+  constexpr int A = Tf<M, R>::kAlpha;
+  const WinogradShape& p = *ps;
+  const int64_t OHW = p.outH * p.outW, K = p.k;
+  alignas(64) float st[M * M][L];
+  for (int64_t ko = k0; ko < k1; ++ko) {
+    for (int64_t tb = 0; tb < tcPad; tb += L) {
+      for (int l = 0; l < L; ++l) {
+        const int64_t t = tb + l;
+        if (t >= tc) {
+          for (int ij = 0; ij < M * M; ++ij) st[ij][l] = 0.0f;
+          continue;
+        }
+        const TileInfo ti = tiles[t];
+        const float* plane = dy + ((int64_t)ti.img * p.kTotal + g * K + ko) * OHW;
+        for (int i = 0; i < M; ++i)
+          for (int j = 0; j < M; ++j) {
+            const bool in = ti.oh0 + i < p.outH && ti.ow0 + j < p.outW;
+            st[i * M + j][l] = in ? plane[(ti.oh0 + i) * p.outW + ti.ow0 + j] : 0.0f;
+          }
+      }
+      Vec tcol[A][M];
+      for (int j = 0; j < M; ++j) {
+        Vec col[M], o[A];
+        for (int i = 0; i < M; ++i) col[i] = vload<Vec>(st[i * M + j]);
+        Tf<M, R>::outT(col, o);
+        for (int a = 0; a < A; ++a) tcol[a][j] = o[a];
+      }
+      float* base = D + ko * tcPad + tb;
+      for (int a = 0; a < A; ++a) {
+        Vec o[A];
+        Tf<M, R>::outT(tcol[a], o);
+        for (int b = 0; b < A; ++b) vstore(base + (a * A + b) * xiStride, o[b]);
+      }
+    }
+  }
+}
+
 ThreadPool& serialPool() {
   static ThreadPool pool;
   return pool;
@@ -494,7 +584,98 @@ void run(ThreadPool& pool, const float* x, const float* w, bool flipped, const f
   }
 }
 
-std::atomic<int> g_variant[2] = {{-1}, {-1}};
+/**
+ * dW (r x r per (k, c)) = G^T [ sum over tiles (A dy_t A^T) . (B^T x_t B) ] G: per xi a GEMM
+ * dU_xi [K, C] += D_xi [K, tc] x V_xi^T [tc, C] over chunks of tiles, whose k dimension is the tiles.
+ * A fixed number of ranges of chunks (at most 4, whatever the thread count) are summed by one thread
+ * each into its own partial dU, then added in order (results do not depend on the thread count).
+ */
+template <int M, int R>
+void runFilter(ThreadPool& pool, const float* x, const float* dy, float* dw, float beta, const WinogradShape& p) {
+  constexpr int A = Tf<M, R>::kAlpha, A2 = A * A;
+  const int64_t C = p.c, K = p.k, G = p.groups, uSize = G * A2 * K * C;
+  const int64_t tilesH = (p.outH + M - 1) / M, tilesW = (p.outW + M - 1) / M, perImage = tilesH * tilesW;
+  const int64_t T = p.n * perImage;
+  static const int64_t tcEnv = envInt("ALEXNET_WINOGRAD_FILTER_TILES", 128);
+  const int64_t Tc = std::min<int64_t>((tcEnv + 15) / 16 * 16, (T + 15) / 16 * 16);
+  const int64_t chunks = (T + Tc - 1) / Tc;
+  const int lanes = activeIsa() == Isa::Avx512 ? 16 : 8;
+  const int64_t R4 = std::min<int64_t>(chunks, 4);
+  float* parts = scratch(Scratch::Aux, (size_t)(R4 * uSize));
+  // One chunk of one group into dU (beta 0 on the range's first chunk, 1 after).
+  auto chunk = [&](ThreadPool& c, int64_t ch, int64_t g, float* dU, float b) {
+    const int64_t t0 = ch * Tc, tc = std::min(Tc, T - t0), tcPad = (tc + 15) / 16 * 16;
+    TileInfo* tiles = scratch<TileInfo>(Scratch::Table, (size_t)tc);
+    for (int64_t t = 0; t < tc; ++t) {
+      const int64_t tt = t0 + t, img = tt / perImage, rem = tt % perImage;
+      tiles[t] = TileInfo{(int32_t)img, (int32_t)((rem / tilesW) * M), (int32_t)((rem % tilesW) * M)};
+    }
+    const int64_t vStride = C * tcPad + kXiPad, dStride = K * tcPad + kXiPad;
+    float* V = scratch(Scratch::Col, (size_t)(A2 * vStride));
+    float* D = scratch(Scratch::Gather, (size_t)(A2 * dStride));
+    // V as plain rows [C, tcPad]: the packed-B layout with one panel as wide as the chunk.
+    c.parallelFor(C, 4, [&](int64_t c0, int64_t c1) {
+      if (lanes == 16) inputTransform<M, R, 16>(x, &p, tiles, tc, tcPad, (int)tcPad, g, c0, c1, V);
+      else inputTransform<M, R, 8>(x, &p, tiles, tc, tcPad, (int)tcPad, g, c0, c1, V);
+    });
+    c.parallelFor(K, 4, [&](int64_t k0, int64_t k1) {
+      if (lanes == 16) dispatchIsa<dyTransformBody<M, R, 16>>(dy, &p, tiles, tc, tcPad, dStride, g, k0, k1, D);
+      else dispatchIsa<dyTransformBody<M, R, 8>>(dy, &p, tiles, tc, tcPad, dStride, g, k0, k1, D);
+    });
+    for (int xi = 0; xi < A2; ++xi)
+      sgemm(c, false, true, K, C, tcPad, 1.0f, D + xi * dStride, tcPad, V + xi * vStride, tcPad, b,
+            dU + (g * A2 + xi) * K * C, C);
+  };
+  if (R4 >= 2) {
+    pool.forChunks(R4, 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t c0 = chunks * r / R4, c1 = chunks * (r + 1) / R4;
+        for (int64_t ch = c0; ch < c1; ++ch)
+          for (int64_t g = 0; g < G; ++g) chunk(serialPool(), ch, g, parts + r * uSize, ch == c0 ? 0.0f : 1.0f);
+      }
+    });
+  } else {
+    for (int64_t g = 0; g < G; ++g) chunk(pool, 0, g, parts, 0.0f);
+  }
+  // The partials summed in order into the first (vectorised, contiguous), then dW = beta dW + G^T dU G
+  // in double, each (group, k) reading its alpha^2 rows of dU contiguously.
+  if (R4 >= 2)
+    pool.parallelFor(uSize, 1 << 14, [&](int64_t b0, int64_t e0) {
+      for (int64_t i = b0; i < e0; ++i) {
+        float acc = parts[i];
+        for (int64_t r = 1; r < R4; ++r) acc += parts[r * uSize + i];
+        parts[i] = acc;
+      }
+    });
+  pool.parallelFor(G * K, 4, [&](int64_t b0, int64_t e0) {
+    float* rows = scratch(Scratch::Rows, (size_t)(A2 * C));
+    for (int64_t gk = b0; gk < e0; ++gk) {
+      const int64_t g = gk / K, ko = gk % K;
+      for (int xi = 0; xi < A2; ++xi)
+        std::memcpy(rows + xi * C, parts + ((g * A2 + xi) * K + ko) * C, (size_t)C * sizeof(float));
+      for (int64_t ci = 0; ci < C; ++ci) {
+        double u[A][A];
+        for (int xi = 0; xi < A2; ++xi) u[xi / A][xi % A] = rows[xi * C + ci];
+        double t[R][A], f[R][R];
+        for (int b = 0; b < A; ++b) {
+          double col[A], o[R];
+          for (int a = 0; a < A; ++a) col[a] = u[a][b];
+          Tf<M, R>::filterT(col, o);
+          for (int r = 0; r < R; ++r) t[r][b] = o[r];
+        }
+        for (int r = 0; r < R; ++r) Tf<M, R>::filterT(t[r], f[r]);
+        float* d = dw + ((g * K + ko) * C + ci) * R * R;
+        for (int r = 0; r < R; ++r)
+          for (int sc = 0; sc < R; ++sc) {
+            const int i = r * R + sc;
+            d[i] = beta == 0.0f ? (float)f[r][sc] : (float)(beta * d[i] + f[r][sc]);
+          }
+      }
+    }
+  });
+}
+
+std::atomic<int> g_variant[3] = {{-1}, {-1}, {-1}};
 
 int envVariant(const char* name) {
   const char* s = std::getenv(name);
@@ -526,6 +707,13 @@ int winogradVariant(const ConvGeometry& g, WinogradPass pass) {
   // Automatic: F(4x4) (measured faster than F(2x2) and direct on conv3-5, docs/cpu-engine.md) where
   // the GEMMs are big enough to be worth the transforms.
   return g.cg() >= 16 && g.kg() >= 16 ? 4 : 0;
+}
+
+void winogradFilterGrad(ThreadPool& pool, int variant, int r, const float* x, const float* dy, float* dw, float beta,
+                        const WinogradShape& p) {
+  if (r == 5) runFilter<2, 5>(pool, x, dy, dw, beta, p);
+  else if (variant == 2) runFilter<2, 3>(pool, x, dy, dw, beta, p);
+  else runFilter<4, 3>(pool, x, dy, dw, beta, p);
 }
 
 void winogradConv(ThreadPool& pool, int variant, int r, const float* x, const float* w, bool flipped,

@@ -15,7 +15,7 @@ struct WinogradShape {
   int64_t cTotal, kTotal;
 };
 
-enum class WinogradPass : int { Forward = 0, BackwardData = 1 };
+enum class WinogradPass : int { Forward = 0, BackwardData = 1, BackwardFilter = 2 };
 
 /**
  * The variant a convolution gets for `pass`: 0 (direct, im2col + GEMM), or the output tile m of
@@ -33,5 +33,9 @@ void setWinogradSetting(WinogradPass pass, int variant);
  */
 void winogradConv(ThreadPool& pool, int variant, int r, const float* x, const float* w, bool flipped,
                   const float* bias, float* y, const WinogradShape& p);
+
+/** dw = beta dw + the filter gradient of the convolution p (x its input, dy its output's gradient), by Winograd. */
+void winogradFilterGrad(ThreadPool& pool, int variant, int r, const float* x, const float* dy, float* dw, float beta,
+                        const WinogradShape& p);
 
 }  // namespace alexnet

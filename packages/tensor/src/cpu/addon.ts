@@ -9,6 +9,7 @@ import type { AddonEngine } from '../native-engine.js';
 export type CpuIsa = 'avx512' | 'avx2' | 'portable';
 /** How the engine computes stride-1 3x3 and 5x5 convolutions (docs/cpu-engine.md, Winograd). */
 export type CpuConvAlgorithm = 'auto' | 'direct' | 'winograd2' | 'winograd4';
+export type CpuConvPass = 'forward' | 'backwardData' | 'backwardFilter';
 
 /** The CPU addon's engine: the shared surface (native-engine.ts) plus its own two methods. */
 export interface CpuAddonEngine extends AddonEngine {
@@ -27,7 +28,7 @@ export interface NativeAddon {
   };
   setIsa(isa: CpuIsa): void;
   peakGflops(threads: number, seconds: number): number;
-  setConvAlgorithm(pass: 'forward' | 'backwardData', algorithm?: CpuConvAlgorithm): CpuConvAlgorithm;
+  setConvAlgorithm(pass: CpuConvPass, algorithm?: CpuConvAlgorithm): CpuConvAlgorithm;
 }
 
 export const ADDON_PATH = '../../build/Release/alexnet_cpu.node';

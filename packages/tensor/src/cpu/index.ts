@@ -4,11 +4,11 @@
  * two-GPU split (§3.2) runs as two CPU engines, one thread each, side by side.
  */
 import type { Backend } from '../backend.js';
-import { addonLoadError, nativeAddon, type CpuConvAlgorithm, type CpuIsa } from './addon.js';
+import { addonLoadError, nativeAddon, type CpuConvAlgorithm, type CpuConvPass, type CpuIsa } from './addon.js';
 import { CpuEngine } from './engine.js';
 
 export { CpuEngine } from './engine.js';
-export type { CpuConvAlgorithm, CpuIsa } from './addon.js';
+export type { CpuConvAlgorithm, CpuConvPass, CpuIsa } from './addon.js';
 
 /** Logical CPU devices offered (they share the machine's cores; setThreads divides them). */
 export const CPU_DEVICE_COUNT = 64;
@@ -55,12 +55,13 @@ export function cpuPeakGflops(threads: number, seconds = 0.5): number {
 }
 
 /**
- * The algorithm of the stride-1 3x3 and 5x5 convolutions for one pass, process-wide (benchmarks and
+ * The algorithm of the stride-1 3x3 and 5x5 convolutions for one pass ('forward', 'backwardData',
+ * 'backwardFilter'), process-wide (benchmarks and
  * tests compare them in one run): 'auto' (the measured choice: Winograd F(4x4,3x3) for 3x3 and
  * F(2x2,5x5) for 5x5 kernels with at least 16 channels per group in and out), 'direct' (im2col + GEMM),
  * 'winograd2' (F(2x2,3x3); F(2x2,5x5) for 5x5) or 'winograd4' (F(4x4,3x3); F(2x2,5x5) for 5x5).
  * ALEXNET_CONV_WINOGRAD=0|2|4 sets the default. Returns the previous setting.
  */
-export function setCpuConvAlgorithm(pass: 'forward' | 'backwardData', algorithm: CpuConvAlgorithm): CpuConvAlgorithm {
+export function setCpuConvAlgorithm(pass: CpuConvPass, algorithm: CpuConvAlgorithm): CpuConvAlgorithm {
   return nativeAddon().setConvAlgorithm(pass, algorithm);
 }
