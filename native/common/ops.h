@@ -194,11 +194,13 @@ ALEXNET_OP(Scale, "scale")
 };
 
 /** The elementwise ops over float32 buffers of one length: add(a, b, out), reluForward(x, y),
- * reluBackward(y, dy, dx). b[i] is argument i. */
+ * reluBackward(y, dy, dx), tanhForward(x, y), tanhBackward(y, dy, dx). b[i] is argument i; a new op
+ * of this form is a row of kArgs and a `using` below (no ALEXNET_OP). */
 template <class A, int Which>
 struct Elementwise {
-  static constexpr const char* kArgs[3][4] = {
-    {"add", "a", "b", "out"}, {"reluForward", "x", "y", nullptr}, {"reluBackward", "y", "dy", "dx"}};
+  static constexpr const char* kArgs[5][4] = {
+    {"add", "a", "b", "out"}, {"reluForward", "x", "y", nullptr}, {"reluBackward", "y", "dy", "dx"},
+    {"tanhForward", "x", "y", nullptr}, {"tanhBackward", "y", "dy", "dx"}};
   static constexpr const char* name = kArgs[Which][0];
   H<A> b[3];
   void read(const A& a) {
@@ -214,6 +216,10 @@ template <class A>
 using ReluForward = Elementwise<A, 1>;
 template <class A>
 using ReluBackward = Elementwise<A, 2>;
+template <class A>
+using TanhForward = Elementwise<A, 3>;
+template <class A>
+using TanhBackward = Elementwise<A, 4>;
 
 /** biasAdd(y, bias, n, c, hw) and biasGrad(dy, db, n, c, hw, beta): y [n, c, hw], bias [c]. */
 ALEXNET_OP_PAIR(Bias, BiasAdd, "biasAdd", BiasGrad, "biasGrad")
@@ -465,7 +471,8 @@ std::vector<Napi::ClassPropertyDescriptor<T>> engineMethods(std::initializer_lis
     T::template op<ChannelCopy>(), T::template op<Gemm>(), T::template op<Axpy>(), T::template op<Scale>(),
     T::template op<Add>(), T::template op<BiasAdd>(), T::template op<BiasGrad>(), T::template op<Conv2dForward>(),
     T::template op<Conv2dBackwardData>(), T::template op<Conv2dBackwardFilter>(), T::template op<ReluForward>(),
-    T::template op<ReluBackward>(), T::template op<LrnForward>(), T::template op<LrnBackward>(),
+    T::template op<ReluBackward>(), T::template op<TanhForward>(), T::template op<TanhBackward>(),
+    T::template op<LrnForward>(), T::template op<LrnBackward>(),
     T::template op<MaxPoolForward>(), T::template op<MaxPoolBackward>(), T::template op<DropoutForward>(),
     T::template op<DropoutBackward>(), T::template op<SoftmaxCrossEntropy>(), T::template op<Softmax>(),
     T::template op<TopkCorrect>(), T::template op<SgdUpdate>(),

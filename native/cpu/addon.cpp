@@ -84,6 +84,10 @@ void launch(ThreadPool& t, const ops::ReluForward<Call>& p) { reluForward(t, p.b
 void launch(ThreadPool& t, const ops::ReluBackward<Call>& p) {
   reluBackward(t, p.b[0]->f32(), p.b[1]->f32(), p.b[2]->f32(), p.b[0]->length);
 }
+void launch(ThreadPool& t, const ops::TanhForward<Call>& p) { tanhForward(t, p.b[0]->f32(), p.b[1]->f32(), p.b[0]->length); }
+void launch(ThreadPool& t, const ops::TanhBackward<Call>& p) {
+  tanhBackward(t, p.b[0]->f32(), p.b[1]->f32(), p.b[2]->f32(), p.b[0]->length);
+}
 void launch(ThreadPool& t, const ops::LrnForward<Call>& p) { lrnForward(t, p.x->f32(), p.y->f32(), p.p, p.n, p.c, p.hw); }
 void launch(ThreadPool& t, const ops::LrnBackward<Call>& p) {
   lrnBackward(t, p.x->f32(), p.y->f32(), p.dy->f32(), p.dx->f32(), p.p, p.n, p.c, p.hw);

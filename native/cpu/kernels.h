@@ -28,6 +28,9 @@ void biasAdd(ThreadPool& pool, float* y, const float* bias, int64_t n, int64_t c
 void biasGrad(ThreadPool& pool, const float* dy, float* db, int64_t n, int64_t c, int64_t hw, float beta);
 void reluForward(ThreadPool& pool, const float* x, float* y, int64_t n);
 void reluBackward(ThreadPool& pool, const float* y, const float* dy, float* dx, int64_t n);
+/** y = tanh(x) (y may be x), max relative error 1.5e-7; dx = dy (1 - y²) (dx may be dy). */
+void tanhForward(ThreadPool& pool, const float* x, float* y, int64_t n);
+void tanhBackward(ThreadPool& pool, const float* y, const float* dy, float* dx, int64_t n);
 /** y = u >= p ? x / (1 - p) : 0, u the uniform draw at offset + i (the mask is regenerated, never stored). */
 void dropout(ThreadPool& pool, const float* x, float* y, int64_t n, double p, uint64_t seed, uint64_t offset);
 void sgdUpdate(ThreadPool& pool, float* w, const float* g, float* v, int64_t n, float lr, float momentum, float wd,

@@ -65,6 +65,8 @@ void launch(Engine& e, const ops::Conv2dBackwardFilter<Call>& p) {
 }
 void launch(Engine& e, const ops::ReluForward<Call>& p) { e.reluForward(*p.b[0], *p.b[1]); }
 void launch(Engine& e, const ops::ReluBackward<Call>& p) { e.reluBackward(*p.b[0], *p.b[1], *p.b[2]); }
+void launch(Engine& e, const ops::TanhForward<Call>& p) { e.tanhForward(*p.b[0], *p.b[1]); }
+void launch(Engine& e, const ops::TanhBackward<Call>& p) { e.tanhBackward(*p.b[0], *p.b[1], *p.b[2]); }
 void launch(Engine& e, const ops::LrnForward<Call>& p) { e.lrnForward(*p.x, *p.y, p.p, (int)p.n, (int)p.c, (int)p.hw); }
 void launch(Engine& e, const ops::LrnBackward<Call>& p) {
   e.lrnBackward(*p.x, *p.y, *p.dy, *p.dx, p.p, (int)p.n, (int)p.c, (int)p.hw);

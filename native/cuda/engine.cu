@@ -510,6 +510,14 @@ void Engine::reluBackward(Buffer& y, Buffer& dy, Buffer& dx) {
   launchFlat("reluBackward", reluBackwardKernel, y.length, y.f32(), dy.f32(), dx.f32(), (long long)y.length);
 }
 
+void Engine::tanhForward(Buffer& x, Buffer& y) {
+  launchFlat("tanhForward", tanhForwardKernel, x.length, x.f32(), y.f32(), (long long)x.length);
+}
+
+void Engine::tanhBackward(Buffer& y, Buffer& dy, Buffer& dx) {
+  launchFlat("tanhBackward", tanhBackwardKernel, y.length, y.f32(), dy.f32(), dx.f32(), (long long)y.length);
+}
+
 void Engine::lrnForward(Buffer& x, Buffer& y, const LrnParams& p, int n, int c, int hw) {
   if (!c) return;
   launchFlat("lrnForward", lrnForwardKernel, (long long)n * hw, x.f32(), y.f32(), n, c, hw, (int)(p.size / 2),

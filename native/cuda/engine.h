@@ -132,6 +132,8 @@ class Engine {
   // ---- the rest ----
   void reluForward(Buffer& x, Buffer& y);
   void reluBackward(Buffer& y, Buffer& dy, Buffer& dx);
+  void tanhForward(Buffer& x, Buffer& y);
+  void tanhBackward(Buffer& y, Buffer& dy, Buffer& dx);
   void lrnForward(Buffer& x, Buffer& y, const LrnParams& p, int n, int c, int hw);
   void lrnBackward(Buffer& x, Buffer& y, Buffer& dy, Buffer& dx, const LrnParams& p, int n, int c, int hw);
   void maxPoolForward(Buffer& x, Buffer& y, Buffer& argmax, const PoolGeometry& g);

@@ -52,6 +52,17 @@ __global__ void reluBackwardKernel(const float* y, const float* dy, float* dx, l
   ALEXNET_GRID_STRIDE(i, n) dx[i] = y[i] <= 0.f ? 0.f : dy[i];
 }
 
+// y = tanh(x) (§3.1, Figure 1): tanhf (CUDA: 2 ulp; the emulation: the host's libm); NaN stays NaN,
+// tanh(±Inf) = ±1
+__global__ void tanhForwardKernel(const float* x, float* y, long long n) {
+  ALEXNET_GRID_STRIDE(i, n) y[i] = tanhf(x[i]);
+}
+
+// dx = dy (1 - y)(1 + y), i.e. dy (1 - y²) without the cancellation near |y| = 1
+__global__ void tanhBackwardKernel(const float* y, const float* dy, float* dx, long long n) {
+  ALEXNET_GRID_STRIDE(i, n) { const float v = y[i]; dx[i] = dy[i] * ((1.f - v) * (1.f + v)); }
+}
+
 /**
  * Philox draws (src/philox.ts is normative): one thread per 4-word block, so each block is computed
  * once. out[i] = a + (b - a) u or mean + std z for global index offset + i; double arithmetic, one

@@ -12,7 +12,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const require = createRequire(import.meta.url);
 const here = dirname(fileURLToPath(import.meta.url));
 const tensorRoot = dirname(require.resolve('@alexnet/tensor/package.json'));
-const { Cases, hostileOptions, lrnMemoryBound, wrongThis, countCases, readFloats } =
+const { Cases, hostileOptions, lrnMemoryBound, wrongThis, countCases, elementwiseCases, readFloats } =
   await import(pathToFileURL(join(tensorRoot, 'test', 'native-cases.mjs')).href);
 const A = require(join(here, '..', 'build', 'Release', 'alexnet_cuda_emu.node'));
 let cpu;
@@ -55,6 +55,7 @@ if (cpu) {
 {
   const e = newEngine();
   countCases(cases, e, false);
+  elementwiseCases(cases, e);
   const one = e.alloc('float32', 1), am = e.alloc('int32', 1);
   cases.throws('maxPoolForward 1x1 window on a 0x0 input', () => e.maxPoolForward(one, one, am, { n: 1, c: 1, h: 0, w: 0, kh: 1, kw: 1, strideH: 1, strideW: 1, padH: 0, padW: 0, outH: 0, outW: 0 }),
     /window is larger than the padded input/);

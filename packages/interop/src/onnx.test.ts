@@ -64,6 +64,7 @@ const CASES: { label: string; config: ModelConfig; form?: 'grouped' | 'towers' }
   { label: 'paper with the PyTorch LRN convention and LRN across both towers', config: { name: 'paper', classes: CLASSES, inputSize: SIZE, lrnConvention: 'pytorch', lrnAcrossTowers: true } },
   { label: 'paper-half (one tower, §3.2\'s comparison net)', config: { name: 'paper-half', classes: CLASSES, inputSize: SIZE } },
   { label: 'torchvision (adaptive 6x6 average pool from pool5\'s 1x1)', config: { name: 'torchvision', classes: CLASSES, inputSize: SIZE } },
+  { label: 'paper with tanh in place of ReLU (§3.1, Figure 1), two-tower form', config: { name: 'paper', classes: CLASSES, inputSize: SIZE, activation: 'tanh' }, form: 'towers' },
 ];
 
 describe.skipIf(!ort)('ONNX export run by onnxruntime-node (needs the onnxruntime-node devDependency)', () => {

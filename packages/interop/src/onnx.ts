@@ -166,6 +166,9 @@ function buildGraph(r: ResolvedSource, form: 'grouped' | 'towers'): { graph: Gra
       case 'relu':
         parts = parts.map((p, t) => { const out = `${spec.name}${suffix(t)}`; g.node('Relu', [p], [out]); return out; });
         break;
+      case 'tanh': // activation 'tanh' (§3.1, Figure 1)
+        parts = parts.map((p, t) => { const out = `${spec.name}${suffix(t)}`; g.node('Tanh', [p], [out]); return out; });
+        break;
       case 'lrn': {
         // §3.3 with ONNX's alpha / size: the paper's alpha (no division) becomes alpha * size.
         const attrs = () => [attrInt('size', spec.size), attrFloat('alpha', spec.convention === 'paper' ? spec.alpha * spec.size : spec.alpha), attrFloat('beta', spec.beta), attrFloat('bias', spec.k)];

@@ -5,8 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { copyInto, memory, tensor, type Tensor } from '@alexnet/tensor';
 import {
-  AdaptiveAvgPool2d, Conv2d, createModel, Dropout, Flatten, Layer, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential,
-  SoftmaxCrossEntropy, type ForwardContext, type ModelDescription,
+  AdaptiveAvgPool2d, cifarDescription, Conv2d, createModel, Dropout, Flatten, Layer, Linear, LocalResponseNorm, MaxPool2d, ReLU,
+  Sequential, SoftmaxCrossEntropy, Tanh, type ForwardContext, type ModelDescription,
 } from './index.js';
 import { relativeError } from '@alexnet/tensor/conformance';
 
@@ -121,6 +121,29 @@ describe('finite-difference gradient checks (float64, reference backend)', () =>
     gradcheck(new ReLU(), [2, 3, 4, 4]);
     gradcheck(new ReLU({ inPlace: true }), [2, 3, 4, 4]);
   });
+  it('Tanh (§3.1, Figure 1; in place and not, near 0 and saturating)', () => {
+    gradcheck(new Tanh(), [2, 3, 4, 4]);
+    gradcheck(new Tanh({ inPlace: true }), [2, 3, 4, 4]);
+    gradcheck(new Tanh({ name: 't' }), [3, 7], { scale: 4, seed: 5 });
+    const t = new Tanh({ name: 'tanh1', inPlace: true });
+    const x = f64(Float64Array.of(-1, 0, 2), [3]);
+    const y = t.forward(x);
+    expect(y).not.toBe(x); // in place, but the caller gets its own handle
+    expect(Array.from(y.dataSync())).toEqual([Math.tanh(-1), 0, Math.tanh(2)]);
+    expect(() => t.backward(f64(Float64Array.of(1, 1, 1), [3]))).toThrow(/Tanh tanh1: backward called without a training forward/);
+    x.dispose(); y.dispose();
+  });
+  it('Sequential of conv, tanh in place (safe: conv keeps its input), pool, flatten, linear', () => {
+    const seq = new Sequential([
+      new Conv2d({ ...p64, name: 'c1', inChannels: 2, outChannels: 3, kernel: 3, stride: 1, padding: 1, biasInit: 0.1 }),
+      new Tanh({ inPlace: true }),
+      new MaxPool2d({ size: 3, stride: 2 }),
+      new Flatten(),
+      new Linear({ ...p64, name: 'fc', inFeatures: 3 * 2 * 2, outFeatures: 3 }),
+      new Tanh(),
+    ]);
+    gradcheck(seq, [2, 2, 5, 5], { scale: 2 });
+  });
   it('LocalResponseNorm: paper convention, PyTorch convention, per-tower groups', () => {
     gradcheck(new LocalResponseNorm({ size: 5, alpha: 1e-2, beta: 0.75, k: 2 }), [2, 7, 3, 3], { scale: 5 });
     gradcheck(new LocalResponseNorm({ size: 3, alpha: 0.2, beta: 0.6, k: 1, convention: 'pytorch' }), [2, 6, 2, 3], { scale: 3 });
@@ -231,6 +254,43 @@ describe('finite-difference gradient checks (float64, reference backend)', () =>
       net.dispose();
     }
   });
+});
+
+describe('the cifar-4layer net with tanh (§3.1, Figure 1), built from its description', () => {
+  it('has tanh layers in place after each conv, and its gradients are checked entry by entry', () => {
+    const net = createModel(cifarDescription({ activation: 'tanh', classes: 3, weightStd: 0.2 }), { devices: ['reference:0'], dtype: 'float64', seed: 2 });
+    const layers = net.layers().flatMap((s) => s.layers);
+    const tanhs = layers.filter((l) => l instanceof Tanh) as Tanh[];
+    expect(tanhs.map((l) => [l.name, l.inPlace])).toEqual([['tanh1', true], ['tanh2', true], ['tanh3', true]]);
+    expect(layers.some((l) => l instanceof ReLU)).toBe(false);
+    const rng = new Rng(3);
+    const x = f64(rng.floats(1 * 3 * 32 * 32, 2), [1, 3, 32, 32]);
+    const r = rng.floats(3);
+    const lossOf = (): number => projected(net, x, { training: true }, r);
+    const y = net.forward(x, { training: true });
+    expect(y.shape).toEqual([1, 3]);
+    y.dispose();
+    net.zeroGrad();
+    const rT = f64(r, [1, 3]);
+    net.backward(rT);
+    rT.dispose();
+    for (const p of net.parameters()) {
+      const wh = Float64Array.from(p.value.dataSync());
+      const ana = p.grad.dataSync();
+      const num: number[] = [], an: number[] = [];
+      for (const i of sampleIdx(wh.length, 4)) {
+        const v = wh[i]!;
+        wh[i] = v + H; setHost(p.value, wh); const lp = lossOf();
+        wh[i] = v - H; setHost(p.value, wh); const lm = lossOf();
+        wh[i] = v; setHost(p.value, wh);
+        num.push((lp - lm) / (2 * H));
+        an.push(ana[i]!);
+      }
+      expect(relErr(an, num), `d${p.name}`).toBeLessThan(TOL);
+    }
+    x.dispose();
+    net.dispose();
+  }, 120_000);
 });
 
 describe('hand-worked forward values', () => {

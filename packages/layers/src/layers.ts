@@ -14,7 +14,7 @@
 import {
   concatChannels, copyInto, conv2d, conv2dBackwardData, conv2dBackwardFilter, dropout as dropoutOp, dropoutBackward,
   empty, gemm, localResponseNorm, localResponseNormBackward, matmul, maxPool2d, maxPool2dBackward, relu,
-  reluBackward, softmaxCrossEntropy, splitChannels, tensor, biasAdd, biasGrad, type DType, type Device,
+  reluBackward, softmaxCrossEntropy, splitChannels, tanh, tanhBackward, tensor, biasAdd, biasGrad, type DType, type Device,
   type HostTensor, type LrnOptions, type Shape, type Tensor,
 } from '@alexnet/tensor';
 import { initParameter } from './init.js';
@@ -293,6 +293,43 @@ export class ReLU extends Layer {
   backward(dy: Tensor): Tensor {
     if (!this.y) err(`ReLU ${this.name}`, 'backward called without a training forward before it');
     const dx = reluBackward(this.y, dy, { inPlace: true }); // written into dy, which we own
+    this.releaseCache();
+    return dx;
+  }
+
+  override releaseCache(): void {
+    release(this.y);
+    this.y = null;
+  }
+}
+
+/**
+ * f(x) = tanh(x), the saturating nonlinearity §3.1 compares ReLU with (Figure 1). Any shape. Keeps
+ * its output y for backward (dx = dy (1 - y²)); in place reuses x's memory, safe where ReLU's is
+ * (after conv/linear, which keep their input, not their output).
+ */
+export class Tanh extends Layer {
+  readonly name: string;
+  readonly inPlace: boolean;
+  private y: Tensor | null = null;
+
+  constructor(o: { name?: string; inPlace?: boolean } = {}) {
+    super();
+    this.name = o.name ?? '';
+    this.inPlace = o.inPlace ?? false;
+  }
+
+  forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
+    let y = tanh(x, { inPlace: this.inPlace });
+    if (y === x) y = x.reshape(x.shape); // the caller owns a separate handle
+    this.releaseCache();
+    if (ctx.training) this.y = hold(y);
+    return y;
+  }
+
+  backward(dy: Tensor): Tensor {
+    if (!this.y) err(`Tanh ${this.name}`, 'backward called without a training forward before it');
+    const dx = tanhBackward(this.y, dy, { inPlace: true }); // written into dy, which we own
     this.releaseCache();
     return dx;
   }

@@ -24,7 +24,7 @@ import {
 } from '@alexnet/tensor';
 import { initParameter } from './init.js';
 import {
-  AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Layer, Linear, LocalResponseNorm, MaxPool2d, ReLU, writeHost,
+  AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Layer, Linear, LocalResponseNorm, MaxPool2d, ReLU, Tanh, writeHost,
   type ForwardContext,
 } from './layers.js';
 import { describeModel, inferShapes, parameterCount, type LayerSpec, type ModelDescription, type ModelName, type ModelOptions } from './models.js';
@@ -199,6 +199,7 @@ export class Network {
         return new Linear({ name, inFeatures: params[0]!.shape[1]!, outFeatures: o1 - o0, params: { weight, bias }, inputGrad: !first });
       }
       case 'relu': return new ReLU({ name, inPlace: prevKind === 'conv' || prevKind === 'linear' });
+      case 'tanh': return new Tanh({ name, inPlace: prevKind === 'conv' || prevKind === 'linear' });
       case 'lrn': return new LocalResponseNorm({ name, size: spec.size, alpha: spec.alpha, beta: spec.beta, k: spec.k, convention: spec.convention, groups: p.groups });
       case 'maxpool': return new MaxPool2d({ name, size: spec.size, stride: spec.stride });
       case 'dropout': return new Dropout({ name, p: spec.p, seed: this.seed, groups: p.groups, part: { index: p.tower } });

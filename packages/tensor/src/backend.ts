@@ -174,6 +174,13 @@ export interface Engine {
    * gradient passes (PyTorch's threshold_backward), so a NaN is never masked into a zero gradient.
    */
   reluBackward(y: DeviceBuffer, dy: DeviceBuffer, dx: DeviceBuffer): void;
+  /**
+   * y = tanh(x), the saturating nonlinearity ReLU is compared with (§3.1, Figure 1); y may alias x.
+   * NaN propagates (tanh(NaN) = NaN, as in PyTorch) and tanh(±Infinity) = ±1.
+   */
+  tanhForward(x: DeviceBuffer, y: DeviceBuffer): void;
+  /** dx = dy (1 - y²) (uses the forward output y, like reluBackward); dx may alias dy. NaN in y or dy gives NaN. */
+  tanhBackward(y: DeviceBuffer, dy: DeviceBuffer, dx: DeviceBuffer): void;
 
   // ---- local response normalisation (§3.3), one fused kernel each way ----
   lrnForward(x: DeviceBuffer, y: DeviceBuffer, p: LrnParams, n: number, c: number, hw: number): void;

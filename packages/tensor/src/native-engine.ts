@@ -35,9 +35,9 @@ export interface NativeMemoryStats {
 /** The ops the adapter forwards as they are, with buffers and engines swapped for handles. */
 export const FORWARDED_OPS = [
   'fill', 'random', 'copy', 'copyToPeer', 'channelCopy', 'gemm', 'axpy', 'scale', 'add', 'biasAdd', 'biasGrad',
-  'conv2dForward', 'conv2dBackwardData', 'conv2dBackwardFilter', 'reluForward', 'reluBackward', 'lrnForward',
-  'lrnBackward', 'maxPoolForward', 'maxPoolBackward', 'dropoutForward', 'dropoutBackward', 'softmaxCrossEntropy',
-  'softmax', 'topkCorrect', 'sgdUpdate',
+  'conv2dForward', 'conv2dBackwardData', 'conv2dBackwardFilter', 'reluForward', 'reluBackward', 'tanhForward',
+  'tanhBackward', 'lrnForward', 'lrnBackward', 'maxPoolForward', 'maxPoolBackward', 'dropoutForward', 'dropoutBackward',
+  'softmaxCrossEntropy', 'softmax', 'topkCorrect', 'sgdUpdate',
 ] as const;
 type ForwardedOp = (typeof FORWARDED_OPS)[number];
 

@@ -259,6 +259,30 @@ export function reluBackward(y: Tensor, dy: Tensor, opts: { inPlace?: boolean } 
   return dx;
 }
 
+/**
+ * tanh(x), the saturating nonlinearity of §3.1 (Figure 1: ReLU against tanh), as a new tensor or in
+ * place. Any shape. NaN propagates (tanh(NaN) = NaN, as in PyTorch); tanh(±Infinity) = ±1.
+ */
+export function tanh(x: Tensor, opts: { inPlace?: boolean } = {}): Tensor {
+  checkTensor('tanh', 'x', x, { float: true });
+  const y = opts.inPlace ? x : out(x.shape, x);
+  engineOf(x).tanhForward(x.buffer, y.buffer);
+  return y;
+}
+
+/** dx = dy (1 - y²), from tanh's output y (as reluBackward takes relu's), as a new tensor or in place on dy. */
+export function tanhBackward(y: Tensor, dy: Tensor, opts: { inPlace?: boolean } = {}): Tensor {
+  const op = 'tanhBackward';
+  checkTensor(op, 'y', y, { float: true });
+  checkTensor(op, 'dy', dy, { float: true });
+  sameDevice(op, { y, dy });
+  sameFloatDType(op, { y, dy });
+  sameShape(op, y, 'y', dy, 'dy');
+  const dx = opts.inPlace ? dy : out(dy.shape, dy);
+  engineOf(y).tanhBackward(y.buffer, dy.buffer, dx.buffer);
+  return dx;
+}
+
 // ---- local response normalisation (§3.3) ----
 
 export interface LrnOptions {

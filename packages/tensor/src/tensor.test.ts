@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   concatChannels, conv2d, decodeSafetensors, device, encodeSafetensors, fillNormal, loadSafetensors, localResponseNorm,
-  matmul, maxPool2d, memory, randn, relu, saveSafetensors, SafetensorsError, softmaxCrossEntropy, splitChannels, tensor,
-  tidy, topkCorrect, zeros, sgdUpdate, full,
+  matmul, maxPool2d, memory, randn, relu, saveSafetensors, SafetensorsError, softmaxCrossEntropy, splitChannels, tanh,
+  tanhBackward, tensor, tidy, topkCorrect, zeros, sgdUpdate, full,
 } from './index.js';
 
 const dev = 'reference:0';
@@ -101,6 +101,48 @@ describe('ops validate their arguments with sentences', () => {
     const w0 = zeros([2], { device: dev });
     expect(() => sgdUpdate(w0, w0, w0, { lr: NaN })).toThrow(/sgdUpdate: expected lr to be a finite number/);
     expect(() => relu(zeros([0, 3], { device: dev }))).toThrow(/zero-size dimension/);
+  });
+});
+
+describe('tanh and tanhBackward (§3.1, Figure 1)', () => {
+  const xs = [0, 0.5, -2, 1e-9, 30, NaN, Infinity, -Infinity];
+  it('validate like relu and reluBackward: errors name the op and the argument', () => {
+    const x = zeros([2, 3], { device: dev });
+    expect(() => tanh([1, 2] as never)).toThrow(/tanh: expected x to be a Tensor but received an array of length 2/);
+    expect(() => tanh(tensor(Int32Array.of(1), [1], { dtype: 'int32', device: dev }))).toThrow(/tanh: expected x to be float32 or float64 but received int32/);
+    expect(() => tanh(zeros([0, 3], { device: dev }))).toThrow(/tanh: x has a zero-size dimension/);
+    const gone = zeros([2], { device: dev });
+    gone.dispose();
+    expect(() => tanh(gone)).toThrow(/tanh: x was disposed/);
+    expect(() => tanhBackward(x, zeros([3, 2], { device: dev }))).toThrow(/tanhBackward: dy has shape \[3, 2\] but y has shape \[2, 3\]/);
+    expect(() => tanhBackward(x, zeros([2, 3], { device: dev, dtype: 'float64' }))).toThrow(/tanhBackward: dy is float64 but y is float32/);
+    expect(() => tanhBackward(x, zeros([2, 3], { device: 'reference:1' }))).toThrow(/tanhBackward: dy is on reference:1 but y is on reference:0/);
+    expect(() => tanhBackward(null as never, x)).toThrow(/tanhBackward: expected y to be a Tensor but received null/);
+    expect(() => tanhBackward(x, 3 as never)).toThrow(/tanhBackward: expected dy to be a Tensor but received 3 of type number/);
+  });
+
+  it('computes Math.tanh in float64 (NaN stays NaN, ±Infinity gives ±1), in float32 to rounding, and in place', () => {
+    const x64 = tensor(Float64Array.from(xs), [2, 4], { dtype: 'float64', device: dev });
+    const y64 = tanh(x64);
+    expect(y64.shape).toEqual([2, 4]);
+    expect(y64.dtype).toBe('float64');
+    expect(Array.from(y64.dataSync())).toEqual(xs.map(Math.tanh));
+    expect(Array.from(y64.dataSync()).slice(5)).toEqual([NaN, 1, -1]);
+    const x32 = tensor(xs, [8], { device: dev });
+    expect(Array.from(tanh(x32).dataSync())).toEqual(Array.from(Float32Array.from(xs, (v) => Math.tanh(Math.fround(v)))));
+    expect(tanh(x32, { inPlace: true })).toBe(x32);
+    expect(Array.from(x32.dataSync())).toEqual(Array.from(Float32Array.from(xs, (v) => Math.tanh(Math.fround(v)))));
+    for (const t of [x64, y64, x32]) t.dispose();
+  });
+
+  it('tanhBackward is dy (1 - y²) from the output y, and NaN passes', () => {
+    const y = tensor(Float64Array.of(0, 0.5, -0.5, 1, NaN, 0.25), [6], { dtype: 'float64', device: dev });
+    const dy = tensor(Float64Array.of(2, 4, -4, 7, 1, NaN), [6], { dtype: 'float64', device: dev });
+    expect(Array.from(tanhBackward(y, dy).dataSync())).toEqual([2, 3, -3, 0, NaN, NaN]);
+    const dx = tanhBackward(y, dy, { inPlace: true });
+    expect(dx).toBe(dy);
+    expect(Array.from(dy.dataSync())).toEqual([2, 3, -3, 0, NaN, NaN]);
+    y.dispose(); dy.dispose();
   });
 });
 

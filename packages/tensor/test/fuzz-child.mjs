@@ -33,6 +33,8 @@ function cases(dev, other) {
     conv2dBackwardFilter: { args: () => [x4(), f([2, 6, 5, 5]), [6, 2, 3, 3], { stride: 2, padding: 1, groups: 2 }] },
     relu: { args: () => [x4()] },
     reluBackward: { args: () => [x4(), x4()] },
+    tanh: { args: () => [x4()] },
+    tanhBackward: { args: () => [x4(), x4()] },
     localResponseNorm: { args: () => [x4(), { size: 5 }] },
     localResponseNormBackward: { args: () => [x4(), x4(), x4(), { size: 5 }] },
     maxPool2d: { args: () => [x4(), { size: 3, stride: 2 }] },
@@ -50,7 +52,7 @@ function cases(dev, other) {
 }
 
 // Ops whose single tensor may have any shape, and ops that copy any dtype.
-const ANY_SHAPE = new Set(['fill', 'scale', 'relu', 'dropout', 'dropoutBackward']);
+const ANY_SHAPE = new Set(['fill', 'scale', 'relu', 'tanh', 'dropout', 'dropoutBackward']);
 const ANY_DTYPE = new Set(['splitChannels', 'fill']);
 
 function mutations(op, arg, dev, other, tensorCount) {
@@ -111,6 +113,8 @@ for (const name of backends) {
   const probe = T.tensor([1, -2], [2], { device: dev });
   const r = T.relu(probe).dataSync();
   if (r[0] !== 1 || r[1] !== 0) failures.push(`${name}: the device computes wrongly after the fuzzing`);
+  const t = T.tanh(probe).dataSync();
+  if (Math.abs(t[0] - Math.tanh(1)) > 1e-6 || Math.abs(t[1] - Math.tanh(-2)) > 1e-6) failures.push(`${name}: tanh computes wrongly after the fuzzing: [${t}]`);
 }
 console.log(JSON.stringify({ calls, failures }));
 
@@ -118,7 +122,7 @@ console.log(JSON.stringify({ calls, failures }));
 
 async function nativeCases() {
   const { nativeAddon } = await import(new URL('../dist/cpu/addon.js', import.meta.url).href);
-  const { Cases, hostileOptions, lrnMemoryBound, wrongThis, countCases, readFloats } = await import(new URL('./native-cases.mjs', import.meta.url).href);
+  const { Cases, hostileOptions, lrnMemoryBound, wrongThis, countCases, elementwiseCases, readFloats } = await import(new URL('./native-cases.mjs', import.meta.url).href);
   const A = nativeAddon();
   const cases = new Cases();
   const newEngine = () => new A.NativeEngine(0);
@@ -129,6 +133,7 @@ async function nativeCases() {
   {
     const e = newEngine();
     countCases(cases, e, true);
+    elementwiseCases(cases, e);
     e.destroy();
   }
 

@@ -203,3 +203,46 @@ export function countCases(cases, e, windowsMayExceedInput) {
   for (const [name, fn] of Object.entries(quick)) cases.quick(name, () => { fn(); e.synchronizeSync(); });
   emptyBiasGrad(cases, e);
 }
+
+/**
+ * The elementwise ops of ops.h's Elementwise table (add, reluForward, reluBackward, tanhForward,
+ * tanhBackward): buffers of unequal length, of int32, freed, of another engine, or missing are
+ * refused with the argument's name; zero-length buffers are a no-op; and the kernels compute
+ * (tanh(±Infinity) = ±1 and tanh(NaN) = NaN exactly; tanhBackward = dy (1 - y²)), in place too.
+ */
+export function elementwiseCases(cases, e, read = readFloats) {
+  const f = (n) => e.alloc('float32', n);
+  const ops = { add: ['a', 'b', 'out'], reluForward: ['x', 'y'], reluBackward: ['y', 'dy', 'dx'], tanhForward: ['x', 'y'], tanhBackward: ['y', 'dy', 'dx'] };
+  const other = new e.constructor(0);
+  for (const [op, names] of Object.entries(ops)) {
+    for (let k = 0; k < names.length; k++) {
+      const args = () => names.map(() => f(4));
+      const [len, against] = k === 0 ? [5, names[1]] : [3, names[k]]; // the first is checked against the second
+      cases.throws(`${op}: ${names[k]} of another length`, () => { const a = args(); a[k] = f(len); e[op](...a); },
+        new RegExp(`${names[0]} holds ${k === 0 ? 5 : 4} elements but ${against} holds ${k === 0 ? 4 : 3} \\(they must have the same length\\)`));
+      cases.throws(`${op}: ${names[k]} int32`, () => { const a = args(); a[k] = e.alloc('int32', 4); e[op](...a); }, new RegExp(`${names[k]} is int32 but must be float32`));
+      cases.throws(`${op}: ${names[k]} freed`, () => { const a = args(); e.free(a[k]); e[op](...a); }, new RegExp(`${names[k]} was freed`));
+      cases.throws(`${op}: ${names[k]} of another engine`, () => { const a = args(); a[k] = other.alloc('float32', 4); e[op](...a); }, new RegExp(`${names[k]} belongs to another engine`));
+      cases.throws(`${op}: ${names[k]} missing`, () => e[op](...args().slice(0, k)), new RegExp(`for ${names[k]} but received`));
+    }
+    cases.quick(`${op} of zero-length buffers`, () => { e[op](...names.map(() => f(0))); e.synchronizeSync(); });
+  }
+  other.destroy();
+  const x = f(6), y = f(6), dy = f(6), dx = f(6);
+  e.write(x, Float32Array.of(Infinity, -Infinity, NaN, 0, 20, -0.5));
+  e.tanhForward(x, y);
+  const t = read(e, y);
+  const want = [1, -1, NaN, 0, 1, Math.tanh(-0.5)];
+  if (!t.every((v, i) => Object.is(v, want[i]) || Math.abs(v - want[i]) <= 1e-6 * Math.abs(want[i]))) cases.failures.push(`tanhForward gave [${t}], expected [${want}]`);
+  e.write(y, Float32Array.of(0.5, -0.5, 1, 0, NaN, 0.25));
+  e.write(dy, Float32Array.of(4, -4, 3, 2, 1, 16));
+  e.tanhBackward(y, dy, dx);
+  e.tanhBackward(y, dy, dy); // in place on dy
+  for (const [what, b] of [['dx', dx], ['dy (in place)', dy]]) {
+    const g = read(e, b), wantG = [3, -3, 0, 2, NaN, 15];
+    if (!g.every((v, i) => Object.is(v, wantG[i]))) cases.failures.push(`tanhBackward into ${what} gave [${g}], expected [${wantG}]`);
+  }
+  e.tanhForward(x, x); // in place on x
+  const ti = read(e, x);
+  if (!ti.every((v, i) => Object.is(v, t[i]))) cases.failures.push(`tanhForward in place gave [${ti}], expected [${t}]`);
+}

@@ -3,14 +3,16 @@
  * interface runs on the backend and on the reference kernels (in float64) for random shapes and
  * the real AlexNet layer shapes (batch 1), with every output poisoned with NaN first so an element
  * the op never writes fails. Tolerance: norm-wise relative error < 1e-4 against float64 (exact for
- * integer outputs, dropout masks and uniform draws). The reference's own backward kernels are checked
+ * integer outputs, dropout masks and uniform draws; 1e-6 for tanh, whose kernels are stated to within
+ * a few float32 ulp, on inputs that saturate it and on tiny ones, where it is x). The reference's own backward kernels are checked
  * by finite differences in src/reference/gradcheck.test.ts, so passing here means every backward op of
  * the backend is a correct gradient too.
  *
  * The "NaN and ties" group holds every backend (the reference included) to hand-worked values, with
  * no reference kernel involved:
  * - NaN propagates, as in PyTorch: relu(NaN) = NaN; reluBackward gives 0 only where y <= 0, so the
- *   gradient passes where y is NaN; a max-pool window holding NaN outputs NaN with the first NaN (in
+ *   gradient passes where y is NaN; tanh(NaN) = NaN and tanh(±Infinity) = ±1 exactly, and
+ *   tanhBackward = dy (1 - y²) is NaN where y or dy is (and where y = ±1 meets dy = ±Infinity); a max-pool window holding NaN outputs NaN with the first NaN (in
  *   row-major window order) as its argmax; a softmax row holding NaN is all NaN, and so is that row of
  *   the cross-entropy gradient, and the mean loss.
  * - topkCorrect ranks class j above the label t when z[j] > z[t], or z[j] = z[t] and j < t (a stable
@@ -202,6 +204,37 @@ function elementwiseCases(rng: TestRng, len: number, label: string): Case[] {
   return cases;
 }
 
+/** Norm-wise tolerance of the tanh cases: the kernels are within a few float32 ulp of tanh (CPU 1.5e-7 relative). */
+const TANH_RTOL = 1e-6;
+
+/**
+ * tanh forward (also in place) and backward (§3.1, Figure 1) over `len` elements: |x| < 3 (both sides
+ * of the CPU kernel's switch at 0.625), |x| up to 30 (saturated: tanh = ±1 in float32 from 9.01), and
+ * |x| < 1e-3 (tanh(x) = x to within float32; the norm-wise error is then relative to those values).
+ */
+function tanhCases(rng: TestRng, len: number, label: string): Case[] {
+  const cases: Case[] = [];
+  for (const [range, scale] of [['', 3], [' saturating', 30], [' tiny', 1e-3]] as const) {
+    const x = rng.floats(len, scale), dy = rng.floats(len);
+    const y = Float64Array.from(Float32Array.from(x, Math.tanh)); // the float32 output backward is given
+    cases.push(
+      { name: `tanhForward${range} ${label}`, buffers: { x: { dtype: 'float32', data: x }, y: { dtype: 'float32', length: len } },
+        run: (e, b) => e.tanhForward(b.x!, b.y!), reference: (a) => R.tanhForward(f(a.x!), f(a.y!)), check: ['y'], rtol: TANH_RTOL },
+      { name: `tanhBackward${range} ${label}`, buffers: { y: { dtype: 'float32', data: y }, dy: { dtype: 'float32', data: dy }, dx: { dtype: 'float32', length: len } },
+        run: (e, b) => e.tanhBackward(b.y!, b.dy!, b.dx!), reference: (a) => R.tanhBackward(f(a.y!), f(a.dy!), f(a.dx!)), check: ['dx'], rtol: TANH_RTOL },
+    );
+    if (range === '') {
+      cases.push(
+        { name: `tanhForward in place ${label}`, buffers: { x: { dtype: 'float32', data: x } },
+          run: (e, b) => e.tanhForward(b.x!, b.x!), reference: (a) => R.tanhForward(f(a.x!), f(a.x!)), check: ['x'], rtol: TANH_RTOL },
+        { name: `tanhBackward in place ${label}`, buffers: { y: { dtype: 'float32', data: y }, dy: { dtype: 'float32', data: dy } },
+          run: (e, b) => e.tanhBackward(b.y!, b.dy!, b.dy!), reference: (a) => R.tanhBackward(f(a.y!), f(a.dy!), f(a.dy!)), check: ['dy'], rtol: TANH_RTOL },
+      );
+    }
+  }
+  return cases;
+}
+
 function lossCases(rng: TestRng, n: number, c: number, label: string): Case[] {
   const logits = rng.floats(n * c, 8);
   const labels = Int32Array.from({ length: n }, () => rng.int(0, c - 1));
@@ -261,6 +294,38 @@ export function nanAndTieCases(rng: TestRng): Case[] {
     { name: `reluBackward NaN sprinkled [${len}]`, buffers: { y: { dtype: 'float32', data: x }, dy: { dtype: 'float32', data: dy }, dx: { dtype: 'float32', length: len } },
       run: (e, b) => e.reluBackward(b.y!, b.dy!, b.dx!), reference: (a) => set(Array.from(x, (v, i) => (v <= 0 ? 0 : dy[i]!)))(a.dx!), check: ['dx'], exact: true },
   );
+  // tanh (§3.1, Figure 1): NaN stays NaN, ±Infinity and |x| >= 10 give exactly ±1, ±0 give ±0;
+  // backward dy (1 - y²) by hand (1.5 * 0.5 = 0.75: exact), NaN from y or dy, and 0 * Infinity.
+  const big = 3.4028234663852886e38; // the largest float32
+  cases.push(
+    { name: 'tanhForward NaN, Infinity and saturation by hand', buffers: {
+      x: { dtype: 'float32', data: Float64Array.of(NaN, Infinity, -Infinity, 0, -0, 10, -10, 20, -20, 88, -1e10, big, -big, NaN) },
+      y: { dtype: 'float32', length: 14 } },
+    run: (e, b) => e.tanhForward(b.x!, b.y!), reference: (a) => set([NaN, 1, -1, 0, -0, 1, -1, 1, -1, 1, -1, 1, -1, NaN])(a.y!), check: ['y'], exact: true },
+    { name: 'tanhBackward NaN by hand', buffers: {
+      y: { dtype: 'float32', data: Float64Array.of(1, -1, 0, NaN, 0.5, -0.5, 1, NaN, -0) },
+      dy: { dtype: 'float32', data: Float64Array.of(3, 3, 2, 1, NaN, 4, Infinity, NaN, -2) },
+      dx: { dtype: 'float32', length: 9 } },
+    run: (e, b) => e.tanhBackward(b.y!, b.dy!, b.dx!), reference: (a) => set([0, 0, 2, NaN, NaN, 3, NaN, NaN, -2])(a.dx!), check: ['dx'], exact: true },
+  );
+  // Tiny |x|, float32's smallest normal and subnormals among them: tanh(x) = x to within rounding. One
+  // value per case (37 copies: every vector lane and a remainder), so the norm-wise error is relative to it.
+  for (const v of [1e-30, -1e-30, 2 ** -126, -(2 ** -126), 2 ** -149, 1e-40, -3e-39, 1e-20, 2 ** -60, 2 ** -13, -3e-5]) {
+    const t = Math.fround(v), tv = new Float64Array(37).fill(t);
+    cases.push({ name: `tanhForward tiny x = ${t} by hand`, buffers: { x: { dtype: 'float32', data: tv }, y: { dtype: 'float32', length: 37 } },
+      run: (e, b) => e.tanhForward(b.x!, b.y!), reference: (a) => f(a.y!).fill(Math.tanh(t)), check: ['y'], rtol: TANH_RTOL });
+  }
+  {
+    const tx = rng.floats(len, 12), tdy = rng.floats(len), ty = rng.floats(len);
+    for (let i = 0; i < len; i += 1 + rng.int(0, 40)) tx[i] = NaN;
+    for (let i = 0; i < len; i += 1 + rng.int(0, 40)) ty[i] = NaN;
+    cases.push(
+      { name: `tanhForward NaN sprinkled [${len}]`, buffers: { x: { dtype: 'float32', data: tx }, y: { dtype: 'float32', length: len } },
+        run: (e, b) => e.tanhForward(b.x!, b.y!), reference: (a) => set(Array.from(tx, Math.tanh))(a.y!), check: ['y'], rtol: TANH_RTOL },
+      { name: `tanhBackward NaN sprinkled [${len}]`, buffers: { y: { dtype: 'float32', data: ty }, dy: { dtype: 'float32', data: tdy }, dx: { dtype: 'float32', length: len } },
+        run: (e, b) => e.tanhBackward(b.y!, b.dy!, b.dx!), reference: (a) => set(Array.from(ty, (v, i) => tdy[i]! * (1 - v * v)))(a.dx!), check: ['dx'], rtol: TANH_RTOL },
+    );
+  }
   // Max-pool (§3.4) of one 4x4 plane, worked by hand for 2x2/2 and for 3x3/2 padded by 1.
   const px = [1, NaN, 3, 4, 5, 6, NaN, NaN, -1, -2, -3, -4, NaN, -9, -8, -7];
   const pools: [string, PoolGeometry, number[], number[]][] = [
@@ -367,6 +432,9 @@ export function alexnetCases(rng: TestRng): Case[] {
     gemmCase(rng, false, true, 2, fc8.out, fc8.in, 1, 0, 'fc8 forward'),
     ...lossCases(rng, 2, fc8.out, `fc8 [2,${fc8.out}]`),
     ...elementwiseCases(rng, 2 * fc6.out, `fc6 [2,${fc6.out}]`),
+    // tanh in place of every ReLU (Figure 1's comparison): each conv layer's output, and fc6 / fc7 at batch 2.
+    ...conv.flatMap(({ name, geometry: g }) => tanhCases(rng, g.n * g.k * g.outH * g.outW, `${name} output [${g.n},${g.k},${g.outH},${g.outW}]`)),
+    ...[fc6, fc7].flatMap((l) => tanhCases(rng, 2 * l.out, `${l.name} [2,${l.out}]`)),
     ...layoutCases(rng, 2, conv3.c / 2, conv3.h * conv3.w, `conv3 halves [2,${conv3.c / 2},${conv3.h},${conv3.w}]`),
   ];
 }
@@ -411,6 +479,7 @@ export function randomCases(rng: TestRng, count: number): Case[] {
     const ksz = rng.int(1, 4), kst = rng.int(1, 3), pp = rng.int(0, Math.floor(ksz / 2));
     cases.push(...poolCases(rng, poolGeom(rng.int(1, 3), rng.int(1, 4), ksz + rng.int(0, 10), ksz + rng.int(0, 10), ksz, kst, pp), `${tag} ${ksz}/${kst} pad ${pp}`));
     cases.push(...elementwiseCases(rng, rng.int(1, 3000), tag));
+    cases.push(...tanhCases(rng, rng.int(1, 3000), tag));
     cases.push(...lossCases(rng, rng.int(1, 9), rng.int(2, 40), tag));
     cases.push(...layoutCases(rng, rng.int(1, 3), rng.int(1, 6), rng.int(1, 30), tag));
   }

@@ -143,6 +143,12 @@ export class ReferenceEngine implements Engine {
   reluBackward(y: DeviceBuffer, dy: DeviceBuffer, dx: DeviceBuffer): void {
     K.reluBackward(this.f(y, 'y', 'reluBackward', 0), this.f(dy, 'dy', 'reluBackward', y.length), this.f(dx, 'dx', 'reluBackward', y.length));
   }
+  tanhForward(x: DeviceBuffer, y: DeviceBuffer): void {
+    K.tanhForward(this.f(x, 'x', 'tanhForward', 0), this.f(y, 'y', 'tanhForward', x.length));
+  }
+  tanhBackward(y: DeviceBuffer, dy: DeviceBuffer, dx: DeviceBuffer): void {
+    K.tanhBackward(this.f(y, 'y', 'tanhBackward', 0), this.f(dy, 'dy', 'tanhBackward', y.length), this.f(dx, 'dx', 'tanhBackward', y.length));
+  }
   lrnForward(x: DeviceBuffer, y: DeviceBuffer, p: LrnParams, n: number, c: number, hw: number): void {
     K.lrnForward(this.f(x, 'x', 'lrnForward', n * c * hw), this.f(y, 'y', 'lrnForward', n * c * hw), p, n, c, hw);
   }

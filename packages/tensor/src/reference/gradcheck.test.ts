@@ -70,6 +70,16 @@ describe('reference backward kernels are gradients (finite differences, float64)
     expectGrad('dx', x, () => { R.reluForward(x, y); return dot(y, r); }, dx);
   });
 
+  it('tanh (§3.1, Figure 1): backward from the output y', () => {
+    for (const scale of [1, 4]) { // around 0, and out where tanh saturates
+      const x = rng.floats(200, scale), r = rng.floats(200);
+      const y = new Float64Array(200), dx = new Float64Array(200);
+      R.tanhForward(x, y);
+      R.tanhBackward(y, r, dx);
+      expectGrad(`dx (|x| < ${scale})`, x, () => { R.tanhForward(x, y); return dot(y, r); }, dx);
+    }
+  });
+
   for (const p of [{ size: 5, alpha: 1e-4, beta: 0.75, k: 2 }, { size: 3, alpha: 0.05, beta: 0.6, k: 1 }, { size: 4, alpha: 0.01, beta: 1.2, k: 1.5 }] as LrnParams[]) {
     it(`local response normalisation size=${p.size} alpha=${p.alpha} beta=${p.beta} k=${p.k}`, () => {
       const n = 2, c = 7, hw = 5;

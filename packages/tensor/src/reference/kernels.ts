@@ -9,7 +9,7 @@ export type { FloatArray } from './kernels/common.js';
 export { gemm } from './kernels/gemm.js';
 export { conv2dForward, conv2dBackwardData, conv2dBackwardFilter } from './kernels/conv.js';
 export {
-  biasAdd, biasGrad, reluForward, reluBackward, dropoutForward, dropoutBackward, channelCopy, sgdUpdate, random,
+  biasAdd, biasGrad, reluForward, reluBackward, tanhForward, tanhBackward, dropoutForward, dropoutBackward, channelCopy, sgdUpdate, random,
 } from './kernels/elementwise.js';
 export { lrnForward, lrnBackward } from './kernels/lrn.js';
 export { maxPoolForward, maxPoolBackward } from './kernels/pool.js';

@@ -1,4 +1,4 @@
-// The reference elementwise ops, bias add and gradient, ReLU, dropout (§4.2), channel copies, the
+// The reference elementwise ops, bias add and gradient, ReLU and tanh, dropout (§4.2), channel copies, the
 // Philox draws and the SGD update (§5).
 import type { SgdParams } from '../../backend.js';
 import { fillNormal, fillUniform } from '../../philox.js';
@@ -30,6 +30,16 @@ export function reluForward(x: FloatArray, y: FloatArray): void {
 
 export function reluBackward(y: FloatArray, dy: FloatArray, dx: FloatArray): void {
   for (let i = 0; i < y.length; i++) dx[i] = y[i]! <= 0 ? 0 : dy[i]!;
+}
+
+// §3.1 (Figure 1): tanh, the saturating nonlinearity. Math.tanh is float64 (tanh(NaN) = NaN,
+// tanh(±Infinity) = ±1); the backward uses the forward output: d tanh(x)/dx = 1 - tanh(x)².
+export function tanhForward(x: FloatArray, y: FloatArray): void {
+  for (let i = 0; i < x.length; i++) y[i] = Math.tanh(x[i]!);
+}
+
+export function tanhBackward(y: FloatArray, dy: FloatArray, dx: FloatArray): void {
+  for (let i = 0; i < y.length; i++) { const v = y[i]!; dx[i] = dy[i]! * ((1 - v) * (1 + v)); }
 }
 
 
