@@ -14,6 +14,7 @@
 
 #include "../common/ops.h"
 #include "engine.h"
+#include "vendor/loader.h"
 #if defined(ALEXNET_CUDA_EMU)
 #include "emu/selftest.h"
 #endif
@@ -86,6 +87,18 @@ void launch(Engine& e, const ops::SgdUpdate<Call>& p) {
   e.sgdUpdate(*p.w, *p.g, *p.v, p.lr, p.momentum, p.weightDecay, p.paper);
 }
 
+/**
+ * The ops that may fold into the op held before them (engine.h, Held) decide themselves whether to
+ * flush it; every other op enqueues it first, so the held op keeps its place in the stream.
+ */
+template <template <class> class Op>
+struct Fusable : std::false_type {};
+template <> struct Fusable<ops::Gemm> : std::true_type {};
+template <> struct Fusable<ops::BiasAdd> : std::true_type {};
+template <> struct Fusable<ops::ReluForward> : std::true_type {};
+template <> struct Fusable<ops::Conv2dForward> : std::true_type {};
+template <> struct Fusable<ops::SgdUpdate> : std::true_type {};
+
 class NativeEngine : public ops::EngineWrap<NativeEngine, CudaKind> {
  public:
   explicit NativeEngine(const Napi::CallbackInfo& info) : EngineWrap(info) {
@@ -100,7 +113,10 @@ class NativeEngine : public ops::EngineWrap<NativeEngine, CudaKind> {
     Op<Call> p;
     p.read(c);
     c.check();
-    c.guard([&] { launch(c.core(), p); });
+    c.guard([&] {
+      if (!Fusable<Op>::value) c.core().flush();
+      launch(c.core(), p);
+    });
   }
 
   Napi::Value Alloc(const Napi::CallbackInfo& info) {
@@ -247,6 +263,110 @@ Napi::Value SetTf32Js(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), tf32());
 }
 
+Napi::Object PrecisionObject(Napi::Env env) {
+  const Precision p = precision();
+  auto name = [](bool tf32) { return tf32 ? "tf32" : "ieee"; };
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("conv", name(p.convTf32));
+  o.Set("matmul", name(p.matmulTf32));
+  Napi::Object own = Napi::Object::New(env);
+  own.Set("conv", name(p.ownConvTf32));
+  own.Set("matmul", name(p.ownMatmulTf32));
+  o.Set("ownKernels", own);
+  return o;
+}
+
+/** setPrecision(conv, matmul): 'tf32' | 'ieee' | undefined (unchanged) each. */
+Napi::Value SetPrecisionJs(const Napi::CallbackInfo& info) {
+  napi::Args<CudaKind> a(info, "setPrecision", 0);
+  auto pick = [&](size_t i, const char* what) {
+    if (!a.given(i)) return -1;
+    return a.oneOf(i, what, {"tf32", "ieee"}) == "tf32" ? 1 : 0;
+  };
+  const int conv = pick(0, "conv"), matmul = pick(1, "matmul");
+  setPrecision(conv, matmul);
+  return PrecisionObject(info.Env());
+}
+
+std::vector<std::string> stringList(const Napi::Object& o, const char* key) {
+  std::vector<std::string> out;
+  const Napi::Value v = o.Get(key);
+  if (!v.IsArray()) return out;
+  const Napi::Array arr = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    const Napi::Value x = arr.Get(i);
+    if (x.IsString()) out.push_back(x.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+Napi::Object ReportObject(Napi::Env env, const vendor::LibReport& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("found", r.found);
+  if (r.found) {
+    o.Set("path", r.path);
+    o.Set("version", r.version);
+    o.Set("versionCode", (double)r.versionCode);
+  }
+  Napi::Array attempts = Napi::Array::New(env, r.attempts.size());
+  for (size_t i = 0; i < r.attempts.size(); ++i) {
+    Napi::Object t = Napi::Object::New(env);
+    t.Set("path", r.attempts[i].path);
+    t.Set("error", r.attempts[i].error);
+    attempts.Set((uint32_t)i, t);
+  }
+  o.Set("attempts", attempts);
+  Napi::Array pre = Napi::Array::New(env, r.preloaded.size());
+  for (size_t i = 0; i < r.preloaded.size(); ++i) pre.Set((uint32_t)i, r.preloaded[i]);
+  o.Set("preloaded", pre);
+  if (!r.note.empty()) o.Set("note", r.note);
+  return o;
+}
+
+/**
+ * loadLibraries({ cudnn, cublasLt, nccl, preload }: candidate paths, in order): loads the vendor
+ * libraries once per process (later calls report the first result) and says what was found.
+ */
+Napi::Value LoadLibrariesJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  vendor::Candidates c;
+  if (info.Length() > 0 && info[0].IsObject()) {
+    const Napi::Object o = info[0].As<Napi::Object>();
+    c.cudnn = stringList(o, "cudnn");
+    c.cublasLt = stringList(o, "cublasLt");
+    c.nccl = stringList(o, "nccl");
+    c.preload = stringList(o, "preload");
+  }
+  const vendor::Libraries& l = vendor::loadLibraries(c, standinHooks());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("cudnn", ReportObject(env, l.cudnn));
+  out.Set("cublasLt", ReportObject(env, l.cublasLt));
+  out.Set("nccl", ReportObject(env, l.nccl));
+  out.Set("standins", l.standins);
+  return out;
+}
+
+/** Which kernels each op family uses now (a vendor library's, or ours and why), the precision, the counters. */
+Napi::Value KernelsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Object fam = Napi::Object::New(env);
+  for (int f = 0; f < kFamilies; ++f) {
+    const FamilyChoice ch = familyChoice((Family)f);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("library", ch.library);
+    if (!ch.reason.empty()) o.Set("reason", ch.reason);
+    fam.Set(familyName((Family)f), o);
+  }
+  out.Set("families", fam);
+  out.Set("own", kernelsOwn());
+  out.Set("precision", PrecisionObject(env));
+  Napi::Object cnt = Napi::Object::New(env);
+  for (const auto& kv : counters()) cnt.Set(kv.first, (double)kv.second);
+  out.Set("counters", cnt);
+  return out;
+}
+
 #if defined(ALEXNET_CUDA_EMU)
 Napi::Value EmuSelfTestJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -274,6 +394,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ops::exportEngine<NativeEngine, CudaKind>(env, exports, {});
   exports.Set("probe", Napi::Function::New(env, ProbeJs));
   exports.Set("setTf32", Napi::Function::New(env, SetTf32Js));
+  exports.Set("setPrecision", Napi::Function::New(env, SetPrecisionJs));
+  exports.Set("loadLibraries", Napi::Function::New(env, LoadLibrariesJs));
+  exports.Set("kernels", Napi::Function::New(env, KernelsJs));
 #if defined(ALEXNET_CUDA_EMU)
   exports.Set("emuSelfTest", Napi::Function::New(env, EmuSelfTestJs));
   exports.Set("emuBarrierDivergences", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {

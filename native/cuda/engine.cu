@@ -3,8 +3,12 @@
 // in the other, so the emulated conformance run exercises this exact code path.
 #include "engine.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <atomic>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -12,6 +16,7 @@
 #include "kernels/common.cuh"
 #include "kernels/conv.cuh"
 #include "kernels/elementwise.cuh"
+#include "kernels/fused.cuh"
 #include "kernels/gemm.cuh"
 #include "kernels/lrn.cuh"
 #include "kernels/loss.cuh"
@@ -39,19 +44,46 @@ void useDevice(int device) {
   }
 }
 
-bool gTf32 = false;
-
 size_t roundBytes(size_t bytes) {
   if (bytes == 0) bytes = 1;
   return (bytes + 511) / 512 * 512;
 }
 
+/** ALEXNET_CUDA_PRECISION: strict (no TF32 anywhere), tf32 (everywhere), or PyTorch's defaults. */
+Precision initialPrecision() {
+  Precision p;
+  const char* e = getenv("ALEXNET_CUDA_PRECISION");
+  const std::string v = e ? e : "";
+  if (v == "strict" || v == "ieee" || v == "fp32") p = Precision{false, false, false, false};
+  else if (v == "tf32") p = Precision{true, true, true, true};
+  return p;
+}
+Precision gPrecision = initialPrecision();
+
+std::atomic<long long> gCounters[kCounters];
+const char* const kCounterNames[kCounters] = {
+    "gemm.large", "gemm.small", "gemm.thin", "gemm.tf32", "gemm.splitK", "conv.backwardData.direct",
+    "sgd.launches", "sgd.tensors", "fused.bias", "fused.relu", "grid.pieces",
+    "cudnn.find", "cudnn.calls", "cublasLt.heuristic", "cublasLt.calls", "vendor.checks", "vendor.fallbacks"};
+
 }  // namespace
 
+Precision precision() { return gPrecision; }
+void setPrecision(int conv, int matmul) {
+  if (conv >= 0) gPrecision.convTf32 = gPrecision.ownConvTf32 = conv != 0;
+  if (matmul >= 0) gPrecision.matmulTf32 = gPrecision.ownMatmulTf32 = matmul != 0;
+}
 // TF32 tensor cores for the GEMM-shaped work (gemm and the implicit-GEMM convolutions with M, N >= 64):
-// off by default, so that results match float32 (TF32 keeps 10 mantissa bits of each input).
-void setTf32(bool on) { gTf32 = on; }
-bool tf32() { return gTf32; }
+// off for our kernels by default, so that results match float32 (TF32 keeps 10 mantissa bits).
+void setTf32(bool on) { setPrecision(on ? 1 : 0, on ? 1 : 0); }
+bool tf32() { return gPrecision.ownConvTf32 || gPrecision.ownMatmulTf32; }
+
+void count(Counter c, long long by) { gCounters[c].fetch_add(by, std::memory_order_relaxed); }
+std::vector<std::pair<std::string, long long>> counters() {
+  std::vector<std::pair<std::string, long long>> out;
+  for (int i = 0; i < kCounters; ++i) out.emplace_back(kCounterNames[i], gCounters[i].load());
+  return out;
+}
 
 Probe probe() {
   Probe p;
@@ -95,6 +127,14 @@ struct Pending {
   size_t bytes = 0;
 };
 
+}  // namespace cuda
+}  // namespace alexnet
+
+#include "vendor/dispatch.h"
+
+namespace alexnet {
+namespace cuda {
+
 
 Engine::Engine(int logicalIndex, uint64_t engineId) : id(engineId), index_(logicalIndex) {
   Probe p = probe();
@@ -102,6 +142,8 @@ Engine::Engine(int logicalIndex, uint64_t engineId) : id(engineId), index_(logic
   physical_ = logicalIndex % p.gpus;  // fewer GPUs than devices: logical devices share one, own stream and memory
   use();
   check(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, physical_), "cudaDeviceGetAttribute");
+  check(cudaDeviceGetAttribute(&maxGridY_, cudaDevAttrMaxGridDimY, physical_), "cudaDeviceGetAttribute");
+  check(cudaDeviceGetAttribute(&maxGridZ_, cudaDevAttrMaxGridDimZ, physical_), "cudaDeviceGetAttribute");
   cudaStream_t s;
   check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
   stream_ = s;
@@ -110,7 +152,13 @@ Engine::Engine(int logicalIndex, uint64_t engineId) : id(engineId), index_(logic
 
 Engine::~Engine() {
   use();
+  try {
+    flush();
+  } catch (const std::exception& e) {
+    fprintf(stderr, "[@alexnet/cuda] cuda:%d: the last held op failed at destroy: %s\n", index_, e.what());
+  }
   cudaStreamSynchronize(S(stream_));
+  vendor_.reset();  // its handles are bound to the stream
   ws_.reset();
   cache_->close();  // buffers that outlive the engine free their memory at once
   for (auto& st : staging_) {
@@ -125,7 +173,9 @@ void Engine::use() const { useDevice(physical_); }
 // ---- the caching allocator (engine.h) ----
 
 Buffer::~Buffer() {
-  if (cache) cache->give(ptr, capacity);
+  if (!cache) return;
+  if (discard) cache->discard(ptr, capacity);
+  else cache->give(ptr, capacity);
 }
 
 void* DeviceCache::take(size_t bytes, size_t* capacity, int engineIndex) {
@@ -170,6 +220,14 @@ void DeviceCache::give(void* p, size_t capacity) {
   free_.emplace(capacity, p);
 }
 
+void DeviceCache::discard(void* p, size_t capacity) {
+  inUse -= capacity;
+  liveBlocks -= 1;
+  useDevice(device_);
+  if (stream_) cudaStreamSynchronize(S(stream_));  // queued work may still use it
+  cudaFree(p);
+}
+
 size_t DeviceCache::trim() {
   if (free_.empty()) return 0;
   useDevice(device_);
@@ -187,9 +245,17 @@ void DeviceCache::close() {
   stream_ = nullptr;
 }
 
-size_t Engine::trimCache() { return cache_->trim(); }
+size_t Engine::trimCache() {
+  flush();
+  return cache_->trim();
+}
 
 BufPtr Engine::alloc(int dtype, int64_t length) {
+  flush();  // a held op's memory must not be handed out again before it runs
+  return allocRaw(dtype, length);
+}
+
+BufPtr Engine::allocRaw(int dtype, int64_t length) {
   use();
   if (length > 0x7fffffffLL) throw std::invalid_argument("Expected length below 2^31 but received " + std::to_string(length));
   auto b = std::make_shared<Buffer>();
@@ -205,7 +271,7 @@ BufPtr Engine::alloc(int dtype, int64_t length) {
 float* Engine::workspace(size_t floats) {
   if (!ws_ || ws_->capacity < floats * 4) {
     ws_.reset();  // back to the cache, stream-ordered: earlier kernels still see valid memory
-    ws_ = alloc(kFloat32, (int64_t)floats);
+    ws_ = allocRaw(kFloat32, (int64_t)floats);
   }
   return ws_->f32();
 }
@@ -231,6 +297,7 @@ Engine::Staging* Engine::acquireStaging(size_t bytes) {
 
 
 void Engine::write(Buffer& b, const void* data, int64_t offset, int64_t length) {
+  flush();
   use();
   const size_t bytes = (size_t)length * b.elemBytes;
   if (!bytes) return;
@@ -248,6 +315,7 @@ void Engine::readSync(Buffer& b, int64_t offset, int64_t length, void* out) {
 }
 
 Pending* Engine::readAsync(Buffer* b, int64_t offset, int64_t length) {
+  flush();
   use();
   auto* p = new Pending();
   p->bytes = b ? (size_t)length * b->elemBytes : 0;
@@ -275,11 +343,13 @@ void Engine::finishPending(Pending* p, void* out) {
 }
 
 void Engine::synchronize() {
+  flush();
   use();
   check(cudaStreamSynchronize(S(stream_)), "cudaStreamSynchronize");
 }
 
 void* Engine::recordEvent() {
+  flush();
   use();
   cudaEvent_t e;
   check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
@@ -288,6 +358,7 @@ void* Engine::recordEvent() {
 }
 
 void Engine::waitEvent(void* event) {
+  flush();
   use();
   check(cudaStreamWaitEvent(S(stream_), static_cast<cudaEvent_t>(event), 0), "cudaStreamWaitEvent");
 }
@@ -295,6 +366,7 @@ void Engine::waitEvent(void* event) {
 void Engine::destroyEvent(void* event) { cudaEventDestroy(static_cast<cudaEvent_t>(event)); }
 
 void Engine::setThreads(int threads) {
+  flush();
 #if defined(ALEXNET_CUDA_EMU)
   emu::setStreamThreads(S(stream_), threads);
 #else
@@ -344,15 +416,39 @@ void Engine::copy(Buffer& src, int64_t srcOffset, Buffer& dst, int64_t dstOffset
                         cudaMemcpyDeviceToDevice, S(stream_)), "cudaMemcpyAsync (copy)");
 }
 
+/**
+ * src (this engine) -> dst (the peer's), ordered on both sides by the engine itself, whatever the
+ * caller does: the copy waits for the work queued on the peer so far (which may still read or write
+ * dst), and the peer's later work waits for the copy. Queued on this engine's stream.
+ */
 void Engine::copyToPeer(Buffer& src, const Engine& peer, Buffer& dst, int64_t length) {
-  use();
   if (!length) return;
+  Engine& other = const_cast<Engine&>(peer);
+  if (&other != this) other.flush();  // the peer's held op comes before the copy
+  use();
   const size_t bytes = (size_t)length * src.elemBytes;
+  if (&other == this) {
+    check(cudaMemcpyAsync(dst.ptr, src.ptr, bytes, cudaMemcpyDeviceToDevice, S(stream_)), "cudaMemcpyAsync (peer)");
+    return;
+  }
+  cudaEvent_t before, after;
+  other.use();
+  check(cudaEventCreateWithFlags(&before, cudaEventDisableTiming), "cudaEventCreate");
+  check(cudaEventRecord(before, S(other.stream_)), "cudaEventRecord (copyToPeer)");
+  use();
+  check(cudaStreamWaitEvent(S(stream_), before, 0), "cudaStreamWaitEvent (copyToPeer)");
+  cudaEventDestroy(before);  // released once complete; the wait already holds its position
   if (peer.physical_ == physical_) {
     check(cudaMemcpyAsync(dst.ptr, src.ptr, bytes, cudaMemcpyDeviceToDevice, S(stream_)), "cudaMemcpyAsync (peer)");
   } else {
     check(cudaMemcpyPeerAsync(dst.ptr, peer.physical_, src.ptr, physical_, bytes, S(stream_)), "cudaMemcpyPeerAsync");
   }
+  check(cudaEventCreateWithFlags(&after, cudaEventDisableTiming), "cudaEventCreate");
+  check(cudaEventRecord(after, S(stream_)), "cudaEventRecord (copyToPeer)");
+  other.use();
+  check(cudaStreamWaitEvent(S(other.stream_), after, 0), "cudaStreamWaitEvent (copyToPeer)");
+  cudaEventDestroy(after);
+  use();
 }
 
 void Engine::channelCopy(Buffer& src, Buffer& dst, int64_t n, int64_t hw, int64_t srcC, int64_t srcOffset, int64_t dstC,
@@ -373,6 +469,20 @@ auto kernelFor() {
   else return &gemmKernel<Tile, LA, LB, Epi, Partial>;
 }
 
+/**
+ * Launches a grid of (gx, gy, gz) blocks in pieces that respect gridDim's limits (65535 in y and z on
+ * every GPU so far: the device's attributes): launch(zBase, yBase, dim3) for each piece.
+ */
+template <class F>
+void launchPieces(int gx, long long gy, long long gz, long long maxY, long long maxZ, F launch) {
+  for (long long z0 = 0; z0 < gz; z0 += maxZ)
+    for (long long y0 = 0; y0 < gy; y0 += maxY) {
+      const long long py = gy - y0 < maxY ? gy - y0 : maxY, pz = gz - z0 < maxZ ? gz - z0 : maxZ;
+      if (y0 || z0) count(kCountGridPieces);
+      launch((int)z0, (int)y0, dim3((unsigned)gx, (unsigned)py, (unsigned)pz));
+    }
+}
+
 template <class Tile, bool Tc, class LA, class LB, class Epi>
 void Engine::gemmRun(LA la, LB lb, Epi epi, int M, int N, int K, int batch) {
   const int gx = (N + Tile::BN - 1) / Tile::BN, gy = (M + Tile::BM - 1) / Tile::BM;
@@ -391,46 +501,93 @@ void Engine::gemmRun(LA la, LB lb, Epi epi, int M, int N, int K, int batch) {
     kChunk = ((K + splits - 1) / splits + Tile::BK - 1) / Tile::BK * Tile::BK;
     splits = (K + kChunk - 1) / kChunk;
   }
+  count(Tc ? kCountGemmTf32 : std::is_same<Tile, TileLarge>::value ? kCountGemmLarge
+                            : std::is_same<Tile, TileThin>::value  ? kCountGemmThin
+                                                                   : kCountGemmSmall);
   if (splits == 1) {
     auto kern = kernelFor<Tc, Tile, LA, LB, Epi, false>();
-    ALEXNET_LAUNCH(kern, dim3(gx, gy, batch), Tile::kThreads, S(stream_), la, lb, epi, M, N, K, batch, kChunk);
-    ALEXNET_CHECK_LAUNCH("gemm");
+    launchPieces(gx, gy, batch, maxGridY_, maxGridZ_, [&](int z0, int y0, dim3 grid) {
+      ALEXNET_LAUNCH(kern, grid, Tile::kThreads, S(stream_), la, lb, epi, M, N, K, batch, kChunk, z0, y0);
+      ALEXNET_CHECK_LAUNCH("gemm");
+    });
     return;
   }
+  count(kCountSplitK);
   float* ws = workspace((size_t)splits * batch * M * N);
   StorePartial part{ws, M, N};
   auto kern = kernelFor<Tc, Tile, LA, LB, StorePartial, true>();
-  ALEXNET_LAUNCH(kern, dim3(gx, gy, batch * splits), Tile::kThreads, S(stream_), la, lb, part, M, N, K, batch, kChunk);
-  ALEXNET_CHECK_LAUNCH("gemm (split-K)");
+  launchPieces(gx, gy, (long long)batch * splits, maxGridY_, maxGridZ_, [&](int z0, int y0, dim3 grid) {
+    ALEXNET_LAUNCH(kern, grid, Tile::kThreads, S(stream_), la, lb, part, M, N, K, batch, kChunk, z0, y0);
+    ALEXNET_CHECK_LAUNCH("gemm (split-K)");
+  });
   auto red = gemmSplitReduce<Epi>;
   const float* cws = ws;
-  ALEXNET_LAUNCH(red, gridFor((long long)batch * M * N), kThreads, S(stream_), cws, epi, M, N, batch, splits);
+  const FastDiv divN(N), divM(M);
+  ALEXNET_LAUNCH(red, gridFor((long long)batch * M * N), kThreads, S(stream_), cws, epi, M, N, batch, splits, divN, divM);
   ALEXNET_CHECK_LAUNCH("gemm (split-K reduce)");
 }
 
 template <class LA, class LB, class Epi>
-void Engine::gemmAuto(LA la, LB lb, Epi epi, int M, int N, int K, int batch) {
+void Engine::gemmAuto(LA la, LB lb, Epi epi, int M, int N, int K, int batch, bool tc) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
   const long long large = (long long)((M + 127) / 128) * ((N + 127) / 128) * batch;
-  if (gTf32 && M >= 64 && N >= 64) gemmRun<TileTc, true>(la, lb, epi, M, N, K, batch);  // opt-in tensor cores
+  if (tc && M >= 64 && N >= 64) gemmRun<TileTc, true>(la, lb, epi, M, N, K, batch);  // opt-in tensor cores
   else if (M >= 96 && N >= 96 && large >= sms_) gemmRun<TileLarge, false>(la, lb, epi, M, N, K, batch);
   else if (M <= 16 && N >= 64) gemmRun<TileThin, false>(la, lb, epi, M, N, K, batch);
   else gemmRun<TileSmall, false>(la, lb, epi, M, N, K, batch);
 }
 
+void Engine::ownGemm(bool transA, bool transB, int m, int n, int k, float alpha, const float* A, int lda, const float* B,
+                     int ldb, float beta, float* C, const float* bias, bool relu) {
+  use();
+  StoreGemm st{C, n, 0, alpha, beta, bias, relu};
+  const bool tc = gPrecision.ownMatmulTf32;
+  if (transA) {
+    if (transB) gemmAuto(DenseA<true>{A, lda, 0}, DenseB<true>{B, ldb, 0}, st, m, n, k, 1, tc);
+    else gemmAuto(DenseA<true>{A, lda, 0}, DenseB<false>{B, ldb, 0}, st, m, n, k, 1, tc);
+  } else {
+    if (transB) gemmAuto(DenseA<false>{A, lda, 0}, DenseB<true>{B, ldb, 0}, st, m, n, k, 1, tc);
+    else gemmAuto(DenseA<false>{A, lda, 0}, DenseB<false>{B, ldb, 0}, st, m, n, k, 1, tc);
+  }
+}
+
+void Engine::runGemm(bool transA, bool transB, int m, int n, int k, float alpha, const float* a, const float* b, float beta,
+                     float* c, const float* bias, bool relu) {
+  if (bias) count(kCountFusedBias);
+  if (relu) count(kCountFusedRelu);
+  if (m <= 0 || n <= 0) return;
+  if (vendorState()->gemm(transA, transB, m, n, k, alpha, a, b, beta, c, bias, relu)) return;
+  ownGemm(transA, transB, m, n, k, alpha, a, transA ? m : k, b, transB ? k : n, beta, c, bias, relu);
+}
+
+/**
+ * Held back (engine.h, Held): the dense layer's biasAdd over C's columns and an in-place reluForward
+ * of C that follow fold into the GEMM's epilogue, ours or cuBLASLt's.
+ */
 void Engine::gemm(bool transA, bool transB, int m, int n, int k, float alpha, Buffer& a, Buffer& b, float beta,
                   Buffer& c) {
-  use();
-  const float* A = a.f32();
-  const float* B = b.f32();
-  StoreGemm st{c.f32(), n, 0, alpha, beta};
-  const int lda = transA ? m : k, ldb = transB ? k : n;
-  if (transA) {
-    if (transB) gemmAuto(DenseA<true>{A, lda, 0}, DenseB<true>{B, ldb, 0}, st, m, n, k, 1);
-    else gemmAuto(DenseA<true>{A, lda, 0}, DenseB<false>{B, ldb, 0}, st, m, n, k, 1);
-  } else {
-    if (transB) gemmAuto(DenseA<false>{A, lda, 0}, DenseB<true>{B, ldb, 0}, st, m, n, k, 1);
-    else gemmAuto(DenseA<false>{A, lda, 0}, DenseB<false>{B, ldb, 0}, st, m, n, k, 1);
+  flush();
+  hg_ = HeldGemm{transA, transB, m, n, k, alpha, beta, a.f32(), b.f32(), c.f32(), nullptr, false};
+  held_ = Held::Gemm;
+  if (c.length != (int64_t)m * n) flush();  // C larger than the product: a later op's range would not match
+}
+
+void Engine::flush() {
+  const Held h = held_;
+  if (h == Held::None) return;
+  held_ = Held::None;  // first: what runs below may call flush() again
+  switch (h) {
+    case Held::Gemm:
+      runGemm(hg_.transA, hg_.transB, hg_.m, hg_.n, hg_.k, hg_.alpha, hg_.a, hg_.b, hg_.beta, hg_.c, hg_.bias, hg_.relu);
+      break;
+    case Held::Conv:
+      runConvForward(hc_.x, hc_.w, hc_.bias, hc_.y, hc_.g, hc_.relu);
+      break;
+    case Held::Sgd:
+      runSgd();
+      break;
+    case Held::None:
+      break;
   }
 }
 
@@ -443,11 +600,19 @@ ConvShape shapeOf(const ConvGeometry& a) {
   g.divOutW = FastDiv(g.outW);
   g.divW = FastDiv(g.w);
   g.divPlane = FastDiv(g.outH * g.outW);
+  g.divH = FastDiv(g.h);
+  g.divC = FastDiv(g.c);
+  g.divCg = FastDiv(g.c / g.groups);
   return g;
 }
 PoolShape shapeOf(const PoolGeometry& a) {
-  return PoolShape{(int)a.n, (int)a.c, (int)a.h, (int)a.w, (int)a.kh, (int)a.kw, (int)a.strideH, (int)a.strideW,
-                   (int)a.padH, (int)a.padW, (int)a.outH, (int)a.outW};
+  PoolShape g{(int)a.n, (int)a.c, (int)a.h, (int)a.w, (int)a.kh, (int)a.kw, (int)a.strideH, (int)a.strideW,
+              (int)a.padH, (int)a.padW, (int)a.outH, (int)a.outW};
+  g.divOutW = FastDiv(g.outW);
+  g.divOutH = FastDiv(g.outH);
+  g.divW = FastDiv(g.w);
+  g.divH = FastDiv(g.h);
+  return g;
 }
 }  // namespace
 
@@ -459,9 +624,53 @@ void Engine::add(Buffer& a, Buffer& b, Buffer& out) {
   launchFlat("add", addKernel, a.length, a.f32(), b.f32(), out.f32(), (long long)a.length);
 }
 
-void Engine::biasAdd(Buffer& y, Buffer& bias, int n, int c, int hw) {
+void Engine::biasAct(float* y, const float* bias, bool relu, int n, int c, int hw) {
   const long long total = (long long)n * c * hw;
-  launchFlat("biasAdd", biasAddKernel, total, y.f32(), bias.f32(), c, hw, total);
+  if (!total || (!bias && !relu)) return;
+  launchFlat("biasAdd", biasActKernel, total, y, bias, relu ? 1 : 0, total, FastDiv(hw), FastDiv(c));
+}
+
+void Engine::copyRaw(void* dst, const void* src, size_t bytes) {
+  use();
+  if (!bytes) return;
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, S(stream_)), "cudaMemcpyAsync (copy)");
+}
+
+double Engine::compareRaw(const float* a, const float* b, long long n) {
+  use();
+  if (n <= 0) return 0.0;
+  BufPtr out = allocRaw(kFloat32, 4);  // two doubles
+  double* o = static_cast<double*>(out->ptr);
+  ALEXNET_LAUNCH(compareKernel, 1, kThreads, S(stream_), a, b, n, o);
+  ALEXNET_CHECK_LAUNCH("compare");
+  double h[2] = {0.0, 0.0};
+  check(cudaMemcpyAsync(h, o, sizeof h, cudaMemcpyDeviceToHost, S(stream_)), "cudaMemcpyAsync (compare)");
+  check(cudaStreamSynchronize(S(stream_)), "cudaStreamSynchronize (compare)");
+  if (h[1] > 0.0) return sqrt(h[0] / h[1]);
+  return h[0] > 0.0 ? INFINITY : 0.0;
+}
+
+#if defined(ALEXNET_CUDA_EMU)
+namespace {
+int enqueueOnStream(void* stream, void (*fn)(void*), void* arg) {
+  return cudaLaunchHostFunc(static_cast<cudaStream_t>(stream), fn, arg) == cudaSuccess ? 0 : 1;
+}
+const vendor::StandinHooks kStandinHooks{1, enqueueOnStream};
+}  // namespace
+const vendor::StandinHooks* standinHooks() { return &kStandinHooks; }
+#else
+const vendor::StandinHooks* standinHooks() { return nullptr; }
+#endif
+
+void Engine::biasAdd(Buffer& y, Buffer& bias, int n, int c, int hw) {
+  // the dense layer's bias after its gemm: into the held GEMM's epilogue
+  if (held_ == Held::Gemm && !hg_.bias && !hg_.relu && y.f32() == hg_.c && hw == 1 && n == hg_.m && c == hg_.n &&
+      bias.f32() != hg_.c) {
+    hg_.bias = bias.f32();
+    return;
+  }
+  flush();
+  biasAct(y.f32(), bias.f32(), false, n, c, hw);
 }
 
 void Engine::biasGrad(Buffer& dy, Buffer& db, int n, int c, int hw, float beta) {
@@ -474,35 +683,71 @@ void Engine::biasGrad(Buffer& dy, Buffer& db, int n, int c, int hw, float beta) 
 }
 
 // ---- convolution as implicit GEMM (gemm.cuh loaders), one GEMM per (sample, group) batch ----
-void Engine::conv2dForward(Buffer& x, Buffer& w, Buffer* bias, Buffer& y, const ConvGeometry& a) {
+void Engine::ownConvForward(const float* x, const float* w, const float* bias, float* y, const ConvGeometry& a, bool relu) {
   use();
   const ConvShape g = shapeOf(a);
-  gemmAuto(ConvFwdA{w.f32(), g}, ConvFwdB{x.f32(), g}, StoreConvFwd{y.f32(), bias ? bias->f32() : nullptr, g},
-           (int)a.kg(), (int)a.plane(), (int)a.colRows(), g.n * g.groups);
+  StoreConvFwd st{y, bias, g, relu};
+  gemmAuto(ConvFwdA{w, g}, ConvFwdB{x, g}, st, (int)a.kg(), (int)a.plane(), (int)a.colRows(), g.n * g.groups,
+           gPrecision.ownConvTf32);
 }
 
-void Engine::conv2dBackwardData(Buffer& dy, Buffer& w, Buffer& dx, const ConvGeometry& a) {
+void Engine::runConvForward(const float* x, const float* w, const float* bias, float* y, const ConvGeometry& g, bool relu) {
+  if (relu) count(kCountFusedRelu);
+  if (vendorState()->convForward(x, w, bias, y, g, relu)) return;
+  ownConvForward(x, w, bias, y, g, relu);
+}
+
+/** Held back: an in-place reluForward of y that follows folds into the epilogue. */
+void Engine::conv2dForward(Buffer& x, Buffer& w, Buffer* bias, Buffer& y, const ConvGeometry& a) {
+  flush();
+  hc_ = HeldConv{x.f32(), w.f32(), bias ? bias->f32() : nullptr, y.f32(), a.ySize(), a, false};
+  held_ = Held::Conv;
+}
+
+void Engine::ownConvBackwardData(const float* dy, const float* w, float* dx, const ConvGeometry& a) {
   use();
   const ConvShape g = shapeOf(a);
   const int cg = (int)a.cg(), krs = (int)(a.kg() * a.r * a.s);
   if (g.strideH > 1 || g.strideW > 1 || cg < 32) {
-    launchFlat("conv2dBackwardData (direct)", convBackwardDataDirectKernel, a.xSize(), dy.f32(), w.f32(), dx.f32(), g);
+    count(kCountConvDataDirect);
+    launchFlat("conv2dBackwardData (direct)", convBackwardDataDirectKernel, a.xSize(), dy, w, dx, g);
     return;
   }
-  gemmAuto(ConvBwdDataA{w.f32(), g}, ConvBwdDataB{dy.f32(), g}, StoreConvBwdData{dx.f32(), g}, cg, g.h * g.w, krs,
-           g.n * g.groups);
+  gemmAuto(ConvBwdDataA{w, g}, ConvBwdDataB{dy, g}, StoreConvBwdData{dx, g}, cg, g.h * g.w, krs, g.n * g.groups,
+           gPrecision.ownConvTf32);
+}
+
+void Engine::conv2dBackwardData(Buffer& dy, Buffer& w, Buffer& dx, const ConvGeometry& a) {
+  if (vendorState()->convBackwardData(dy.f32(), w.f32(), dx.f32(), a)) return;
+  ownConvBackwardData(dy.f32(), w.f32(), dx.f32(), a);
+}
+
+void Engine::ownConvBackwardFilter(const float* x, const float* dy, float* dw, const ConvGeometry& a, float beta) {
+  use();
+  const ConvShape g = shapeOf(a);
+  gemmAuto(ConvBwdFilterA{dy, g}, ConvBwdFilterB{x, g}, StoreConvBwdFilter{dw, g, beta}, (int)a.kg(), (int)a.colRows(),
+           (int)(a.n * a.plane()), g.groups, gPrecision.ownConvTf32);
 }
 
 void Engine::conv2dBackwardFilter(Buffer& x, Buffer& dy, Buffer& dw, Buffer* db, const ConvGeometry& a, float beta) {
-  use();
-  const ConvShape g = shapeOf(a);
-  gemmAuto(ConvBwdFilterA{dy.f32(), g}, ConvBwdFilterB{x.f32(), g}, StoreConvBwdFilter{dw.f32(), g, beta}, (int)a.kg(),
-           (int)a.colRows(), (int)(a.n * a.plane()), g.groups);
-  if (db) biasGrad(dy, *db, g.n, g.k, g.outH * g.outW, beta);
+  if (!vendorState()->convBackwardFilter(x.f32(), dy.f32(), dw.f32(), a, beta)) ownConvBackwardFilter(x.f32(), dy.f32(), dw.f32(), a, beta);
+  if (db) biasGrad(dy, *db, (int)a.n, (int)a.k, (int)(a.outH * a.outW), beta);
 }
 
 // ---- activations, LRN, pooling, dropout ----
+/** In place over exactly the held GEMM's C or convolution's y: folded into its epilogue. */
 void Engine::reluForward(Buffer& x, Buffer& y) {
+  if (x.f32() == y.f32()) {
+    if (held_ == Held::Gemm && !hg_.relu && x.f32() == hg_.c && x.length == (int64_t)hg_.m * hg_.n) {
+      hg_.relu = true;
+      return;
+    }
+    if (held_ == Held::Conv && !hc_.relu && x.f32() == hc_.y && x.length == hc_.ySize) {
+      hc_.relu = true;
+      return;
+    }
+  }
+  flush();
   launchFlat("reluForward", reluForwardKernel, x.length, x.f32(), y.f32(), (long long)x.length);
 }
 
@@ -521,7 +766,7 @@ void Engine::tanhBackward(Buffer& y, Buffer& dy, Buffer& dx) {
 void Engine::lrnForward(Buffer& x, Buffer& y, const LrnParams& p, int n, int c, int hw) {
   if (!c) return;
   launchFlat("lrnForward", lrnForwardKernel, (long long)n * hw, x.f32(), y.f32(), n, c, hw, (int)(p.size / 2),
-             (float)p.alpha, (float)p.beta, (float)p.k);
+             (float)p.alpha, (float)p.beta, (float)p.k, FastDiv(hw));
 }
 
 void Engine::lrnBackward(Buffer& x, Buffer& y, Buffer& dy, Buffer& dx, const LrnParams& p, int n, int c, int hw) {
@@ -529,7 +774,7 @@ void Engine::lrnBackward(Buffer& x, Buffer& y, Buffer& dy, Buffer& dx, const Lrn
   if (!cols || !c) return;
   float* t = workspace((size_t)cols * c);
   launchFlat("lrnBackward", lrnBackwardKernel, cols, x.f32(), y.f32(), dy.f32(), dx.f32(), t, n, c, hw,
-             (int)(p.size / 2), (float)p.alpha, (float)p.beta, (float)p.k);
+             (int)(p.size / 2), (float)p.alpha, (float)p.beta, (float)p.k, FastDiv(hw));
 }
 
 void Engine::maxPoolForward(Buffer& x, Buffer& y, Buffer& argmax, const PoolGeometry& a) {
@@ -581,10 +826,58 @@ void Engine::topkCorrect(Buffer& logits, Buffer& labels, Buffer& out, int n, int
   ALEXNET_CHECK_LAUNCH("topkCorrect");
 }
 
+namespace {
+bool overlap(const void* a, int64_t na, const void* b, int64_t nb) {
+  const char *pa = static_cast<const char*>(a), *pb = static_cast<const char*>(b);
+  return pa < pb + nb * 4 && pb < pa + na * 4;
+}
+}  // namespace
+
+/**
+ * Held back: consecutive updates (an optimizer's step over its parameters) run as one launch of
+ * sgdMultiKernel, up to kSgdMax tensors with the same momentum and form and no memory in common.
+ */
 void Engine::sgdUpdate(Buffer& w, Buffer& g, Buffer& v, float lr, float momentum, float weightDecay, bool paper) {
-  const float wdLr = (float)((double)weightDecay * (double)lr);
-  launchFlat("sgdUpdate", sgdKernel, w.length, w.f32(), g.f32(), v.f32(), (long long)w.length, lr, momentum, wdLr,
-             weightDecay, paper ? 1 : 0);
+  if (!w.length) return;
+  const HeldSgd t{w.f32(), g.f32(), v.f32(), w.length, lr, weightDecay};
+  bool join = held_ == Held::Sgd && hs_.size() < (size_t)kSgdMax && hsMomentum_ == momentum && hsPaper_ == paper;
+  for (size_t i = 0; join && i < hs_.size(); ++i) {
+    const HeldSgd& e = hs_[i];
+    for (const void* wr : {(const void*)t.w, (const void*)t.v})
+      if (overlap(wr, t.n, e.w, e.n) || overlap(wr, t.n, e.g, e.n) || overlap(wr, t.n, e.v, e.n)) join = false;
+    if (overlap(t.g, t.n, e.w, e.n) || overlap(t.g, t.n, e.v, e.n)) join = false;
+  }
+  if (!join) {
+    flush();
+    hs_.clear();
+    hsMomentum_ = momentum;
+    hsPaper_ = paper;
+    held_ = Held::Sgd;
+  }
+  hs_.push_back(t);
+}
+
+void Engine::runSgd() {
+  use();
+  if (hs_.empty()) return;
+  SgdBatch b{};
+  b.count = (int)hs_.size();
+  b.momentum = hsMomentum_;
+  b.paper = hsPaper_ ? 1 : 0;
+  long long blocks = 0;
+  constexpr long long perBlock = (long long)kThreads * kSgdPerThread;
+  for (int i = 0; i < b.count; ++i) {
+    const HeldSgd& h = hs_[i];
+    b.t[i] = SgdTensor{h.w, h.g, h.v, (long long)h.n, h.lr, (float)((double)h.wd * (double)h.lr), h.wd};
+    b.firstBlock[i] = blocks;
+    blocks += (h.n + perBlock - 1) / perBlock;
+  }
+  b.firstBlock[b.count] = blocks;
+  hs_.clear();
+  count(kCountSgdLaunches);
+  count(kCountSgdTensors, b.count);
+  ALEXNET_LAUNCH(sgdMultiKernel, dim3((unsigned)blocks), kThreads, S(stream_), b);
+  ALEXNET_CHECK_LAUNCH("sgdUpdate");
 }
 
 }  // namespace cuda

@@ -30,6 +30,8 @@
 #define __align__(n) __attribute__((aligned(n)))
 
 struct uint3 { unsigned int x, y, z; };
+struct alignas(16) float4 { float x, y, z, w; };
+inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
 struct dim3 {
   unsigned int x, y, z;
   dim3(unsigned int x_ = 1, unsigned int y_ = 1, unsigned int z_ = 1) : x(x_), y(y_), z(z_) {}
@@ -68,6 +70,7 @@ enum cudaError_t {
   cudaSuccess = 0,
   cudaErrorInvalidValue = 1,
   cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidConfiguration = 9,
   cudaErrorInvalidDevice = 101,
   cudaErrorNotReady = 600,
 };
@@ -75,7 +78,7 @@ enum cudaMemcpyKind {
   cudaMemcpyHostToHost = 0, cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2,
   cudaMemcpyDeviceToDevice = 3, cudaMemcpyDefault = 4,
 };
-enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+enum cudaDeviceAttr { cudaDevAttrMaxGridDimY = 6, cudaDevAttrMaxGridDimZ = 7, cudaDevAttrMultiProcessorCount = 16 };
 #define cudaStreamNonBlocking 0x01
 #define cudaEventDisableTiming 0x02
 
@@ -107,11 +110,21 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s);
 cudaError_t cudaEventQuery(cudaEvent_t e);
 cudaError_t cudaEventSynchronize(cudaEvent_t e);
 cudaError_t cudaEventDestroy(cudaEvent_t e);
+/** Queues fn(data) on s, after the work queued before it (stand-in vendor libraries use this). */
+cudaError_t cudaLaunchHostFunc(cudaStream_t s, void (*fn)(void*), void* data);
+/** The error of the last launch on this thread (an invalid configuration, as a GPU's), then cleared. */
 cudaError_t cudaGetLastError();
 const char* cudaGetErrorString(cudaError_t e);
 
 namespace emu {
-/** Runs `kernel` (a closure calling the __global__ function) for every thread of every block, in order on `s`. */
+/**
+ * Runs `kernel` (a closure calling the __global__ function) for every thread of every block, in order
+ * on `s`. A launch a GPU would refuse (gridDim.x beyond 2^31 - 1, gridDim.y or .z beyond 65535, a zero
+ * dimension, more than 1024 threads a block) is refused the same way: nothing runs and the next
+ * cudaGetLastError() on this thread says cudaErrorInvalidConfiguration. ALEXNET_CUDA_EMU_GRID_YZ=n
+ * lowers the y and z limit (and cudaDevAttrMaxGridDimY/Z with it), so tests reach the engine's
+ * launches in pieces with small grids.
+ */
 void launch(cudaStream_t s, dim3 grid, dim3 block, std::function<void()> kernel);
 /** Worker threads (the queue thread included) that run the blocks of a stream's kernels. */
 void setStreamThreads(cudaStream_t s, int threads);
@@ -124,8 +137,10 @@ void runGridHere(dim3 grid, dim3 block, const std::function<void()>& kernel);
 
 // ---- warp matrix ops (nvcuda::wmma), the TF32 subset the tensor-core GEMM uses ----
 // The fragment layout is unspecified in CUDA, so the emulation may choose one: every thread holds the
-// whole tile and computes the whole product (32 times redundant, but exact in what it proves: the
-// tile addressing, the leading dimensions and the TF32 rounding).
+// whole A and B tiles, and the accumulator's elements are spread over the 32 lanes of a warp (lane l
+// computes and stores the elements e = l, l + 32, ...), as on a GPU, so an emulated product costs what
+// a float32 one does. What it proves: the tile addressing, the leading dimensions, the TF32 rounding,
+// and that the warp's stores complete before its lanes read the staged tile (__syncwarp).
 void __syncwarp(unsigned mask = 0xffffffffu);  // a block barrier here: the GEMM calls it uniformly
 
 namespace nvcuda {
@@ -169,24 +184,27 @@ inline void load_matrix_sync(fragment<matrix_b, M, N, K, precision::tf32, row_ma
   for (int k = 0; k < K; ++k)
     for (int j = 0; j < N; ++j) b.x[k * N + j] = p[k * ldm + j];
 }
+/** The lane (0..31) of the calling thread in its warp: it owns accumulator elements e with e % 32 == lane. */
+inline int laneOf() { return (int)(threadIdx.x % 32u); }
 template <int M, int N, int K>
 inline void mma_sync(fragment<accumulator, M, N, K, float, void>& d, const fragment<matrix_a, M, N, K, precision::tf32, row_major>& a,
                      const fragment<matrix_b, M, N, K, precision::tf32, row_major>& b,
                      const fragment<accumulator, M, N, K, float, void>& c) {
-  for (int i = 0; i < M; ++i)
-    for (int j = 0; j < N; ++j) {
-      float s = c.x[i * N + j];
-      for (int k = 0; k < K; ++k) s = fmaf(a.x[i * K + k], b.x[k * N + j], s);
-      d.x[i * N + j] = s;
-    }
+  for (int e = laneOf(); e < M * N; e += 32) {
+    const int i = e / N, j = e % N;
+    float s = c.x[e];
+    for (int k = 0; k < K; ++k) s = fmaf(a.x[i * K + k], b.x[k * N + j], s);
+    d.x[e] = s;
+  }
 }
+/** Each lane stores the elements it owns; the warp's __syncwarp() after it completes the tile. */
 template <int M, int N, int K>
 inline void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float, void>& c, unsigned ldm, layout_t layout) {
-  for (int i = 0; i < M; ++i)
-    for (int j = 0; j < N; ++j) {
-      if (layout == mem_row_major) p[i * ldm + j] = c.x[i * N + j];
-      else p[j * ldm + i] = c.x[i * N + j];
-    }
+  for (int e = laneOf(); e < M * N; e += 32) {
+    const int i = e / N, j = e % N;
+    if (layout == mem_row_major) p[i * ldm + j] = c.x[e];
+    else p[j * ldm + i] = c.x[e];
+  }
 }
 }  // namespace wmma
 }  // namespace nvcuda

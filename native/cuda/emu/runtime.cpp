@@ -344,7 +344,25 @@ struct Event {
   uint64_t pos = 0;
 };
 
+thread_local cudaError_t lastError = cudaSuccess;
+
+/** gridDim.y and .z's limit: a GPU's 65535, or less (ALEXNET_CUDA_EMU_GRID_YZ) for tests. */
+unsigned gridLimitYZ() {
+  static const unsigned limit = [] {
+    const char* e = getenv("ALEXNET_CUDA_EMU_GRID_YZ");
+    const long v = e ? atol(e) : 0;
+    return v > 0 && v < 65535 ? (unsigned)v : 65535u;
+  }();
+  return limit;
+}
+
 void launch(cudaStream_t s, dim3 grid, dim3 block, std::function<void()> kernel) {
+  const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > gridLimitYZ() || grid.z > gridLimitYZ() ||
+      threads == 0 || threads > 1024 || block.z > 64) {
+    lastError = cudaErrorInvalidConfiguration;
+    return;
+  }
   s->enqueue([s, grid, block, k = std::move(kernel)] { s->pool.runGrid(k, grid, block); });
 }
 
@@ -379,6 +397,10 @@ cudaError_t cudaSetDevice(int d) {
 }
 cudaError_t cudaGetDevice(int* d) { *d = emu::currentDevice; return cudaSuccess; }
 cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr attr, int) {
+  if (attr == cudaDevAttrMaxGridDimY || attr == cudaDevAttrMaxGridDimZ) {
+    *v = (int)emu::gridLimitYZ();
+    return cudaSuccess;
+  }
   if (attr != cudaDevAttrMultiProcessorCount) return cudaErrorInvalidValue;
   // ALEXNET_CUDA_EMU_SMS: a smaller "GPU" makes the launch heuristics take their other branches
   // (large tiles, no split-K), so tests can cover both.
@@ -455,7 +477,15 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
   s->enqueue([other, pos] { other->waitFor(pos); });
   return cudaSuccess;
 }
-cudaError_t cudaGetLastError() { return cudaSuccess; }
+cudaError_t cudaLaunchHostFunc(cudaStream_t s, void (*fn)(void*), void* data) {
+  s->enqueue([fn, data] { fn(data); });
+  return cudaSuccess;
+}
+cudaError_t cudaGetLastError() {
+  const cudaError_t e = emu::lastError;
+  emu::lastError = cudaSuccess;
+  return e;
+}
 const char* cudaGetErrorString(cudaError_t e) {
   switch (e) {
     case cudaSuccess: return "no error";
@@ -463,6 +493,7 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorNotReady: return "device not ready";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
   }
   return "unknown error";
 }

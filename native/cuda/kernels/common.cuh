@@ -53,6 +53,7 @@ struct ConvShape {
   int groups;
   int outH, outW;
   FastDiv divRS, divS, divOutW, divW, divPlane;  // by r s, s, outW, w, outH outW
+  FastDiv divH, divC, divCg;                      // by h, c, c / groups (the direct data-gradient kernel)
 };
 
 struct PoolShape {
@@ -60,15 +61,20 @@ struct PoolShape {
   int kh, kw;
   int strideH, strideW, padH, padW;
   int outH, outW;
+  FastDiv divOutW, divOutH, divW, divH;  // index math of the pool kernels (every count is below 2^31)
 };
 
 constexpr int kThreads = 256;  // block size of the elementwise and reduction kernels
+/** Resident blocks per SM that __launch_bounds__ asks of the kernels launched with kThreads (<= 64 registers). */
+constexpr int kMinBlocks = 4;
 
 /** A grid-stride loop: i over [0, n) in int64, spread over every thread of the grid. */
 #define ALEXNET_GRID_STRIDE(i, n) \
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 
 __device__ __forceinline__ int imin(int a, int b) { return a < b ? a : b; }
+/** ReLU that keeps NaN (as PyTorch's and reluForwardKernel): the fused epilogues' form of it. */
+__device__ __forceinline__ float reluKeepNan(float v) { return (v > 0.f || v != v) ? v : 0.f; }
 __device__ __forceinline__ int imax(int a, int b) { return a > b ? a : b; }
 
 /**

@@ -11,24 +11,24 @@ namespace cuda {
  * Used for strided convolutions (conv1's 11x11 stride 4: the GEMM's gather would read 15 zeros out of
  * 16) and for few input channels per group (the GEMM tile's rows would be mostly padding).
  */
-__global__ void convBackwardDataDirectKernel(const float* dy, const float* w, float* dx, ConvShape g) {
-  const long long total = (long long)g.n * g.c * g.h * g.w;
+__global__ void __launch_bounds__(kThreads, kMinBlocks) convBackwardDataDirectKernel(const float* dy, const float* w, float* dx,
+                                                                                      ConvShape g) {
+  const long long total = (long long)g.n * g.c * g.h * g.w;  // below 2^31 (one buffer): int index math
   const int cg = g.c / g.groups, kg = g.k / g.groups, rs = g.r * g.s;
   ALEXNET_GRID_STRIDE(e, total) {
-    const int ix = (int)(e % g.w), iy = (int)((e / g.w) % g.h);
-    const int cin = (int)((e / ((long long)g.w * g.h)) % g.c);
-    const int i = (int)(e / ((long long)g.w * g.h * g.c));
-    const int grp = cin / cg, ci = cin % cg;
+    int q, ix, iy, cin, i, grp, ci;
+    g.divW.divmod((int)e, q, ix);
+    g.divH.divmod(q, q, iy);
+    g.divC.divmod(q, i, cin);
+    g.divCg.divmod(cin, grp, ci);
     float acc = 0.f;
-    for (int ky = 0; ky < g.r; ++ky) {
-      const int ty = iy + g.padH - ky;
-      if (ty < 0 || ty % g.strideH) continue;
-      const int oy = ty / g.strideH;
+    // The taps that reach (iy, ix): ky = iy + padH - oy strideH, i.e. ky of the residue of iy + padH,
+    // stepping by the stride while oy steps down by one: two divisions per element, none per tap.
+    const int ty0 = iy + g.padH, tx0 = ix + g.padW;
+    const int ky0 = ty0 % g.strideH, oy0 = ty0 / g.strideH, kx0 = tx0 % g.strideW, ox0 = tx0 / g.strideW;
+    for (int ky = ky0, oy = oy0; ky < g.r && oy >= 0; ky += g.strideH, --oy) {
       if (oy >= g.outH) continue;
-      for (int kx = 0; kx < g.s; ++kx) {
-        const int tx = ix + g.padW - kx;
-        if (tx < 0 || tx % g.strideW) continue;
-        const int ox = tx / g.strideW;
+      for (int kx = kx0, ox = ox0; kx < g.s && ox >= 0; kx += g.strideW, --ox) {
         if (ox >= g.outW) continue;
         const float* dyp = dy + ((long long)(i * g.k + grp * kg) * g.outH + oy) * g.outW + ox;
         const float* wp = w + ((long long)(grp * kg) * cg + ci) * rs + ky * g.s + kx;

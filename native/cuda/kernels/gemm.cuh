@@ -14,14 +14,29 @@
 namespace alexnet {
 namespace cuda {
 
-template <int BM_, int BN_, int BK_, int TM_, int TN_>
+template <int BM_, int BN_, int BK_, int TM_, int TN_, int MinBlocks_>
 struct GemmTile {
   static constexpr int BM = BM_, BN = BN_, BK = BK_, TM = TM_, TN = TN_;
   static constexpr int kThreads = (BM / TM) * (BN / TN);
+  /** __launch_bounds__'s minimum of resident blocks per SM (ptxas then keeps registers within 64K / (kThreads x it)). */
+  static constexpr int kMinBlocks = MinBlocks_;
+  // A thread (tx, ty) owns the rows rowOf(ty, i), i < TM, and the columns colOf(tx, j), j < TN: runs of 4
+  // consecutive indices (one float4 read of a shared tile each), the runs BM / (TM / 4) apart, so that
+  // 8 consecutive threads read 128 consecutive bytes of Bs (no bank conflicts) and a warp's two rows of
+  // As are broadcasts.
+  static constexpr int CM = TM >= 4 ? 4 : 1, CN = TN >= 4 ? 4 : 1;
+  static_assert(TM % CM == 0 && TN % CN == 0, "register tiles are runs of 4 (or single rows / columns)");
+  __device__ __forceinline__ static int rowOf(int ty, int i) { return (i / CM) * (BM / (TM / CM)) + ty * CM + i % CM; }
+  __device__ __forceinline__ static int colOf(int tx, int j) { return (j / CN) * (BN / (TN / CN)) + tx * CN + j % CN; }
+  // shared memory: the A and B tiles (rows padded by 4 floats: conflict-free transposing stores, rows
+  // 16-byte aligned), reused after the k-loop for the epilogue's staging rows
+  static constexpr int kTileFloats = BK * (BM + 4) + BK * (BN + 4);
+  static constexpr int kStageFloats = (BM / TM) * (BN + 4);
+  static constexpr int kSmemFloats = kTileFloats > kStageFloats ? kTileFloats : kStageFloats;
 };
-using TileLarge = GemmTile<128, 128, 8, 8, 8>;  // 256 threads, 64 outputs each
-using TileSmall = GemmTile<64, 64, 8, 4, 4>;    // 256 threads, 16 outputs each: small M or N
-using TileThin = GemmTile<16, 128, 16, 1, 8>;   // 256 threads, 8 outputs each: M <= 16 (fc layers at small batch)
+using TileLarge = GemmTile<128, 128, 8, 8, 8, 2>;  // 256 threads, 64 outputs each
+using TileSmall = GemmTile<64, 64, 8, 4, 4, 3>;    // 256 threads, 16 outputs each: small M or N
+using TileThin = GemmTile<16, 128, 16, 1, 8, 3>;   // 256 threads, 8 outputs each: M <= 16 (fc layers at small batch)
 
 // ---- loaders: element (row, col) of batch b; called only inside [0, rows) x [0, cols).
 // kFast says which index runs along memory, so consecutive threads load consecutive addresses.
@@ -128,20 +143,29 @@ struct ConvBwdFilterB {
 
 // ---- epilogues: store(b, m, n, sum) for m < M, n < N ----
 
-/** C = alpha sum + beta C (C not read when beta = 0, so NaN in it never leaks through). */
+/**
+ * C = alpha sum + beta C (C not read when beta = 0, so NaN in it never leaks through), then + bias[n]
+ * and ReLU when given: the dense layer's gemm, biasAdd and in-place reluForward in one store.
+ */
 struct StoreGemm {
   float* c; int ldc; long long bstride; float alpha, beta;
+  const float* bias = nullptr;
+  bool relu = false;
   __device__ __forceinline__ void operator()(int b, int m, int n, float v) const {
     float* o = c + b * bstride + (long long)m * ldc + n;
-    *o = beta == 0.f ? alpha * v : alpha * v + beta * *o;
+    float r = beta == 0.f ? alpha * v : alpha * v + beta * *o;
+    if (bias) r += bias[n];
+    *o = relu ? reluKeepNan(r) : r;
   }
 };
-/** y[i, grp k/G + m, p] = sum + bias. */
+/** y[i, grp k/G + m, p] = sum + bias, then ReLU when fused (conv2dForward and an in-place reluForward). */
 struct StoreConvFwd {
   float* y; const float* bias; ConvShape g;
+  bool relu = false;
   __device__ __forceinline__ void operator()(int b, int m, int p, float v) const {
     const int i = b / g.groups, grp = b % g.groups, o = grp * (g.k / g.groups) + m;
-    y[(long long)(i * g.k + o) * (g.outH * g.outW) + p] = bias ? v + bias[o] : v;
+    const float r = bias ? v + bias[o] : v;
+    y[(long long)(i * g.k + o) * (g.outH * g.outW) + p] = relu ? reluKeepNan(r) : r;
   }
 };
 /** dx[i, grp c/G + m, p] = sum. */
@@ -246,22 +270,26 @@ struct TileLoads {
 };
 
 /**
- * The tiled kernel. Grid (ceil(N / BN), ceil(M / BM), splits * batch); block Tile::kThreads.
+ * The tiled kernel. Grid (ceil(N / BN), ceil(M / BM), splits * batch), launched in pieces of at most
+ * 65535 in y and z (gridDim's limits): block (x, y, z) computes the tile at row block y + yBase of
+ * batch and split z + zBase. Block Tile::kThreads.
  * Each k-step: the block stages a BM x BK tile of A and a BK x BN tile of B in shared memory
- * (barrier), every thread accumulates its TM x TN outputs from them (barrier before the next step
- * overwrites the tiles), while the next step's tiles are already on their way into registers. Padding of 4 floats per row keeps both the stores and the float4-aligned
- * reads free of bank conflicts.
+ * (barrier), every thread accumulates its TM x TN outputs from them with float4 reads (barrier before
+ * the next step overwrites the tiles), while the next step's tiles are already on their way into
+ * registers. The epilogue goes through shared memory too, one row of each thread's tile at a time, so
+ * that consecutive threads store consecutive columns (coalesced), whatever the register tiling.
  */
 template <class Tile, class LA, class LB, class Epi, bool Partial>
-__global__ void __launch_bounds__(Tile::kThreads)
-gemmKernel(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk) {
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
+gemmKernel(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk, int zBase, int yBase) {
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, TM = Tile::TM, TN = Tile::TN;
-  constexpr int NT = Tile::kThreads;
-  __shared__ float As[BK][BM + 4];
-  __shared__ float Bs[BK][BN + 4];
+  constexpr int NT = Tile::kThreads, CM = Tile::CM, CN = Tile::CN;
+  __shared__ __align__(16) float smem[Tile::kSmemFloats];
+  float(*As)[BM + 4] = reinterpret_cast<float(*)[BM + 4]>(smem);
+  float(*Bs)[BN + 4] = reinterpret_cast<float(*)[BN + 4]>(smem + BK * (BM + 4));
   const int tid = threadIdx.x;
-  const int z = blockIdx.z, b = z % batch, split = z / batch;
-  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int z = blockIdx.z + zBase, b = z % batch, split = z / batch;
+  const int m0 = (blockIdx.y + yBase) * BM, n0 = blockIdx.x * BN;
   const int kBegin = split * kChunk, kEnd = imin(K, kBegin + kChunk);
   const int tx = tid % (BN / TN), ty = tid / (BN / TN);
   float acc[TM][TN];
@@ -276,23 +304,50 @@ gemmKernel(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk) {
     for (int k = 0; k < BK; ++k) {
       float a[TM], bv[TN];
 #pragma unroll
-      for (int i = 0; i < TM; ++i) a[i] = As[k][ty * TM + i];
+      for (int i = 0; i < TM; i += CM) {
+        if (CM == 4) {
+          const float4 q = *reinterpret_cast<const float4*>(&As[k][Tile::rowOf(ty, i)]);
+          a[i] = q.x, a[i + 1] = q.y, a[i + 2] = q.z, a[i + 3] = q.w;
+        } else {
+          a[i] = As[k][Tile::rowOf(ty, i)];
+        }
+      }
 #pragma unroll
-      for (int j = 0; j < TN; ++j) bv[j] = Bs[k][tx * TN + j];
+      for (int j = 0; j < TN; j += CN) {
+        if (CN == 4) {
+          const float4 q = *reinterpret_cast<const float4*>(&Bs[k][Tile::colOf(tx, j)]);
+          bv[j] = q.x, bv[j + 1] = q.y, bv[j + 2] = q.z, bv[j + 3] = q.w;
+        } else {
+          bv[j] = Bs[k][Tile::colOf(tx, j)];
+        }
+      }
 #pragma unroll
       for (int i = 0; i < TM; ++i)
 #pragma unroll
         for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], bv[j], acc[i][j]);
     }
   });
+  // Epilogue: pass i stages row slot i of every thread's tile (BM / TM rows of the block's tile) in
+  // shared memory, then the block stores those rows with consecutive threads on consecutive columns.
+  constexpr int ROWS = BM / TM;
+  float(*Cs)[BN + 4] = reinterpret_cast<float(*)[BN + 4]>(smem);
 #pragma unroll
-  for (int i = 0; i < TM; ++i) {
-    const int gm = m0 + ty * TM + i;
-    if (gm >= M) continue;
+  for (int i = 0; i < TM; ++i) {  // unrolled: acc stays in registers (a run-time i would put it in local memory)
+    __syncthreads();  // the k-loop's (or the previous pass's) reads of shared memory are done
 #pragma unroll
-    for (int j = 0; j < TN; ++j) {
-      const int gn = n0 + tx * TN + j;
-      if (gn < N) epi(Partial ? z : b, gm, gn, acc[i][j]);
+    for (int j = 0; j < TN; j += CN) {
+      if (CN == 4) {
+        *reinterpret_cast<float4*>(&Cs[ty][Tile::colOf(tx, j)]) = make_float4(acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]);
+      } else {
+        Cs[ty][Tile::colOf(tx, j)] = acc[i][j];
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int e = tid; e < ROWS * BN; e += NT) {
+      const int r = e / BN, cc = e % BN;  // BN is a power of two: shifts
+      const int gm = m0 + Tile::rowOf(r, i), gn = n0 + cc;
+      if (gm < M && gn < N) epi(Partial ? z : b, gm, gn, Cs[r][cc]);
     }
   }
 }
@@ -303,11 +358,11 @@ gemmKernel(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk) {
  * a 64 x 32 sub-tile of 4 x 2 wmma 16x16x8 fragments, inputs rounded to TF32 (10-bit mantissa), sums in
  * float. Results differ from float32 by about 1e-3 relative, which is why it is off by default.
  */
-using TileTc = GemmTile<128, 128, 8, 8, 8>;  // 256 threads; TM/TN only size the loads here
+using TileTc = GemmTile<128, 128, 8, 8, 8, 2>;  // 256 threads; TM/TN only size the loads here
 
 template <class LA, class LB, class Epi, bool Partial>
-__global__ void __launch_bounds__(256)
-gemmKernelTf32(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk) {
+__global__ void __launch_bounds__(256, 2)
+gemmKernelTf32(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk, int zBase, int yBase) {
   using namespace nvcuda;
   constexpr int BM = 128, BN = 128, BK = 8, NT = 256;
   __shared__ __align__(32) float As[BM][BK + 4];   // row-major (m, k): ldm 12
@@ -315,8 +370,8 @@ gemmKernelTf32(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk
   __shared__ __align__(32) float Cs[8][16 * 16];   // one 16x16 staging tile per warp for the stores
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;  // warps laid out 2 (rows) x 4 (columns)
-  const int z = blockIdx.z, b = z % batch, split = z / batch;
-  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int z = blockIdx.z + zBase, b = z % batch, split = z / batch;
+  const int m0 = (blockIdx.y + yBase) * BM, n0 = blockIdx.x * BN;
   const int kBegin = split * kChunk, kEnd = imin(K, kBegin + kChunk);
   wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[4][2];
 #pragma unroll
@@ -361,14 +416,20 @@ gemmKernelTf32(LA la, LB lb, Epi epi, int M, int N, int K, int batch, int kChunk
     }
 }
 
-/** out(b, m, n) = sum over splits of ws[split * batch + b][m][n], in split order. */
+/**
+ * out(b, m, n) = sum over splits of ws[split * batch + b][m][n], in split order. The workspace is one
+ * buffer (below 2^31 elements), so indices fit in int and split with fast division.
+ */
 template <class Epi>
-__global__ void gemmSplitReduce(const float* ws, Epi epi, int M, int N, int batch, int splits) {
+__global__ void __launch_bounds__(kThreads, 4)
+gemmSplitReduce(const float* ws, Epi epi, int M, int N, int batch, int splits, FastDiv divN, FastDiv divM) {
   const long long total = (long long)batch * M * N;
   ALEXNET_GRID_STRIDE(idx, total) {
     float s = 0.f;
     for (int q = 0; q < splits; ++q) s += ws[(long long)q * total + idx];
-    const int n = (int)(idx % N), m = (int)((idx / N) % M), b = (int)(idx / ((long long)M * N));
+    int bm, n, b, m;
+    divN.divmod((int)idx, bm, n);
+    divM.divmod(bm, b, m);
     epi(b, m, n, s);
   }
 }

@@ -7,7 +7,7 @@ namespace alexnet {
 namespace cuda {
 
 // logits [n, c] -> rowLoss[i] = -log softmax(logits_i)[label_i]; dlogits = (softmax - onehot) / n.
-__global__ void softmaxCrossEntropyKernel(const float* logits, const int* labels, float* rowLoss, float* dlogits, int n,
+__global__ void __launch_bounds__(kThreads) softmaxCrossEntropyKernel(const float* logits, const int* labels, float* rowLoss, float* dlogits, int n,
                                           int c) {
   __shared__ float scratch[kThreads];
   const int i = blockIdx.x;
@@ -32,7 +32,7 @@ __global__ void softmaxCrossEntropyKernel(const float* logits, const int* labels
 }
 
 // loss[0] = mean of rowLoss[0..n) (one block, fixed order).
-__global__ void meanKernel(const float* rowLoss, float* loss, int n) {
+__global__ void __launch_bounds__(kThreads) meanKernel(const float* rowLoss, float* loss, int n) {
   __shared__ float scratch[kThreads];
   float s = 0.f;
   for (int i = threadIdx.x; i < n; i += kThreads) s += rowLoss[i];
@@ -41,7 +41,7 @@ __global__ void meanKernel(const float* rowLoss, float* loss, int n) {
 }
 
 // y = softmax(x) along rows (y may alias x: each row is read fully before it is written).
-__global__ void softmaxKernel(const float* x, float* y, int c) {
+__global__ void __launch_bounds__(kThreads) softmaxKernel(const float* x, float* y, int c) {
   __shared__ float scratch[kThreads];
   const long long base = (long long)blockIdx.x * c;
   float mx = -INFINITY;
@@ -57,7 +57,7 @@ __global__ void softmaxKernel(const float* x, float* y, int c) {
 // out[0] += 1 for each row whose label t ranks among the first k (out zeroed first). Class j ranks
 // above t when row[j] > row[t], or row[j] == row[t] and j < t (a stable sort by descending score);
 // a NaN anywhere in the row makes it wrong, as does a label outside [0, c).
-__global__ void topkCorrectKernel(const float* logits, const int* labels, int* out, int c, int k) {
+__global__ void __launch_bounds__(kThreads) topkCorrectKernel(const float* logits, const int* labels, int* out, int c, int k) {
   __shared__ int scratch[kThreads];
   const int i = blockIdx.x, label = labels[i];
   if (label < 0 || label >= c) return;  // uniform across the block: no thread reaches the barrier

@@ -20,12 +20,15 @@ template <bool Sq>
 struct ChannelWindow {
   const float* v;
   int c, hw, half;
+  FastDiv divHw;  // columns are below 2^31 (n hw <= the buffer's length)
   long long base = 0;
   double sum = 0.0;
   __device__ __forceinline__ static double term(float x) { return Sq ? (double)x * (double)x : (double)x; }
   __device__ __forceinline__ long long at(int ch) const { return base + (long long)ch * hw; }
   __device__ __forceinline__ void start(long long col) {
-    base = (col / hw) * (long long)c * hw + col % hw;
+    int sample, pos;
+    divHw.divmod((int)col, sample, pos);
+    base = (long long)sample * c * hw + pos;
     sum = 0.0;
     for (int j = 0; j <= half && j < c; ++j) sum += term(v[at(j)]);
   }
@@ -35,10 +38,11 @@ struct ChannelWindow {
   }
 };
 
-__global__ void lrnForwardKernel(const float* x, float* y, int n, int c, int hw, int half, float alpha, float beta,
-                                 float k) {
+__global__ void __launch_bounds__(kThreads, kMinBlocks) lrnForwardKernel(const float* x, float* y, int n, int c, int hw,
+                                                                          int half, float alpha, float beta, float k,
+                                                                          FastDiv divHw) {
   ALEXNET_GRID_STRIDE(col, (long long)n * hw) {
-    ChannelWindow<true> ss{x, c, hw, half};
+    ChannelWindow<true> ss{x, c, hw, half, divHw};
     ss.start(col);
     for (int ch = 0; ch < c; ++ch) {
       const long long i = ss.at(ch);
@@ -53,18 +57,19 @@ __global__ void lrnForwardKernel(const float* x, float* y, int n, int c, int hw,
  * Two sweeps per column: the first writes t[j] = dy[j] y[j] / scale[j] to `t` (workspace, [n, c, hw]),
  * the second slides the window sums of x^2 and of t to produce dx.
  */
-__global__ void lrnBackwardKernel(const float* x, const float* y, const float* dy, float* dx, float* t, int n, int c,
-                                  int hw, int half, float alpha, float beta, float k) {
+__global__ void __launch_bounds__(kThreads, kMinBlocks) lrnBackwardKernel(const float* x, const float* y, const float* dy,
+                                                                           float* dx, float* t, int n, int c, int hw, int half,
+                                                                           float alpha, float beta, float k, FastDiv divHw) {
   const double coef = 2.0 * (double)alpha * (double)beta;
   ALEXNET_GRID_STRIDE(col, (long long)n * hw) {
-    ChannelWindow<true> ss{x, c, hw, half};
+    ChannelWindow<true> ss{x, c, hw, half, divHw};
     ss.start(col);
     for (int ch = 0; ch < c; ++ch) {
       const long long i = ss.at(ch);
       t[i] = (float)((double)dy[i] * (double)y[i] / (k + alpha * ss.sum));
       ss.next(ch);
     }
-    ChannelWindow<false> ts{t, c, hw, half};
+    ChannelWindow<false> ts{t, c, hw, half, divHw};
     ss.start(col);
     ts.start(col);
     for (int ch = 0; ch < c; ++ch) {

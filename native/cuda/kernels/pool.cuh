@@ -9,12 +9,13 @@ namespace cuda {
  * One thread per output: y = window max, argmax = ih w + iw; ties to the first in row-major order.
  * A window holding NaN outputs NaN with the first NaN as argmax (NaN propagates, as in PyTorch).
  */
-__global__ void maxPoolForwardKernel(const float* x, float* y, int* argmax, PoolShape g) {
-  const long long total = (long long)g.n * g.c * g.outH * g.outW;
+__global__ void __launch_bounds__(kThreads, kMinBlocks) maxPoolForwardKernel(const float* x, float* y, int* argmax, PoolShape g) {
+  const long long total = (long long)g.n * g.c * g.outH * g.outW;  // below 2^31 (one buffer)
   ALEXNET_GRID_STRIDE(o, total) {
-    const int ox = (int)(o % g.outW), oy = (int)((o / g.outW) % g.outH);
-    const long long plane = o / ((long long)g.outW * g.outH);
-    const float* xp = x + plane * g.h * g.w;
+    int rest, ox, oy, plane;
+    g.divOutW.divmod((int)o, rest, ox);
+    g.divOutH.divmod(rest, plane, oy);
+    const float* xp = x + (long long)plane * g.h * g.w;
     float best = -INFINITY;
     int bi = -1;
     for (int ky = 0; ky < g.kh; ++ky) {
@@ -37,18 +38,19 @@ __global__ void maxPoolForwardKernel(const float* x, float* y, int* argmax, Pool
  * A gather instead of the scatter dx[argmax] += dy, so overlapping windows need no atomics and
  * the sum order is fixed.
  */
-__global__ void maxPoolBackwardKernel(const float* dy, const int* argmax, float* dx, PoolShape g) {
-  const long long total = (long long)g.n * g.c * g.h * g.w;
+__global__ void __launch_bounds__(kThreads, kMinBlocks) maxPoolBackwardKernel(const float* dy, const int* argmax, float* dx, PoolShape g) {
+  const long long total = (long long)g.n * g.c * g.h * g.w;  // below 2^31 (one buffer)
   ALEXNET_GRID_STRIDE(e, total) {
-    const int ix = (int)(e % g.w), iy = (int)((e / g.w) % g.h);
-    const long long plane = e / ((long long)g.w * g.h);
+    int rest, ix, iy, plane;
+    g.divW.divmod((int)e, rest, ix);
+    g.divH.divmod(rest, plane, iy);
     const int self = iy * g.w + ix;
     const int ny = iy + g.padH - g.kh + 1, nx = ix + g.padW - g.kw + 1;
     const int oy0 = ny <= 0 ? 0 : (ny + g.strideH - 1) / g.strideH;
     const int ox0 = nx <= 0 ? 0 : (nx + g.strideW - 1) / g.strideW;
     const int oy1 = imin(g.outH - 1, (iy + g.padH) / g.strideH);
     const int ox1 = imin(g.outW - 1, (ix + g.padW) / g.strideW);
-    const long long ob = plane * g.outH * g.outW;
+    const long long ob = (long long)plane * g.outH * g.outW;
     float s = 0.f;
     for (int oy = oy0; oy <= oy1; ++oy)
       for (int ox = ox0; ox <= ox1; ++ox) {

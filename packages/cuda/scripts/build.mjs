@@ -12,9 +12,14 @@
 // Environment: NVCC (path to nvcc), ALEXNET_CUDA_ARCHS (default "80,90": SASS for each, PTX for the
 // last), ALEXNET_CUDA_SKIP=1 (no nvcc build), CXX (default g++), ALEXNET_BUILD_JOBS (default 2),
 // ALEXNET_NAPI_INCLUDE (node-addon-api's headers when it is not installed: the GPU bundle).
+// cuDNN and cuBLASLt are never needed to build (the engine loads them at run time, vendor/loader.cpp);
+// where their headers are found (ALEXNET_CUDNN_INCLUDE, ALEXNET_CUBLAS_INCLUDE, the CUDA toolkit's
+// include folder, the nvidia/*/include folders of Python's site-packages), the GPU build also compiles
+// vendor/check_headers.cpp, which fails when vendor/api.h's declarations differ from them; the result is
+// build-info.json's vendorHeaders (a mismatch keeps the engine on its own kernels).
 // Incremental: an addon is rebuilt only when a source under native/ is newer than it.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, realpathSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, realpathSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -82,12 +87,12 @@ async function buildEmu() {
   mkdirSync(dir, { recursive: true });
   mkdirSync(out, { recursive: true });
   const defs = [...common, '-DALEXNET_CUDA_EMU', '-DNODE_GYP_MODULE_NAME=alexnet_cuda_emu', `-I${nodeInc}`, `-I${napiInc}`];
-  const units = [['engine.o', ['-x', 'c++', join(cuda, 'engine.cu')]], ['runtime.o', [join(cuda, 'emu', 'runtime.cpp')]], ['selftest.o', [join(cuda, 'emu', 'selftest.cpp')]], ['addon.o', [join(cuda, 'addon.cpp')]]];
+  const units = [['engine.o', ['-x', 'c++', join(cuda, 'engine.cu')]], ['runtime.o', [join(cuda, 'emu', 'runtime.cpp')]], ['selftest.o', [join(cuda, 'emu', 'selftest.cpp')]], ['addon.o', [join(cuda, 'addon.cpp')]], ['loader.o', [join(cuda, 'vendor', 'loader.cpp')]]];
   const t0 = Date.now();
   const res = await parallel(units.map(([o, src]) => () => run(CXX, [...defs, '-c', ...src, '-o', join(dir, o)])), JOBS);
   const bad = res.find((r) => !r.ok);
   if (bad) return { built: false, reason: `compiling the emulated backend failed: ${bad.error}` };
-  const link = await run(CXX, ['-shared', '-pthread', ...units.map(([o]) => join(dir, o)), '-o', target]);
+  const link = await run(CXX, ['-shared', '-pthread', ...units.map(([o]) => join(dir, o)), '-ldl', '-o', target]);
   if (!link.ok) return { built: false, reason: `linking the emulated backend failed: ${link.error}` };
   const seconds = (Date.now() - t0) / 1000;
   log(`built alexnet_cuda_emu.node in ${seconds.toFixed(1)} s`);
@@ -132,15 +137,55 @@ async function buildCuda() {
   const res = await parallel([
     () => run(nvcc, ['-std=c++17', '-O3', '-Xcompiler', '-fPIC', '--expt-relaxed-constexpr', ...gencode, '-c', join(cuda, 'engine.cu'), '-o', join(dir, 'engine.o')]),
     () => run(CXX, [...common, '-DNODE_GYP_MODULE_NAME=alexnet_cuda', `-I${nodeInc}`, `-I${napiInc}`, '-c', join(cuda, 'addon.cpp'), '-o', join(dir, 'addon.o')]),
+    () => run(CXX, [...common, '-c', join(cuda, 'vendor', 'loader.cpp'), '-o', join(dir, 'loader.o')]),
   ], JOBS);
   const bad = res.find((r) => !r.ok);
   if (bad) return { built: false, reason: `built without CUDA: compiling failed (${bad.error})` };
-  const link = await run(CXX, ['-shared', '-pthread', join(dir, 'addon.o'), join(dir, 'engine.o'), `-L${lib}`, '-lcudart_static', '-ldl', '-lpthread', '-lrt', '-o', target]);
+  const link = await run(CXX, ['-shared', '-pthread', join(dir, 'addon.o'), join(dir, 'engine.o'), join(dir, 'loader.o'), `-L${lib}`, '-lcudart_static', '-ldl', '-lpthread', '-lrt', '-o', target]);
   if (!link.ok) return { built: false, reason: `built without CUDA: linking failed (${link.error})` };
   const seconds = (Date.now() - t0) / 1000;
   const ver = spawnSync(nvcc, ['--version'], { encoding: 'utf8' }).stdout?.split('\n').find((l) => l.includes('release'))?.trim();
   log(`built alexnet_cuda.node in ${seconds.toFixed(1)} s`);
-  return { built: true, seconds, archs, nvcc: ver };
+  return { built: true, seconds, archs, nvcc: ver, vendorHeaders: checkVendorHeaders(lib) };
+}
+
+/** Python's site-packages folders (where pip puts PyTorch and NVIDIA's wheels), or none. */
+function sitePackages() {
+  const r = spawnSync('python3', ['-c', 'import site\nd = list(site.getsitepackages())\ntry:\n  d.append(site.getusersitepackages())\nexcept Exception:\n  pass\nprint("\\n".join(d))'],
+    { encoding: 'utf8', timeout: 5000 });
+  return r.status === 0 ? r.stdout.split('\n').map((l) => l.trim()).filter(Boolean) : [];
+}
+
+/** The folder holding `header` among the usual places, or undefined. */
+function findHeader(header, envVar, toolkitInclude) {
+  const dirs = [process.env[envVar], toolkitInclude, '/usr/include', '/usr/local/cuda/include'];
+  for (const site of sitePackages()) {
+    try {
+      for (const d of readdirSync(join(site, 'nvidia')).sort()) dirs.push(join(site, 'nvidia', d, 'include'));
+    } catch { /* no nvidia wheels there */ }
+  }
+  return dirs.filter(Boolean).find((d) => existsSync(join(d, header)));
+}
+
+/**
+ * Where cudnn.h and cublasLt.h are found, compiles vendor/check_headers.cpp (-fsyntax-only) against
+ * them: our declarations of the functions the engine calls must match NVIDIA's.
+ */
+function checkVendorHeaders(cudaLib) {
+  // root/lib64 -> root/include; root/targets/x86_64-linux/lib -> .../include
+  const toolkitInclude = [resolve(cudaLib, '..', 'include'), '/usr/local/cuda/include'].find((d) => existsSync(join(d, 'cuda_runtime_api.h')));
+  const cudnn = findHeader('cudnn.h', 'ALEXNET_CUDNN_INCLUDE', toolkitInclude);
+  const cublasLt = findHeader('cublasLt.h', 'ALEXNET_CUBLAS_INCLUDE', toolkitInclude);
+  if (!cudnn || !cublasLt || !toolkitInclude) {
+    const missing = [!cudnn && 'cudnn.h', !cublasLt && 'cublasLt.h', !toolkitInclude && 'cuda_runtime_api.h'].filter(Boolean).join(', ');
+    log(`vendor headers: not checked (${missing} not found; nothing of NVIDIA's is needed to build)`);
+    return { checked: false, reason: `${missing} not found at build time` };
+  }
+  const r = spawnSync(CXX, ['-std=c++17', '-fsyntax-only', `-I${cudnn}`, `-I${cublasLt}`, `-I${toolkitInclude}`, join(cuda, 'vendor', 'check_headers.cpp')], { encoding: 'utf8' });
+  const ok = r.status === 0;
+  log(ok ? `vendor headers: vendor/api.h matches ${cudnn}/cudnn.h and ${cublasLt}/cublasLt.h`
+    : `WARNING: vendor/api.h does not match the headers found (${cudnn}, ${cublasLt}); the engine will use its own kernels:\n${r.stderr}`);
+  return { checked: true, ok, cudnn, cublasLt, ...(ok ? {} : { error: (r.stderr || String(r.error)).slice(0, 4000) }) };
 }
 
 function finish(ok, reason) {

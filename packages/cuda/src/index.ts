@@ -15,15 +15,43 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeEngine, registerBackend, type AddonEngine, type Backend, type Engine } from '@alexnet/tensor';
+import { describeLibrary, libraryCandidates, preloadCandidates, type LibraryInfo, type LibraryName, type NativeLibReport } from './libraries.js';
+
+export { libraryCandidates, preloadCandidates, LIBRARY_NAMES, type LibraryInfo, type LibraryName } from './libraries.js';
 
 // ---- the native addons ----
 
 interface NativeProbe { available: boolean; reason?: string; gpus: number; name: string; logicalDevices: number; emulated: boolean }
+type Fp32Precision = 'tf32' | 'ieee';
+/** The float32 math of the vendor libraries (conv: cuDNN, matmul: cuBLASLt) and of our own kernels. */
+export interface Precision {
+  conv: Fp32Precision;
+  matmul: Fp32Precision;
+  ownKernels: { conv: Fp32Precision; matmul: Fp32Precision };
+}
+/** The op families that may run on a vendor library. */
+export type KernelFamily = 'conv2dForward' | 'conv2dBackwardData' | 'conv2dBackwardFilter' | 'gemm';
+export interface KernelChoice {
+  /** 'cudnn' or 'cublasLt' when the vendor library runs the family, 'own' for our kernels. */
+  library: 'cudnn' | 'cublasLt' | 'own';
+  /** Why our kernels (ALEXNET_CUDA_KERNELS=own, the library not found, a failed check...). */
+  reason?: string;
+}
+interface NativeKernels {
+  families: Record<KernelFamily, KernelChoice>;
+  own: boolean;
+  precision: Precision;
+  counters: Record<string, number>;
+}
+interface NativeLibraries { cudnn: NativeLibReport; cublasLt: NativeLibReport; nccl: NativeLibReport; standins: boolean }
 interface NativeAddon {
   /** The engine of native/cuda/addon.cpp: the shared surface of every native engine (native-engine.ts). */
   NativeEngine: new (index: number) => AddonEngine;
   probe(): NativeProbe;
   setTf32(on: boolean): boolean;
+  setPrecision(conv?: Fp32Precision, matmul?: Fp32Precision): Precision;
+  loadLibraries(candidates: { cudnn: string[]; cublasLt: string[]; nccl: string[]; preload: string[] }): NativeLibraries;
+  kernels(): NativeKernels;
   emuSelfTest?(threads: number): EmulationSelfTest;
   emuBarrierDivergences?(): number;
 }
@@ -45,7 +73,11 @@ export interface EmulationSelfTest {
 /** How the package was built (build/Release/build-info.json, written by scripts/build.mjs). */
 export interface BuildInfo {
   emu?: { built: boolean; reason?: string; seconds?: number };
-  cuda?: { built: boolean; reason?: string; seconds?: number; archs?: string[]; nvcc?: string };
+  cuda?: {
+    built: boolean; reason?: string; seconds?: number; archs?: string[]; nvcc?: string;
+    /** vendor/api.h checked against NVIDIA's headers where they were found at build time. */
+    vendorHeaders?: { checked: boolean; ok?: boolean; reason?: string; cudnn?: string; cublasLt?: string; error?: string };
+  };
   node?: string;
 }
 
@@ -57,7 +89,7 @@ function readBuildInfo(): BuildInfo {
   try { return JSON.parse(readFileSync(join(releaseDir, 'build-info.json'), 'utf8')) as BuildInfo; } catch { return {}; }
 }
 
-interface Loaded { addon?: NativeAddon; probe?: NativeProbe; reason?: string }
+interface Loaded { addon?: NativeAddon; probe?: NativeProbe; reason?: string; libraries?: NativeLibraries }
 
 function load(file: string, notBuilt: () => string): Loaded {
   const path = join(releaseDir, file);
@@ -93,6 +125,29 @@ function emuAddon(): Loaded {
   return emu;
 }
 
+/**
+ * Looks for cuDNN, cuBLASLt and NCCL (once per addon and process: a library once loaded stays), before
+ * the first engine of the backend starts. A GPU build whose vendor/api.h did not match the headers
+ * found at build time loads none of them.
+ */
+function loadVendor(l: Loaded): NativeLibraries | undefined {
+  if (!l.addon) return undefined;
+  if (l.libraries) return l.libraries;
+  const headers = l.probe?.emulated ? undefined : readBuildInfo().cuda?.vendorHeaders;
+  const refuse = headers?.checked && headers.ok === false;
+  const list = (lib: LibraryName) => (refuse ? [] : libraryCandidates(lib));
+  l.libraries = l.addon.loadLibraries({ cudnn: list('cudnn'), cublasLt: list('cublasLt'), nccl: libraryCandidates('nccl'), preload: refuse ? [] : preloadCandidates() });
+  if (refuse) {
+    for (const k of ['cudnn', 'cublasLt'] as const) l.libraries[k].note = 'not loaded: vendor/api.h did not match the headers found when this package was built (build-info.json)';
+  }
+  if (process.env.ALEXNET_CUDA_DEBUG && process.env.ALEXNET_CUDA_DEBUG !== '0') {
+    const k = l.addon.kernels();
+    const line = Object.entries(k.families).map(([f, c]) => `${f}: ${c.library}${c.reason ? ` (${c.reason})` : ''}`).join('; ');
+    console.error(`[@alexnet/cuda] ${l.probe?.emulated ? 'cuda-emu' : 'cuda'} kernels: ${line}; precision conv ${k.precision.conv}, matmul ${k.precision.matmul}`);
+  }
+  return l.libraries;
+}
+
 /** A 'cuda' or 'cuda-emu' device's engine: the one adapter of native engines (@alexnet/tensor's NativeEngine). */
 export { NativeEngine as CudaEngine } from '@alexnet/tensor';
 
@@ -112,6 +167,7 @@ function makeBackend(name: 'cuda' | 'cuda-emu', loaded: () => Loaded): Backend {
     createEngine(index: number): Engine {
       const l = loaded();
       if (!l.addon || !l.probe?.available) throw new Error(`${name} is not available: ${l.reason ?? 'unknown reason'}`);
+      loadVendor(l);
       return new NativeEngine(name, index, new l.addon.NativeEngine(index));
     },
   };
@@ -126,6 +182,49 @@ export const cudaEmuBackend: Backend = makeBackend('cuda-emu', emuAddon);
 export function registerCudaBackends(): void {
   registerBackend(cudaBackend);
   registerBackend(cudaEmuBackend);
+}
+
+/** What libraries() says: each library found (path, version) or not (why, every place tried), and the kernels in use. */
+export interface Libraries {
+  /** The addon the report is about: 'cuda' (the GPU build) or 'cuda-emu' (the emulated one, which takes only the tests' stand-ins). */
+  backend: 'cuda' | 'cuda-emu';
+  cudnn: LibraryInfo;
+  cublasLt: LibraryInfo;
+  nccl: LibraryInfo;
+  /** Per op family: a vendor library's kernels or ours, and why ours. */
+  kernels: Record<KernelFamily, KernelChoice>;
+  precision: Precision;
+}
+
+function librariesOf(name: 'cuda' | 'cuda-emu', l: Loaded): Libraries {
+  const a = l.addon;
+  if (!a) {
+    const why = `the ${name === 'cuda' ? 'GPU' : 'emulated'} addon did not load: ${l.reason ?? 'unknown reason'}`;
+    const none: LibraryInfo = { found: false, reason: why, searched: [] };
+    const own: KernelChoice = { library: 'own', reason: why };
+    const ieee = 'ieee' as const;
+    return { backend: name, cudnn: none, cublasLt: none, nccl: none,
+      kernels: { conv2dForward: own, conv2dBackwardData: own, conv2dBackwardFilter: own, gemm: own },
+      precision: { conv: 'tf32', matmul: ieee, ownKernels: { conv: ieee, matmul: ieee } } };
+  }
+  const r = loadVendor(l)!;
+  const k = a.kernels();
+  return {
+    backend: name,
+    cudnn: describeLibrary('cudnn', r.cudnn), cublasLt: describeLibrary('cublasLt', r.cublasLt), nccl: describeLibrary('nccl', r.nccl),
+    kernels: k.families, precision: k.precision,
+  };
+}
+
+/**
+ * Which of cuDNN, cuBLASLt and NCCL this process found (path and version) or not (why, and every
+ * place tried: see libraryCandidates()), and which kernels each op family runs on. `backend`
+ * defaults to 'cuda' where the GPU addon was built, else 'cuda-emu'. Looks the libraries up on the
+ * first call (as starting an engine does).
+ */
+export function libraries(backend?: 'cuda' | 'cuda-emu'): Libraries {
+  const which = backend ?? (gpuAddon().addon ? 'cuda' : 'cuda-emu');
+  return librariesOf(which, which === 'cuda' ? gpuAddon() : emuAddon());
 }
 
 /** What this machine and this build can do with CUDA. */
@@ -149,6 +248,16 @@ export const cuda = {
    * mantissa bits of each input: about 1e-3 relative error). Returns the setting now in force.
    */
   setTf32(on: boolean): boolean { return gpuAddon().addon?.setTf32(on) ?? false; },
+  /**
+   * The float32 math by op family, for the vendor libraries and our kernels alike: 'tf32' lets
+   * convolutions (cuDNN's, and ours: the wmma kernel) or matmuls (cuBLASLt's, ours) use TF32 tensor
+   * cores, 'ieee' keeps them strict FP32. Defaults are PyTorch's for the vendor libraries (conv
+   * 'tf32', matmul 'ieee') and strict for our kernels until set. ALEXNET_CUDA_PRECISION=strict|tf32
+   * sets both at start. Returns the settings now in force.
+   */
+  setPrecision(p: { conv?: Fp32Precision; matmul?: Fp32Precision }): Precision | undefined { return gpuAddon().addon?.setPrecision(p.conv, p.matmul); },
+  /** The kernels each op family uses, the precision, and the counters of what ran (GEMM tiles, fusions, vendor calls, checks). */
+  kernels(): NativeKernels | undefined { return gpuAddon().addon?.kernels(); },
 };
 
 /** The emulated backend ('cuda-emu'): the kernels of native/cuda on host threads. */
@@ -157,6 +266,10 @@ export const cudaEmu = {
   reason(): string | undefined { return emuAddon().probe?.available ? undefined : emuAddon().reason; },
   /** The TF32 path of the emulated backend (the wmma calls emulated, inputs rounded to TF32). */
   setTf32(on: boolean): boolean { return emuAddon().addon?.setTf32(on) ?? false; },
+  /** As cuda.setPrecision, for the emulated backend. */
+  setPrecision(p: { conv?: Fp32Precision; matmul?: Fp32Precision }): Precision | undefined { return emuAddon().addon?.setPrecision(p.conv, p.matmul); },
+  /** As cuda.kernels(), for the emulated backend (its counters show which GEMM tiles and paths the tests ran). */
+  kernels(): NativeKernels | undefined { return emuAddon().addon?.kernels(); },
   /**
    * Runs the emulation layer's self-check: a block-wide reduction with and without __syncthreads
    * (wrong without a working barrier) and atomics from a grid spread over `threads` workers.
