@@ -176,7 +176,7 @@ export async function loadCheckpoint(path: string, opts: { resume?: boolean } = 
 /** Throws a sentence when a checkpoint's model does not match the one asked for. */
 export function checkCompatible(path: string, saved: Record<string, unknown>, wanted: Record<string, unknown>, keys: string[]): void {
   for (const k of keys) {
-    if (JSON.stringify(saved[k]) !== JSON.stringify(wanted[k]) && (wanted[k] !== undefined && saved[k] !== undefined || ['lrn', 'pool', 'dropout'].includes(k))) {
+    if (JSON.stringify(saved[k]) !== JSON.stringify(wanted[k]) && (wanted[k] !== undefined && saved[k] !== undefined || ['lrn', 'pool', 'dropout', 'activation'].includes(k))) {
       throw new CheckpointError(`checkpoint ${path} is for ${k} ${JSON.stringify(saved[k])}, but this run uses ${k} ${JSON.stringify(wanted[k])}`);
     }
   }

@@ -93,14 +93,15 @@ function forwardWithHidden(model: Network, x: Tensor, name: string): { hidden: F
 }
 
 /**
- * The last hidden layer of a model (the output of the last ReLU before the final linear layer: relu7
- * in the paper's net, 4096-d), taken from its description, whose activations Figure 4 compares (§6.1).
+ * The last hidden layer of a model (the output of the last nonlinearity before the final linear
+ * layer: relu7 in the paper's net, 4096-d), taken from its description, whose activations Figure 4
+ * compares (§6.1).
  */
 export function featureLayer(model: Network): string {
   const layers = model.description.layers;
   let last = -1;
   for (let i = 0; i < layers.length; i++) if (layers[i]!.kind === 'linear') last = i;
-  for (let i = last - 1; i >= 0; i--) if (layers[i]!.kind === 'relu') return layers[i]!.name;
+  for (let i = last - 1; i >= 0; i--) if (layers[i]!.kind === 'relu' || layers[i]!.kind === 'tanh') return layers[i]!.name;
   throw new Error(`model ${model.description.name} has no hidden layer before its last linear layer`);
 }
 

@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSampleCifar10 } from '@alexnet/data-imagenet';
 import { loadCheckpoint } from './checkpoint.js';
 import { loadTrained } from './inference.js';
 import { sampleFixture, type Fixture } from './fixture.test-util.js';
@@ -17,12 +18,13 @@ beforeAll(async () => { fx = await sampleFixture(8, 2); }, 120_000);
 afterAll(async () => { if (fx) await rm(fx.root, { recursive: true, force: true }); });
 
 describe('ablation switches', () => {
-  it('--no-lrn, --pool 2/2, --no-dropout, --no-lighting each change what they say, train, and evaluate', async () => {
+  it('--no-lrn, --pool 2/2, --no-dropout, --no-lighting, --activation tanh each change what they say, train, and evaluate', async () => {
     const cases: [string[], (kinds: string[], recipe: Record<string, any>) => void][] = [
       [['--no-lrn'], (k, r) => { expect(k.filter((x) => x.startsWith('lrn'))).toEqual([]); expect(r.model.lrn).toBeNull(); }],
       [['--pool', '2/2'], (k, r) => { expect(k.filter((x) => x.startsWith('maxpool'))).toEqual(['maxpool 2/2', 'maxpool 2/2', 'maxpool 2/2']); expect(r.model.pool).toEqual({ size: 2, stride: 2 }); }],
       [['--no-dropout'], (k, r) => { expect(k.filter((x) => x.startsWith('dropout'))).toEqual([]); expect(r.model.dropout).toBe(false); }],
       [['--no-lighting'], (k, r) => { expect(k.filter((x) => x.startsWith('lrn'))).toHaveLength(2); expect(r.lighting).toEqual({ on: false, why: 'turned off (--no-lighting)' }); }],
+      [['--activation', 'tanh'], (k, r) => { expect(k.filter((x) => x.startsWith('tanh'))).toEqual(['tanh relu1', 'tanh relu2', 'tanh relu3', 'tanh relu4', 'tanh relu5', 'tanh relu6', 'tanh relu7']); expect(k.some((x) => x.startsWith('relu'))).toBe(false); expect(r.model.activation).toBe('tanh'); }],
     ];
     const outs: string[] = [];
     for (const [flags, check] of cases) {
@@ -54,5 +56,32 @@ describe('ablation switches', () => {
     expect(rows[1]).toContain(`| ${e3.valTop1Error >= e0.valTop1Error ? '+' : ''}${(100 * (e3.valTop1Error - e0.valTop1Error)).toFixed(1)} |`);
     const meta = await sharp(png).metadata();
     expect([meta.width, meta.height]).toEqual([1520, 440]);
+  }, 300_000);
+
+  it('alexnet figure1 trains the four-layer CIFAR-10 net with ReLU and tanh, and the ratio it prints is the one its curves give', async () => {
+    const cifar = join(fx.root, 'cifar'), out = join(fx.root, 'fig1');
+    await createSampleCifar10({ dir: cifar, perClass: 20, testPerClass: 2, seed: 1 });
+    const r = spawnSync(process.execPath, [cli, 'figure1', cifar, '--out', out, '--epochs', '4', '-b', '20', '-j', '1', '--lr-relu', '0.05', '--lr-tanh', '0.05'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(await readFile(join(out, 'figure1.json'), 'utf8'));
+    for (const a of ['relu', 'tanh']) {
+      expect(j.curves[a]).toHaveLength(4);
+      for (const v of j.curves[a]) expect(v >= 0 && v <= 1).toBe(true);
+    }
+    // The first crossing of 25 %, worked out here on its own: linear between epoch ends, from chance (0.9) at 0.
+    const reach = (c: number[]) => {
+      const pts: [number, number][] = [[0, 0.9], ...c.map((v, i) => [i + 1, v] as [number, number])];
+      for (let i = 1; i < pts.length; i++) {
+        const [x0, y0] = pts[i - 1]!, [x1, y1] = pts[i]!;
+        if (y1 <= 0.25) return y0 <= 0.25 ? x0 : x0 + ((y0 - 0.25) / (y0 - y1)) * (x1 - x0);
+      }
+      return null;
+    };
+    expect(j.reach).toEqual({ relu: reach(j.curves.relu), tanh: reach(j.curves.tanh) });
+    expect(j.ratio).toEqual(j.reach.relu !== null && j.reach.tanh !== null ? j.reach.tanh / j.reach.relu : null);
+    expect(r.stdout).toContain(j.summary);
+    if (j.ratio !== null) expect(r.stdout).toContain(`tanh needed ${j.ratio.toFixed(2)}x the epochs of ReLU`);
+    const meta = await sharp(join(out, 'figure1.png')).metadata();
+    expect([meta.width, meta.height]).toEqual([760, 460]);
   }, 300_000);
 });

@@ -16,3 +16,6 @@ export { formatRecipe, type Recipe } from './recipe.js';
 export { loadTrained, preprocess, predict, type TrainedModel, type Prediction } from './inference.js';
 export { runTrain, evaluateCheckpoint, visualizeCheckpoint, chooseNeighbours, featureLayer, forwardUntil, type NeighbourChoice } from './commands.js';
 export { drawKernels, drawCurves, curvesSvg, drawNeighbours, nearest, type EpochRecord, type NeighbourRow } from './visualize.js';
+export { compareRuns, readRun, runLabels, type Comparison, type RunRecord } from './compare.js';
+export { figure1, epochsToReach, FIGURE1_TARGET, type Figure1Options, type Figure1Result } from './figure1.js';
+export { parallelStep, GradientReducer, joinLaunchedGroup, BUCKET_BYTES, type Collective } from './parallel.js';

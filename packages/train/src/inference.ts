@@ -20,9 +20,9 @@ export interface TrainedModel {
 /** Rebuilds the model a checkpoint was trained with and loads its weights. */
 export async function loadTrained(path: string, opts: { devices?: string[] } = {}): Promise<TrainedModel> {
   const ck = await loadCheckpoint(path);
-  const m = ck.meta.model as { name: ModelName; classes: number; inputSize: number; positiveBias?: number; lrn?: boolean; pool?: { size: number; stride: number }; dropout?: boolean };
+  const m = ck.meta.model as { name: ModelName; classes: number; inputSize: number; positiveBias?: number; lrn?: boolean; pool?: { size: number; stride: number }; dropout?: boolean; activation?: 'relu' | 'tanh' };
   const devices = (opts.devices ?? ['cpu:0']).map((d) => toDevice(d));
-  const model = createModel(m.name, { classes: m.classes, inputSize: m.inputSize, devices, lrn: m.lrn, pool: m.pool, dropout: m.dropout });
+  const model = createModel(m.name, { classes: m.classes, inputSize: m.inputSize, devices, lrn: m.lrn, pool: m.pool, dropout: m.dropout, activation: m.activation });
   model.loadStateDict(ck.model);
   const data = ck.meta.data;
   return { model, meta: ck.meta, classes: data.classes, size: data.size, crop: data.crop, mean: ck.data.get('mean'), preprocessing: data.preprocessing };

@@ -29,6 +29,8 @@ export interface Recipe {
     pool: { size: number; stride: number } | null;
     /** §4.2 dropout in the hidden fully-connected layers. */
     dropout: boolean;
+    /** §3.1: ReLU (the paper's) or tanh. */
+    activation: 'relu' | 'tanh';
     weightStd: number;
     positiveBias: number;
   };
@@ -53,7 +55,7 @@ export function formatRecipe(r: Recipe): string[] {
       `PCA lighting ${r.lighting.on ? `on (std ${r.lighting.std}, ${r.lighting.scale})` : `off${r.lighting.why ? ` (${r.lighting.why})` : ''}`}; ` +
       `${r.crop}x${r.crop} crops${r.flip ? ' and reflections' : ''} (§4.1)`,
     `model: ${r.model.name}, ${lrn}${r.model.pool ? `, max-pool ${r.model.pool.size}/${r.model.pool.stride}${r.model.pool.size > r.model.pool.stride ? ' (overlapping, §3.4)' : ' (not overlapping, §3.4)'}` : ''}` +
-      `, ${r.model.dropout ? 'dropout 0.5 (§4.2)' : 'no dropout'}; weights ~ N(0, ${r.model.weightStd}²), positive biases ${r.model.positiveBias} (§5)`,
+      `, ${r.model.dropout ? 'dropout 0.5 (§4.2)' : 'no dropout'}${r.model.activation === 'tanh' ? ', tanh neurons (§3.1)' : ''}; weights ~ N(0, ${r.model.weightStd}²), positive biases ${r.model.positiveBias} (§5)`,
     `optimizer: SGD (${r.optimizer.form} form), lr ${r.optimizer.lr}, momentum ${r.optimizer.momentum}, weight decay ${r.optimizer.weightDecay}` +
       `${r.optimizer.biasDecay ? ' on weights and biases' : ' on weights only (biases exempt)'}, batch ${r.batch}`,
     `schedule: lr / ${Math.round(1 / r.schedule.factor)} when the ${r.schedule.watch} stops improving for ${r.schedule.patience} epoch(s), at most ${r.schedule.maxReductions} times (§5); ${r.epochs} epochs; seed ${r.seed}`,

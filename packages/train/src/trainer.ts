@@ -92,6 +92,8 @@ export interface TrainOptions {
   pool?: { size: number; stride: number };
   dropout?: boolean;
   lighting?: boolean;
+  /** §3.1: the neurons' nonlinearity (ReLU, the paper's; tanh, what it compares against). */
+  activation?: 'relu' | 'tanh';
   /** Loader worker threads (default: the cores). */
   workers?: number;
   /** Live progress on stderr (default true): redrawn in place on a terminal, a line every few seconds elsewhere. */
@@ -392,7 +394,7 @@ async function setUp(opts: TrainOptions): Promise<Run> {
   if (group) shareCores(devices, group);
   if (opts.weights && opts.resume) throw new TrainingError('give --resume (continue a run) or --weights (start a new one from its weights), not both');
   const start = opts.weights ? await loadCheckpoint(opts.weights).catch((e) => { throw e instanceof CheckpointError ? new TrainingError(e.message) : e; }) : null;
-  const from = start?.meta.model as { name?: ModelName; inputSize?: number; lrn?: boolean; pool?: { size: number; stride: number }; dropout?: boolean } | undefined;
+  const from = start?.meta.model as { name?: ModelName; inputSize?: number; lrn?: boolean; pool?: { size: number; stride: number }; dropout?: boolean; activation?: 'relu' | 'tanh' } | undefined;
   if (from && opts.model && opts.model !== from.name) throw new TrainingError(`--weights ${opts.weights} holds a '${from.name}' model, but --model is '${opts.model}'`);
   const modelName = opts.model ?? from?.name ?? 'paper';
   if (devices.length === 2 && modelName !== 'paper') throw new TrainingError(`two devices need the two-tower 'paper' model, not '${modelName}'`);
@@ -411,7 +413,8 @@ async function setUp(opts: TrainOptions): Promise<Run> {
   const biasDecay = opts.biasDecay ?? true;
   const lrnOff = opts.lrn === false || (opts.lrn === undefined && from?.lrn === false), dropOff = opts.dropout === false || (opts.dropout === undefined && from?.dropout === false);
   const pool = opts.pool ?? from?.pool;
-  const ablations = { ...(lrnOff ? { lrn: false } : {}), ...(pool ? { pool } : {}), ...(dropOff ? { dropout: false } : {}) };
+  const activation = opts.activation ?? from?.activation;
+  const ablations = { ...(lrnOff ? { lrn: false } : {}), ...(pool ? { pool } : {}), ...(dropOff ? { dropout: false } : {}), ...(activation === 'tanh' ? { activation } : {}) };
   const modelConfig = { name: modelName, classes, inputSize: crop, positiveBias: opts.positiveBias ?? P.positiveBias, weightStd: opts.weightStd ?? P.weightStd, ...ablations };
 
   const model = createModel(modelName, { ...modelConfig, devices, seed });
@@ -426,7 +429,7 @@ async function setUp(opts: TrainOptions): Promise<Run> {
   if (opts.resume) {
     const ck = await loadCheckpoint(opts.resume, { resume: true }).catch((e) => { throw e instanceof CheckpointError ? new TrainingError(e.message) : e; });
     try {
-      checkCompatible(opts.resume, ck.meta.model, modelConfig, ['name', 'classes', 'inputSize', 'lrn', 'pool', 'dropout']);
+      checkCompatible(opts.resume, ck.meta.model, modelConfig, ['name', 'classes', 'inputSize', 'lrn', 'pool', 'dropout', 'activation']);
       const savedDecay = (ck.meta.recipe as Recipe | undefined)?.optimizer.biasDecay;
       if (savedDecay !== undefined && savedDecay !== biasDecay) {
         throw new CheckpointError(`it was trained with weight decay ${savedDecay ? 'on' : 'off'} for the biases, and this run has it ${biasDecay ? 'on' : 'off'} (--no-bias-decay)`);
@@ -460,6 +463,7 @@ async function setUp(opts: TrainOptions): Promise<Run> {
       name: modelName, weightStd: modelConfig.weightStd, positiveBias: modelConfig.positiveBias,
       pool: (() => { const p = model.description.layers.find((l) => l.kind === 'maxpool'); return p && p.kind === 'maxpool' ? { size: p.size, stride: p.stride } : null; })(),
       dropout: model.description.layers.some((l) => l.kind === 'dropout'),
+      activation: model.description.layers.some((l) => l.kind === 'tanh') ? 'tanh' : 'relu',
       lrn: lrn && lrn.kind === 'lrn' ? { convention: lrn.convention, acrossTowers: lrn.inputs === 'all' } : null,
     },
     optimizer: { form: optimizer.form, lr: lr0, momentum: optimizer.momentum, weightDecay: optimizer.weightDecay, biasDecay },

@@ -10,6 +10,7 @@ import { exportOnnx, exportSafetensors, importTorchvision } from '@alexnet/inter
 import { startMonitor, type Monitor } from '@alexnet/monitor';
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint.js';
 import { compareRuns } from '../compare.js';
+import { figure1 } from '../figure1.js';
 import '@alexnet/tensor';
 import { evaluateCheckpoint, runTrain, visualizeCheckpoint } from '../commands.js';
 import { loadTrained, predict } from '../inference.js';
@@ -68,6 +69,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       { name: 'pool', kind: 'choice', choices: ['3/2', '2/2'], default: '3/2', help: 'ablation: max-pool size/stride (§3.4: 3/2 overlapping, 2/2 not)' },
       { name: 'no-dropout', kind: 'boolean', help: 'ablation: no dropout (§4.2)' },
       { name: 'no-lighting', kind: 'boolean', help: 'ablation: no PCA lighting (§4.1)' },
+      { name: 'activation', kind: 'choice', choices: ['relu', 'tanh'], default: 'relu', help: 'the neurons (§3.1: ReLU, the paper\'s; tanh, Figure 1\'s comparison)' },
       WORKERS,
       MAX_BAD,
       { name: 'monitor', kind: 'int', min: 0, max: 65535, meta: 'PORT', bareValue: '6006', help: 'serve the live page of the run (alexnet monitor) on 127.0.0.1:PORT (6006; 0: any free port) while it trains' },
@@ -118,6 +120,20 @@ const COMMANDS: Record<string, CommandSpec> = {
       { name: 'onnx', kind: 'string', meta: 'FILE', help: 'write ONNX (opset 13, any batch size)' },
       { name: 'form', kind: 'choice', choices: ['grouped', 'towers'], default: 'grouped', help: 'the paper net as on one device (grouped convolutions) or as two towers (§3.2)' },
       { name: 'safetensors', kind: 'string', meta: 'FILE', help: 'write the bare weights by PyTorch names (load_state_dict(strict=True) takes them)' },
+    ],
+  },
+  figure1: {
+    name: 'figure1', summary: 'the paper\'s Figure 1 (§3.1): a four-layer CIFAR-10 net with ReLU and with tanh, training error against epochs',
+    positional: { meta: 'CIFAR_DIR', option: 'data', help: 'CIFAR-10\'s binary version (data_batch_1..5.bin, test_batch.bin); the same as --data' },
+    options: [
+      { name: 'data', kind: 'string', meta: 'DIR', required: true, help: 'CIFAR-10\'s binary version, as cifar-10-binary.tar.gz unpacks' },
+      { name: 'out', kind: 'string', meta: 'DIR', default: 'figure1', help: 'where figure1.png and figure1.json go' },
+      { name: 'epochs', kind: 'int', min: 1, default: 30, help: 'epochs for each net' },
+      { name: 'batch-size', short: 'b', aliases: ['batch'], kind: 'int', min: 1, default: 128, help: 'images per step' },
+      { name: 'lr-relu', kind: 'number', min: 0, exclusiveMin: true, default: 0.01, help: 'the ReLU net\'s learning rate (the paper chose each net\'s on its own)' },
+      { name: 'lr-tanh', kind: 'number', min: 0, exclusiveMin: true, default: 0.01, help: 'the tanh net\'s learning rate' },
+      { name: 'seed', kind: 'int', min: 0, default: 0, help: 'seed of initialisation and shuffling' },
+      DEVICE, WORKERS,
     ],
   },
   compare: {
@@ -209,7 +225,7 @@ export async function main(argv: string[]): Promise<number> {
         positiveBias: v['positive-bias'] as number, weightStd: v['weight-std'] as number, patience: int('patience')!, tenCrop: !!v['ten-crop'],
         resume: str('resume'), ...(str('weights') ? { weights: str('weights')! } : {}), statsSamples: int('stats-samples')!, maxBadImages: int('max-bad-images')!, ...workers,
         ...(v['no-lrn'] ? { lrn: false } : {}), ...(v['no-dropout'] ? { dropout: false } : {}), ...(v['no-lighting'] ? { lighting: false } : {}),
-        ...(str('pool') === '2/2' ? { pool: { size: 2, stride: 2 } } : {}),
+        ...(str('pool') === '2/2' ? { pool: { size: 2, stride: 2 } } : {}), ...(given.has('activation') ? { activation: str('activation') as 'relu' | 'tanh' } : {}),
         ...(v['val-fraction'] !== undefined ? { valFraction: v['val-fraction'] as number } : {}),
         ...(int('print-freq') !== undefined ? { printFreq: int('print-freq')! } : {}),
         ...(int('max-steps') !== undefined ? { maxSteps: int('max-steps')! } : {}),
@@ -257,6 +273,12 @@ export async function main(argv: string[]): Promise<number> {
       const from = `checkpoint ${str('checkpoint')}`;
       if (str('onnx')) console.log((await exportOnnx(ck, str('onnx')!, { form: str('form') as 'grouped' | 'towers', from })).summary);
       if (str('safetensors')) console.log((await exportSafetensors(ck, str('safetensors')!, { from })).summary);
+      return 0;
+    }
+    case 'figure1': {
+      const r = await figure1({ data: str('data')!, out: str('out')!, epochs: int('epochs')!, batchSize: int('batch-size')!, lrRelu: v['lr-relu'] as number,
+        lrTanh: v['lr-tanh'] as number, seed: int('seed')!, device: str('device')!, ...workers, progress: true });
+      console.log(`${r.summary}\nwrote ${r.png} and ${r.json}`);
       return 0;
     }
     case 'compare': {
