@@ -191,7 +191,7 @@ struct VendorState {
         if (dnn) libs->dnn.destroy(dnn);
         dnn = nullptr;
         const std::string why = std::string("cudnnCreate failed on ") + ALEXNET_DEVICE_PREFIX + std::to_string(e.index_) + ": " + dnnError(st);
-        for (Family c : {kConvForward, kConvBackwardData, kConvBackwardFilter}) fallBack(c, why, true);
+        for (Family c : {kConvForward, kConvBackwardData, kConvBackwardFilter}) fallBack(c, why, c == kConvForward);  // one warning
       }
     }
     return dnn != nullptr && !gFamily[f].own.load();
