@@ -70,4 +70,14 @@ describe.skipIf(!!skip)('data parallelism under mpirun', () => {
     expect(weightDiff(six, ref)).toBeLessThan(1e-4);
     expect((await steps(two)).map((l) => l.step)).toEqual([0, 1, 2, 3, 4, 5]);
   }, 600_000);
+
+  it('composes with the two-tower placement: two processes, each with the towers on cpu:0 and cpu:1, take one process\'s steps', async () => {
+    const one = join(fx.root, 'one-2'), towers = join(fx.root, 'towers');
+    expect(single(common(one, 2)).status).toBe(0);
+    const r = parallel(2, [...common(towers, 2), '--devices', 'cpu:0,cpu:1']);
+    expect(r.status, r.stderr + r.stdout).toBe(0);
+    expect(r.stderr).toMatch(/^devices: cpu:0, cpu:1 \(one tower per device, §3\.2\)$/m);
+    const a = await loadCheckpoint(join(one, 'checkpoint.safetensors')), b = await loadCheckpoint(join(towers, 'checkpoint.safetensors'));
+    expect(weightDiff(a, b)).toBeLessThan(1e-4);
+  }, 300_000);
 });
