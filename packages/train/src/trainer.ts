@@ -26,7 +26,7 @@ import { batchToTensors, chooseMean, normalizeBatch, openData, readyData, type T
 import { BadImagesError, evaluateWithProgress, NonFiniteOutputError, type Evaluation } from './evaluate.js';
 import { MetricsLog } from './metrics.js';
 import { formatRecipe, type Recipe } from './recipe.js';
-import { joinLaunchedGroup, parallelStep, type Collective } from './parallel.js';
+import { checkSameSettings, joinLaunchedGroup, parallelStep, runSettings, type Collective } from './parallel.js';
 import { trainStep, type StepOutput } from './step.js';
 import type { EpochRecord } from './visualize.js';
 
@@ -476,6 +476,8 @@ async function setUp(opts: TrainOptions): Promise<Run> {
     log(`WARNING: ${opened.root} has no validation split, so the §5 schedule (lr / 10 when the validation error stops improving) watches the training loss instead; ` +
       'hold back part of the training set with --val-fraction 0.02 to schedule on validation error.');
   }
+  // Every rank must have been given the same data, model and recipe: checked before the first step.
+  if (group) await checkSameSettings(group, await runSettings(recipe, model, { classList: data.train.classes, start: { epoch: state.epoch, batch: state.batch, step: state.step }, maxSteps: opts.maxSteps, tenCrop: opts.tenCrop, maxBadImages: opts.maxBadImages }));
   const part = group ? { part: { rank: group.rank, size: group.size } } : {};
   if (group && (opts.batchSize ?? P.batchSize) < group.size) throw new TrainingError(`the global batch (${opts.batchSize ?? P.batchSize}) must have at least one image for each of the ${group.size} processes`);
   if (group) log(`data parallel: ${group.size} processes, each with its part of every batch of ${batchSize} (rank 0 writes)`);
