@@ -2,7 +2,7 @@
 // logits within 1e-4, for any batch size, at the input size recorded in the graph. Small nets (67x67
 // inputs, 10 classes) keep it quick.
 import { createRequire } from 'node:module';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -58,8 +58,9 @@ async function run(file: string, x: Float32Array, n: number): Promise<Float32Arr
   return logits.data as Float32Array;
 }
 
-const CASES: { label: string; config: ModelConfig; form?: 'grouped' | 'towers' }[] = [
-  { label: 'paper, one-device form (grouped conv2/4/5, LRN within each tower as Split/LRN/Concat)', config: { name: 'paper', classes: CLASSES, inputSize: SIZE } },
+const CASES: { label: string; config: ModelConfig; form?: 'grouped' | 'towers'; lrn?: 'conv' | 'node' }[] = [
+  { label: 'paper, one-device form (grouped conv2/4/5, LRN within each tower as a block-diagonal banded 1x1 convolution)', config: { name: 'paper', classes: CLASSES, inputSize: SIZE } },
+  { label: 'paper, one-device form, lrn: \'node\' (LRN within each tower as Split/LRN/Concat)', config: { name: 'paper', classes: CLASSES, inputSize: SIZE }, lrn: 'node' },
   { label: 'paper, two-tower form (§3.2: two branches joined where the GPUs exchange)', config: { name: 'paper', classes: CLASSES, inputSize: SIZE }, form: 'towers' },
   { label: 'paper with the PyTorch LRN convention and LRN across both towers', config: { name: 'paper', classes: CLASSES, inputSize: SIZE, lrnConvention: 'pytorch', lrnAcrossTowers: true } },
   { label: 'paper-half (one tower, §3.2\'s comparison net)', config: { name: 'paper-half', classes: CLASSES, inputSize: SIZE } },
@@ -72,11 +73,14 @@ describe.skipIf(!ort)('ONNX export run by onnxruntime-node (needs the onnxruntim
     it(`${c.label}: ort's logits equal our forward pass within 1e-4, batch 2 and batch 1`, async () => {
       const x = input(2, 11);
       const { net, weights, ours, logits } = ourNet(c.config, x, 2);
-      const file = join(dir, `${c.config.name}-${c.form ?? 'grouped'}.onnx`);
-      const r = await exportOnnx({ model: c.config, weights }, file, { form: c.form });
+      const file = join(dir, `${c.config.name}-${c.form ?? 'grouped'}-${c.lrn ?? 'conv'}-${CASES.indexOf(c)}.onnx`);
+      const r = await exportOnnx({ model: c.config, weights }, file, { form: c.form, lrn: c.lrn });
       expect(r.input).toEqual({ name: 'input', shape: ['batch', 3, SIZE, SIZE] });
       expect(r.output).toEqual({ name: 'logits', shape: ['batch', CLASSES] });
       expect(r.parameters).toBe(net.parameterCount());
+      // the LRN operator (op_type "LRN": protobuf field 4, length 3) only where lrn: 'node' asks for it
+      const lrnNodes = readFileSync(file).includes(Buffer.from([0x22, 3, 0x4c, 0x52, 0x4e]));
+      expect(lrnNodes).toBe(c.lrn === 'node' && c.config.name !== 'torchvision');
       const theirs = await run(file, x, 2);
       expect(relativeError(theirs, ours).error).toBeLessThan(1e-4);
       expect(Math.max(...Array.from(ours, Math.abs))).toBeGreaterThan(0.1); // logits far from zero: the comparison means something

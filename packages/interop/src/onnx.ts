@@ -34,6 +34,14 @@ export interface OnnxExportOptions {
   form?: 'grouped' | 'towers';
   /** How errors name the weights' origin, e.g. 'checkpoint run/checkpoint.safetensors' (default 'the checkpoint'). */
   from?: string;
+  /**
+   * How LRN (§3.3) is written. 'conv' (default): the window sum of squares as a 1x1 convolution with a
+   * fixed banded (block-diagonal within towers) matrix, then the power, in plain operators
+   * (`Mul -> Conv -> Sqrt, Sqrt, Mul -> Div` for beta 0.75, `Pow` otherwise): onnxruntime runs it
+   * several times faster than its own LRN kernel. 'node': ONNX's LRN operator (within towers as
+   * Split -> LRN, LRN -> Concat), the graph a reader expects.
+   */
+  lrn?: 'conv' | 'node';
 }
 
 export interface OnnxExportResult {
@@ -120,7 +128,26 @@ function adaptivePoolMatrix(h: number, w: number, out: number): Float32Array {
   return m;
 }
 
-function buildGraph(r: ResolvedSource, form: 'grouped' | 'towers'): { graph: Graph; last: string } {
+/**
+ * LRN's window sum as a 1x1 convolution: weight [C, C / groups, 1, 1] with scale at (i, j) when
+ * channel j is within the window of channel i (|i - j| <= (size - 1) / 2, ONNX's and §3.3's
+ * centred window) and in the same group, else 0; bias k. Initializers shared by the towers.
+ */
+function lrnBand(g: Graph, name: string, channels: number, groups: number, size: number, scale: number, k: number, beta: number): { weight: string; bias: string; beta?: string } {
+  const per = channels / groups, lo = Math.floor((size - 1) / 2), hi = Math.ceil((size - 1) / 2);
+  const w = new Float32Array(channels * per);
+  for (let i = 0; i < channels; i++) {
+    const base = Math.floor(i / per) * per; // the group's first channel
+    for (let j = Math.max(base, i - lo); j <= Math.min(base + per - 1, i + hi); j++) w[i * per + (j - base)] = scale;
+  }
+  return {
+    weight: g.floats(`${name}.band`, [channels, per, 1, 1], w, false),
+    bias: g.floats(`${name}.k`, [channels], new Float32Array(channels).fill(k), false),
+    ...(beta === 0.75 ? {} : { beta: g.floats(`${name}.beta`, [1], Float32Array.of(beta), false) }),
+  };
+}
+
+function buildGraph(r: ResolvedSource, form: 'grouped' | 'towers', lrnMode: 'conv' | 'node' = 'conv'): { graph: Graph; last: string } {
   const desc: ModelDescription = r.description;
   const T = desc.towers;
   const P = form === 'towers' ? 2 : 1;
@@ -171,12 +198,28 @@ function buildGraph(r: ResolvedSource, form: 'grouped' | 'towers'): { graph: Gra
         break;
       case 'lrn': {
         // §3.3 with ONNX's alpha / size: the paper's alpha (no division) becomes alpha * size.
-        const attrs = () => [attrInt('size', spec.size), attrFloat('alpha', spec.convention === 'paper' ? spec.alpha * spec.size : spec.alpha), attrFloat('beta', spec.beta), attrFloat('bias', spec.k)];
+        const onnxAlpha = spec.convention === 'paper' ? spec.alpha * spec.size : spec.alpha;
+        const attrs = () => [attrInt('size', spec.size), attrFloat('alpha', onnxAlpha), attrFloat('beta', spec.beta), attrFloat('bias', spec.k)];
         const withinTowers = T === 2 && spec.inputs !== 'all';
         if (spec.inputs === 'all' && P === 2) throw new InteropError(`${desc.name}: ${spec.name} normalises across both towers, which only the 'grouped' form can write`);
+        const channels = (row.inShape as number[])[0]! / P;
+        const groups = P === 1 && withinTowers ? 2 : 1;
+        const band = lrnMode === 'conv' ? lrnBand(g, spec.name, channels, groups, spec.size, onnxAlpha / spec.size, spec.k, spec.beta) : undefined;
         parts = parts.map((p, t) => {
           const out = `${spec.name}${suffix(t)}`;
-          if (P === 1 && withinTowers) {
+          if (band) {
+            // k + alpha * sum over the window of a^2, in one 1x1 convolution; then a / that^beta
+            g.node('Mul', [p, p], [`${out}.sq`]);
+            g.node('Conv', [`${out}.sq`, band.weight, band.bias], [`${out}.den`], [attrInts('kernel_shape', [1, 1]), attrInt('group', groups)]);
+            if (band.beta) {
+              g.node('Pow', [`${out}.den`, band.beta], [`${out}.pow`]);
+            } else { // d^0.75 = sqrt(d) * sqrt(sqrt(d)): two vectorised square roots in place of a power
+              g.node('Sqrt', [`${out}.den`], [`${out}.r2`]);
+              g.node('Sqrt', [`${out}.r2`], [`${out}.r4`]);
+              g.node('Mul', [`${out}.r2`, `${out}.r4`], [`${out}.pow`]);
+            }
+            g.node('Div', [p, `${out}.pow`], [out]);
+          } else if (P === 1 && withinTowers) {
             const halves = [`${out}.in0`, `${out}.in1`];
             g.node('Split', [p], halves, [attrInt('axis', 1)], `${out}.split`);
             g.node('LRN', [halves[0]!], [`${out}.tower0`], attrs());
@@ -233,7 +276,9 @@ export function encodeOnnx(source: ModelSource, opts: OnnxExportOptions = {}): {
   const form = opts.form ?? 'grouped';
   if (form !== 'grouped' && form !== 'towers') throw new InteropError(`Expected form 'grouped' or 'towers' but received ${String(form)}`);
   if (form === 'towers' && desc.towers !== 2) throw new InteropError(`the 'towers' form is for the two-tower paper net (§3.2); ${desc.name} has one tower`);
-  const { graph } = buildGraph(r, form);
+  const lrn = opts.lrn ?? 'conv';
+  if (lrn !== 'conv' && lrn !== 'node') throw new InteropError(`Expected lrn 'conv' or 'node' but received ${String(lrn)}`);
+  const { graph } = buildGraph(r, form, lrn);
   const size = desc.input.size, classes = r.config.classes;
   const input = ['batch', desc.input.channels, size, size], output = ['batch', classes];
   const g = new Message();
