@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { copyInto, memory, tensor, type Tensor } from '@alexnet/tensor';
 import {
   AdaptiveAvgPool2d, cifarDescription, Conv2d, createModel, Dropout, Flatten, Layer, Linear, LocalResponseNorm, MaxPool2d, ReLU,
-  Sequential, SoftmaxCrossEntropy, Tanh, type ForwardContext, type ModelDescription,
+  Sequential, SoftmaxCrossEntropy, Tanh, type ForwardContext, type ModelDescription, type Network, type Parameter,
 } from './index.js';
 import { relativeError } from '@alexnet/tensor/conformance';
 
@@ -102,6 +102,27 @@ function gradcheck(layer: Layer, xShape: number[], opts: { scale?: number; seed?
 }
 
 const p64 = { device: DEV, dtype: 'float64' as const, weightStd: 0.3 };
+
+/**
+ * Central differences of the loss at `per` sampled entries of every parameter against the gradient
+ * backward left in p.grad (call after net.backward), each parameter within TOL.
+ */
+function checkParameterGradients(net: Network, lossOf: () => number, per: number, label: (p: Parameter) => string): void {
+  for (const p of net.parameters()) {
+    const wh = Float64Array.from(p.value.dataSync());
+    const ana = p.grad.dataSync();
+    const num: number[] = [], an: number[] = [];
+    for (const i of sampleIdx(wh.length, per)) {
+      const v = wh[i]!;
+      wh[i] = v + H; setHost(p.value, wh); const lp = lossOf();
+      wh[i] = v - H; setHost(p.value, wh); const lm = lossOf();
+      wh[i] = v; setHost(p.value, wh);
+      num.push((lp - lm) / (2 * H));
+      an.push(ana[i]!);
+    }
+    expect(relErr(an, num), label(p)).toBeLessThan(TOL);
+  }
+}
 
 describe('finite-difference gradient checks (float64, reference backend)', () => {
   it('Conv2d: groups 2, stride 2, padding 1, bias', () => {
@@ -236,20 +257,7 @@ describe('finite-difference gradient checks (float64, reference backend)', () =>
       const rT = f64(r, [2, 4]);
       net.backward(rT);
       rT.dispose();
-      for (const p of net.parameters()) {
-        const wh = Float64Array.from(p.value.dataSync());
-        const ana = p.grad.dataSync();
-        const num: number[] = [], an: number[] = [];
-        for (const i of sampleIdx(wh.length, 6)) {
-          const v = wh[i]!;
-          wh[i] = v + H; setHost(p.value, wh); const lp = lossOf();
-          wh[i] = v - H; setHost(p.value, wh); const lm = lossOf();
-          wh[i] = v; setHost(p.value, wh);
-          num.push((lp - lm) / (2 * H));
-          an.push(ana[i]!);
-        }
-        expect(relErr(an, num), `${devices.length} device(s): d${p.name}@${p.value.device.name}`).toBeLessThan(TOL);
-      }
+      checkParameterGradients(net, lossOf, 6, (p) => `${devices.length} device(s): d${p.name}@${p.value.device.name}`);
       x.dispose();
       net.dispose();
     }
@@ -274,20 +282,7 @@ describe('the cifar-4layer net with tanh (§3.1, Figure 1), built from its descr
     const rT = f64(r, [1, 3]);
     net.backward(rT);
     rT.dispose();
-    for (const p of net.parameters()) {
-      const wh = Float64Array.from(p.value.dataSync());
-      const ana = p.grad.dataSync();
-      const num: number[] = [], an: number[] = [];
-      for (const i of sampleIdx(wh.length, 4)) {
-        const v = wh[i]!;
-        wh[i] = v + H; setHost(p.value, wh); const lp = lossOf();
-        wh[i] = v - H; setHost(p.value, wh); const lm = lossOf();
-        wh[i] = v; setHost(p.value, wh);
-        num.push((lp - lm) / (2 * H));
-        an.push(ana[i]!);
-      }
-      expect(relErr(an, num), `d${p.name}`).toBeLessThan(TOL);
-    }
+    checkParameterGradients(net, lossOf, 4, (p) => `d${p.name}`);
     x.dispose();
     net.dispose();
   }, 120_000);

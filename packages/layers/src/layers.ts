@@ -270,20 +270,24 @@ export class Linear extends WeightLayer {
   }
 }
 
-/** f(x) = max(0, x) (§3.1). Any shape. In place reuses x's memory (safe after conv/linear, which keep their input, not their output). */
-export class ReLU extends Layer {
+/**
+ * An elementwise nonlinearity that keeps its output y for backward (ReLU's mask y > 0, tanh's
+ * 1 - y²). In place reuses x's memory (safe after conv/linear, which keep their input, not their output).
+ */
+abstract class Activation extends Layer {
   readonly name: string;
   readonly inPlace: boolean;
   private y: Tensor | null = null;
 
-  constructor(o: { name?: string; inPlace?: boolean } = {}) {
+  constructor(private readonly kind: string, private readonly f: typeof relu, private readonly df: typeof reluBackward,
+    o: { name?: string; inPlace?: boolean }) {
     super();
     this.name = o.name ?? '';
     this.inPlace = o.inPlace ?? false;
   }
 
   forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
-    let y = relu(x, { inPlace: this.inPlace });
+    let y = this.f(x, { inPlace: this.inPlace });
     if (y === x) y = x.reshape(x.shape); // the caller owns a separate handle
     this.releaseCache();
     if (ctx.training) this.y = hold(y);
@@ -291,8 +295,8 @@ export class ReLU extends Layer {
   }
 
   backward(dy: Tensor): Tensor {
-    if (!this.y) err(`ReLU ${this.name}`, 'backward called without a training forward before it');
-    const dx = reluBackward(this.y, dy, { inPlace: true }); // written into dy, which we own
+    if (!this.y) err(`${this.kind} ${this.name}`, 'backward called without a training forward before it');
+    const dx = this.df(this.y, dy, { inPlace: true }); // written into dy, which we own
     this.releaseCache();
     return dx;
   }
@@ -303,40 +307,17 @@ export class ReLU extends Layer {
   }
 }
 
-/**
- * f(x) = tanh(x), the saturating nonlinearity §3.1 compares ReLU with (Figure 1). Any shape. Keeps
- * its output y for backward (dx = dy (1 - y²)); in place reuses x's memory, safe where ReLU's is
- * (after conv/linear, which keep their input, not their output).
- */
-export class Tanh extends Layer {
-  readonly name: string;
-  readonly inPlace: boolean;
-  private y: Tensor | null = null;
-
+/** f(x) = max(0, x) (§3.1). Any shape. */
+export class ReLU extends Activation {
   constructor(o: { name?: string; inPlace?: boolean } = {}) {
-    super();
-    this.name = o.name ?? '';
-    this.inPlace = o.inPlace ?? false;
+    super('ReLU', relu, reluBackward, o);
   }
+}
 
-  forward(x: Tensor, ctx: ForwardContext = {}): Tensor {
-    let y = tanh(x, { inPlace: this.inPlace });
-    if (y === x) y = x.reshape(x.shape); // the caller owns a separate handle
-    this.releaseCache();
-    if (ctx.training) this.y = hold(y);
-    return y;
-  }
-
-  backward(dy: Tensor): Tensor {
-    if (!this.y) err(`Tanh ${this.name}`, 'backward called without a training forward before it');
-    const dx = tanhBackward(this.y, dy, { inPlace: true }); // written into dy, which we own
-    this.releaseCache();
-    return dx;
-  }
-
-  override releaseCache(): void {
-    release(this.y);
-    this.y = null;
+/** f(x) = tanh(x), the saturating nonlinearity §3.1 compares ReLU with (Figure 1). Any shape. */
+export class Tanh extends Activation {
+  constructor(o: { name?: string; inPlace?: boolean } = {}) {
+    super('Tanh', tanh, tanhBackward, o);
   }
 }
 

@@ -248,14 +248,18 @@ export function relu(x: Tensor, opts: { inPlace?: boolean } = {}): Tensor {
 
 /** dx = dy where y > 0 and 0 where y <= 0 (y is relu's output); where y is NaN dy passes, as in PyTorch. */
 export function reluBackward(y: Tensor, dy: Tensor, opts: { inPlace?: boolean } = {}): Tensor {
-  const op = 'reluBackward';
+  return activationBackward('reluBackward', y, dy, opts);
+}
+
+/** An activation's gradient from its output y (relu's, tanh's), as a new tensor or in place on dy. */
+function activationBackward(op: 'reluBackward' | 'tanhBackward', y: Tensor, dy: Tensor, opts: { inPlace?: boolean }): Tensor {
   checkTensor(op, 'y', y, { float: true });
   checkTensor(op, 'dy', dy, { float: true });
   sameDevice(op, { y, dy });
   sameFloatDType(op, { y, dy });
   sameShape(op, y, 'y', dy, 'dy');
   const dx = opts.inPlace ? dy : out(dy.shape, dy);
-  engineOf(y).reluBackward(y.buffer, dy.buffer, dx.buffer);
+  engineOf(y)[op](y.buffer, dy.buffer, dx.buffer);
   return dx;
 }
 
@@ -272,15 +276,7 @@ export function tanh(x: Tensor, opts: { inPlace?: boolean } = {}): Tensor {
 
 /** dx = dy (1 - y²), from tanh's output y (as reluBackward takes relu's), as a new tensor or in place on dy. */
 export function tanhBackward(y: Tensor, dy: Tensor, opts: { inPlace?: boolean } = {}): Tensor {
-  const op = 'tanhBackward';
-  checkTensor(op, 'y', y, { float: true });
-  checkTensor(op, 'dy', dy, { float: true });
-  sameDevice(op, { y, dy });
-  sameFloatDType(op, { y, dy });
-  sameShape(op, y, 'y', dy, 'dy');
-  const dx = opts.inPlace ? dy : out(dy.shape, dy);
-  engineOf(y).tanhBackward(y.buffer, dy.buffer, dx.buffer);
-  return dx;
+  return activationBackward('tanhBackward', y, dy, opts);
 }
 
 // ---- local response normalisation (§3.3) ----
