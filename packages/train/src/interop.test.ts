@@ -100,6 +100,12 @@ print(json.dumps({'index': top.indices.tolist(), 'p': top.values.tolist()}))`;
     const e = run('export', '--checkpoint', ck, '--onnx', join(out, 'm.onnx'), '--form', 'towers', '--safetensors', join(out, 'm.safetensors'));
     expect(e.status, e.stderr).toBe(0);
     expect(e.stdout).toMatch(/m\.onnx: ONNX opset 13, paper model as two towers \(§3\.2\)/);
+    // LRN (§3.3) as plain operators by default; --onnx-lrn node writes ONNX's LRN operator (op_type "LRN")
+    const n = run('export', '--checkpoint', ck, '--onnx', join(out, 'node.onnx'), '--onnx-lrn', 'node');
+    expect(n.status, n.stderr).toBe(0);
+    const lrnOp = Buffer.from([0x22, 3, 0x4c, 0x52, 0x4e]);
+    expect((await readFile(join(out, 'node.onnx'))).includes(lrnOp)).toBe(true);
+    expect((await readFile(join(out, 'm.onnx'))).includes(lrnOp)).toBe(false);
     const bare = await loadSafetensors(join(out, 'm.safetensors'));
     expect(bare.tensors.get('conv1.weight')!.shape).toEqual([96, 3, 11, 11]);
     expect(run('export', '--checkpoint', ck).stderr).toMatch(/give --onnx FILE or --safetensors FILE/);

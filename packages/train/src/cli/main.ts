@@ -119,6 +119,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       CHECKPOINT,
       { name: 'onnx', kind: 'string', meta: 'FILE', help: 'write ONNX (opset 13, any batch size)' },
       { name: 'form', kind: 'choice', choices: ['grouped', 'towers'], default: 'grouped', help: 'the paper net as on one device (grouped convolutions) or as two towers (§3.2)' },
+      { name: 'onnx-lrn', kind: 'choice', choices: ['conv', 'node'], default: 'conv', help: 'LRN (§3.3) in the ONNX graph: plain operators (a banded 1x1 convolution; faster in onnxruntime) or the LRN operator' },
       { name: 'safetensors', kind: 'string', meta: 'FILE', help: 'write the bare weights by PyTorch names (load_state_dict(strict=True) takes them)' },
     ],
   },
@@ -271,7 +272,7 @@ export async function main(argv: string[]): Promise<number> {
       if (!str('onnx') && !str('safetensors')) throw new UsageError(`give --onnx FILE or --safetensors FILE (or both)\n\n${helpText(spec)}`);
       const ck = await loadCheckpoint(str('checkpoint')!);
       const from = `checkpoint ${str('checkpoint')}`;
-      if (str('onnx')) console.log((await exportOnnx(ck, str('onnx')!, { form: str('form') as 'grouped' | 'towers', from })).summary);
+      if (str('onnx')) console.log((await exportOnnx(ck, str('onnx')!, { form: str('form') as 'grouped' | 'towers', lrn: str('onnx-lrn') as 'conv' | 'node', from })).summary);
       if (str('safetensors')) console.log((await exportSafetensors(ck, str('safetensors')!, { from })).summary);
       return 0;
     }
