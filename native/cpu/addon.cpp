@@ -61,8 +61,9 @@ void launch(ThreadPool& t, const ops::ChannelCopy<Call>& p) {
               dtypeBytes(p.src->dtype));
 }
 void launch(ThreadPool& t, const ops::Gemm<Call>& p) {
-  sgemm(t, p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a->f32(), p.transA ? p.m : p.k, p.b->f32(),
-        p.transB ? p.k : p.n, p.beta, p.c->f32(), p.n);
+  (activePrecision() == Precision::Bf16 ? bgemm : sgemm)(t, p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a->f32(),
+                                                        p.transA ? p.m : p.k, p.b->f32(), p.transB ? p.k : p.n,
+                                                        p.beta, p.c->f32(), p.n);
 }
 void launch(ThreadPool& t, const ops::Axpy<Call>& p) { axpy(t, p.alpha, p.x->f32(), p.y->f32(), p.x->length); }
 void launch(ThreadPool& t, const ops::Scale<Call>& p) { scale(t, p.alpha, p.x->f32(), p.x->length); }
@@ -427,6 +428,34 @@ Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), "auto");
 }
 
+/** precision(): what the GEMMs were asked to use and use now, whether the CPU has AVX512_BF16, and why not. */
+Napi::Value GetPrecision(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("requested", precisionName(requestedPrecision()));
+  o.Set("active", precisionName(activePrecision()));
+  o.Set("bf16Supported", cpuHasBf16());
+  const char* why = bf16Unavailable();
+  o.Set("reason", why ? Napi::Value(Napi::String::New(env, why)) : env.Null());
+  const char* bad = precisionEnvInvalid();
+  o.Set("envInvalid", bad ? Napi::Value(Napi::String::New(env, bad)) : env.Null());
+  return o;
+}
+
+/**
+ * setPrecision(name): the GEMMs' input precision, 'fp32' or 'bf16', process-wide (read when each op
+ * runs: set it before queuing work). Returns the precision in effect: 'fp32' when bf16 was asked for
+ * but the CPU lacks AVX512_BF16 or the kernels are capped below AVX-512 (precision().reason says which).
+ */
+Napi::Value SetPrecisionFn(const Napi::CallbackInfo& info) {
+  napi::Args<CpuKind> a(info, "setPrecision", 0);
+  const std::string name = a.oneOf(0, "precision", {"fp32", "bf16"});
+  Precision p = Precision::Fp32;
+  parsePrecision(name.c_str(), &p);
+  setRequestedPrecision(p);
+  return Napi::String::New(info.Env(), precisionName(activePrecision()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ops::exportEngine<NativeEngine, CpuKind>(env, exports, {
     NativeEngine::InstanceMethod<&NativeEngine::SetCacheLimit>("setCacheLimit"),
@@ -436,6 +465,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setIsa", Napi::Function::New(env, SetIsaFn, "setIsa"));
   exports.Set("peakGflops", Napi::Function::New(env, PeakGflops, "peakGflops"));
   exports.Set("setConvAlgorithm", Napi::Function::New(env, SetConvAlgorithm, "setConvAlgorithm"));
+  exports.Set("precision", Napi::Function::New(env, GetPrecision, "precision"));
+  exports.Set("setPrecision", Napi::Function::New(env, SetPrecisionFn, "setPrecision"));
   return exports;
 }
 

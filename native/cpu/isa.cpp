@@ -50,4 +50,50 @@ bool setIsa(Isa isa) {
   return true;
 }
 
+bool cpuHasBf16() {
+#if ALEXNET_X86
+  static const bool has = detectIsa() == Isa::Avx512 && __builtin_cpu_supports("avx512bf16");
+  return has;
+#else
+  return false;
+#endif
+}
+
+const char* precisionName(Precision p) { return p == Precision::Bf16 ? "bf16" : "fp32"; }
+
+bool parsePrecision(const char* name, Precision* out) {
+  if (!name) return false;
+  if (!std::strcmp(name, "fp32")) { *out = Precision::Fp32; return true; }
+  if (!std::strcmp(name, "bf16")) { *out = Precision::Bf16; return true; }
+  return false;
+}
+
+namespace {
+const char* g_precisionEnvInvalid = nullptr;
+Precision initialPrecision() {
+  const char* env = std::getenv("ALEXNET_CPU_PRECISION");
+  Precision p = Precision::Fp32;
+  if (env && *env && !parsePrecision(env, &p)) g_precisionEnvInvalid = env;
+  return p;
+}
+std::atomic<int> g_precision{(int)initialPrecision()};
+}  // namespace
+
+Precision requestedPrecision() { return (Precision)g_precision.load(std::memory_order_relaxed); }
+void setRequestedPrecision(Precision p) { g_precision.store((int)p); }
+const char* precisionEnvInvalid() { return g_precisionEnvInvalid; }
+
+const char* bf16Unavailable() {
+  if (requestedPrecision() != Precision::Bf16) return nullptr;
+  if (!cpuHasBf16())
+    return "this CPU lacks AVX512_BF16 (the vdpbf16ps instruction), so the GEMMs stay in fp32";
+  if (activeIsa() != Isa::Avx512)
+    return "the kernels are capped below AVX-512 (ALEXNET_CPU_ISA or setCpuIsa), so the GEMMs stay in fp32";
+  return nullptr;
+}
+
+Precision activePrecision() {
+  return requestedPrecision() == Precision::Bf16 && !bf16Unavailable() ? Precision::Bf16 : Precision::Fp32;
+}
+
 }  // namespace alexnet

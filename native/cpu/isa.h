@@ -17,10 +17,33 @@ bool setIsa(Isa isa);
 const char* isaName(Isa isa);
 bool parseIsa(const char* name, Isa* out);
 
+/**
+ * The GEMMs' input precision (docs/cpu-engine.md, "bf16"): fp32, or bf16 inputs (rounded to nearest
+ * even from fp32) with fp32 products summed in fp32 by AVX512_BF16's vdpbf16ps. Process-wide, read
+ * when an op runs; ALEXNET_CPU_PRECISION=fp32|bf16 sets it at load, setPrecision from JavaScript.
+ */
+enum class Precision : int { Fp32 = 0, Bf16 = 1 };
+
+/** Whether this CPU has AVX512_BF16 (vdpbf16ps) besides the AVX-512 path's features. */
+bool cpuHasBf16();
+/** What was asked for (ALEXNET_CPU_PRECISION or setPrecision). */
+Precision requestedPrecision();
+void setRequestedPrecision(Precision p);
+/** What the GEMMs use now: bf16 when requested, the CPU has AVX512_BF16 and the AVX-512 path is active. */
+Precision activePrecision();
+/** Why bf16 is not in effect although it was requested; null otherwise. */
+const char* bf16Unavailable();
+/** The value of ALEXNET_CPU_PRECISION when it is neither fp32 nor bf16 (ignored: fp32), else null. */
+const char* precisionEnvInvalid();
+const char* precisionName(Precision p);
+bool parsePrecision(const char* name, Precision* out);
+
 #if (defined(__x86_64__) || defined(__i386__)) && !defined(ALEXNET_NO_X86)
 #define ALEXNET_X86 1
 #define ALEXNET_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,avx2")))
 #define ALEXNET_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define ALEXNET_TARGET_BF16 \
+  __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,fma,avx2")))
 #else
 #define ALEXNET_X86 0
 #endif

@@ -16,6 +16,7 @@
         "<(native_dir)/cpu/kernels/conv.cpp",
         "<(native_dir)/cpu/kernels/elementwise.cpp",
         "<(native_dir)/cpu/kernels/gemm.cpp",
+        "<(native_dir)/cpu/kernels/gemm_bf16.cpp",
         "<(native_dir)/cpu/kernels/loss.cpp",
         "<(native_dir)/cpu/kernels/lrn.cpp",
         "<(native_dir)/cpu/kernels/pool.cpp",

@@ -329,6 +329,22 @@ void forEachChunk(ThreadPool& pool, const ConvGeometry& g, int64_t nb, size_t co
   else run(pool, 0, tasks);
 }
 
+/** packWeights as bf16 pairs for the bf16 GEMM (bgemmPackA). */
+uint32_t* packWeightsBf16(bool trans, const float* w, const ConvGeometry& g) {
+  const int64_t rows = g.colRows(), kg = g.kg(), apSize = bgemmPackedASize(trans ? rows : kg, trans ? kg : rows);
+  uint32_t* wp = scratch<uint32_t>(Scratch::Packed, (size_t)(apSize * g.groups));
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    bgemmPackA(trans, w + grp * kg * rows, rows, trans ? rows : kg, trans ? kg : rows, wp + grp * apSize);
+  return wp;
+}
+
+/** `panels` fp32 B panels of k rows (width kBf16Nr) as bf16 pairs, in the calling thread's Scratch::ColBf16. */
+const uint32_t* panelsBf16(ThreadPool& pool, const float* src, int64_t k, int64_t panels) {
+  uint32_t* dst = scratch<uint32_t>(Scratch::ColBf16, (size_t)(panels * ((k + 1) / 2) * kBf16Nr));
+  bgemmPanelsFromFp32(pool, src, k, panels, dst);
+  return dst;
+}
+
 /** The weights of every group packed once per op as the GEMM's A (transposed for the data gradient). */
 float* packWeights(Isa isa, bool trans, const float* w, const ConvGeometry& g) {
   const int64_t rows = g.colRows(), kg = g.kg(), apSize = gemmPackedASize(isa, trans ? rows : kg, trans ? kg : rows);
@@ -348,24 +364,32 @@ void conv2dForward(ThreadPool& pool, const float* x, const float* w, const float
     return;
   }
   const Isa isa = activeIsa();
-  const int nr = gemmPanelWidth(isa);
+  // bf16 precision (docs/cpu-engine.md): the same im2col panels (32 wide), turned into bf16 pairs for
+  // the bf16 GEMM; the weights packed as bf16 once per op.
+  const bool bf16 = activePrecision() == Precision::Bf16;
+  const int nr = bf16 ? kBf16Nr : gemmPanelWidth(isa);
   const int64_t nb = convBatch(g);
   const int64_t Lmax = (nb * P + nr - 1) / nr * nr;
   const int32_t* map = im2colBySegments(g) ? nullptr : spatialMap(g);
-  const int64_t apSize = gemmPackedASize(isa, kg, rows);
-  const float* wp = packWeights(isa, false, w, g);
+  const int64_t apSize = bf16 ? bgemmPackedASize(kg, rows) : gemmPackedASize(isa, kg, rows);
+  const float* wp = bf16 ? nullptr : packWeights(isa, false, w, g);
+  const uint32_t* wpb = bf16 ? packWeightsBf16(false, w, g) : nullptr;
   // One chunk of nb samples, one group: im2col, GEMM, scatter (+ bias) on the pool `c` gives.
   auto chunk = [&](ThreadPool& c, int64_t n0, int64_t grp, float* col, float* tmp) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
     const float* wg = w + grp * kg * rows;
-    const float* wpg = wp + grp * apSize;
+    const float* wpg = bf16 ? nullptr : wp + grp * apSize;
     im2colPanels(c, x, map, g, n0, cnt, grp, nr, col);
+    float* out = cnt == 1 ? y + (n0 * g.k + grp * kg) * P : tmp;
+    if (bf16) {
+      const uint32_t* colb = panelsBf16(c, col, rows, (L + nr - 1) / nr);
+      bgemmPackedB(c, false, kg, L, rows, 1.0f, nullptr, rows, colb, 0.0f, out, L, wpb + grp * apSize);
+    } else {
+      sgemmPackedB(c, isa, false, kg, L, rows, 1.0f, wg, rows, col, 0.0f, out, L, wpg);
+    }
     if (cnt == 1) {
-      float* out = y + (n0 * g.k + grp * kg) * P;
-      sgemmPackedB(c, isa, false, kg, P, rows, 1.0f, wg, rows, col, 0.0f, out, P, wpg);
       if (bias) biasAdd(c, out, bias + grp * kg, 1, kg, P);
     } else {
-      sgemmPackedB(c, isa, false, kg, L, rows, 1.0f, wg, rows, col, 0.0f, tmp, L, wpg);
       scatterGroup(c, tmp, bias, g, n0, cnt, grp, y);
     }
   };
@@ -383,18 +407,24 @@ void conv2dBackwardData(ThreadPool& pool, const float* dy, const float* w, float
     return;
   }
   const Isa isa = activeIsa();
-  const int nr = gemmPanelWidth(isa);
+  const bool bf16 = activePrecision() == Precision::Bf16;
+  const int nr = bf16 ? kBf16Nr : gemmPanelWidth(isa);
   const int64_t nb = convBatch(g);
   const int64_t Lmax = (nb * P + nr - 1) / nr * nr;
-  const int64_t apSize = gemmPackedASize(isa, rows, kg);
-  const float* wp = packWeights(isa, true, w, g);
+  const int64_t apSize = bf16 ? bgemmPackedASize(rows, kg) : gemmPackedASize(isa, rows, kg);
+  const float* wp = bf16 ? nullptr : packWeights(isa, true, w, g);
+  const uint32_t* wpb = bf16 ? packWeightsBf16(true, w, g) : nullptr;
   // One chunk, one group: dy into panels, dcol [rows, L] = wg^T [rows, kg] x dy_g [kg, L], col2im
   // (which overwrites exactly this chunk's and group's planes of dx).
   auto chunk = [&](ThreadPool& c, int64_t n0, int64_t grp, float* col, float* dyp) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
     dyPanels(c, dy, g, n0, cnt, grp, nr, dyp);
-    sgemmPackedB(c, isa, true, rows, L, kg, 1.0f, w + grp * kg * rows, rows, dyp, 0.0f, col, L,
-                 wp + grp * apSize);
+    if (bf16)
+      bgemmPackedB(c, true, rows, L, kg, 1.0f, nullptr, rows, panelsBf16(c, dyp, kg, (L + nr - 1) / nr), 0.0f, col,
+                   L, wpb + grp * apSize);
+    else
+      sgemmPackedB(c, isa, true, rows, L, kg, 1.0f, w + grp * kg * rows, rows, dyp, 0.0f, col, L,
+                   wp + grp * apSize);
     col2im(c, col, g, n0, cnt, grp, dx);
   };
   forEachChunk(pool, g, nb, (size_t)(rows * nb * P), (size_t)(kg * Lmax), chunk);
@@ -415,8 +445,13 @@ void conv2dBackwardFilter(ThreadPool& pool, const float* x, const float* dy, flo
     return;
   }
   const Isa isa = activeIsa();
-  const int nr = gemmPanelWidth(isa), mr = gemmPanelHeight(isa);
+  const bool bf16 = activePrecision() == Precision::Bf16;
+  const int nr = bf16 ? kBf16Nr : gemmPanelWidth(isa), mr = bf16 ? kBf16Mr : gemmPanelHeight(isa);
   const int64_t rowsPad = (rows + nr - 1) / nr * nr;
+  // Packed dy (the GEMM's A) per chunk of nbc samples: floats, or bf16 pair words (4 bytes each too).
+  auto apSize = [&](int64_t nbc) {
+    return bf16 ? bgemmPackedASize(kg, nbc * P) : gemmPackedASize(isa, kg, nbc * P);
+  };
   const ColRows tab = colRowTable(g, nr);
   // One chunk of nb samples, one group: im2col^T into B panels, dy into packed A (once, shared by
   // all C stripes), dst_g [kg, rows] = b dst_g + dy_g [kg, L] x col^T [L, rows].
@@ -435,6 +470,17 @@ void conv2dBackwardFilter(ThreadPool& pool, const float* x, const float* dy, flo
       lda = L;
     }
     const int64_t panels = (kg + mr - 1) / mr;
+    if (bf16) {
+      // k = L: pairs of columns of this chunk (an odd L's last pair padded with zero in both operands).
+      uint32_t* apb = reinterpret_cast<uint32_t*>(ap);
+      c.parallelFor(panels, 1, [&](int64_t pb, int64_t pe) {
+        const int64_t i0 = pb * mr, i1 = std::min<int64_t>(pe * mr, kg);
+        bgemmPackA(false, dyg + i0 * lda, lda, i1 - i0, L, apb + i0 * ((L + 1) / 2));
+      });
+      bgemmPackedB(c, false, kg, rows, L, 1.0f, nullptr, lda, panelsBf16(c, col, L, rowsPad / nr), b,
+                   dst + grp * kg * rows, rows, apb);
+      return;
+    }
     c.parallelFor(panels, 1, [&](int64_t pb, int64_t pe) {
       const int64_t i0 = pb * mr, i1 = std::min<int64_t>(pe * mr, kg);
       gemmPackA(isa, false, dyg + i0 * lda, lda, i1 - i0, L, ap + i0 * L);
@@ -455,7 +501,7 @@ void conv2dBackwardFilter(ThreadPool& pool, const float* x, const float* dy, flo
       ThreadPool& local = serialPool();
       float* col = scratch(Scratch::Col, (size_t)(rowsPad * nbT * P));
       float* tmp = nbT > 1 ? scratch(Scratch::Gather, (size_t)(kg * nbT * P)) : nullptr;
-      float* ap = scratch(Scratch::Packed, (size_t)gemmPackedASize(isa, kg, nbT * P));
+      float* ap = scratch(Scratch::Packed, (size_t)apSize(nbT));
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t c0 = chunksT * r / R, c1 = chunksT * (r + 1) / R;
         for (int64_t ci = c0; ci < c1; ++ci)
@@ -475,7 +521,7 @@ void conv2dBackwardFilter(ThreadPool& pool, const float* x, const float* dy, flo
   const int64_t nb = convBatch(g, true);
   float* col = scratch(Scratch::Col, (size_t)(rowsPad * nb * P));
   float* tmp = nb > 1 ? scratch(Scratch::Gather, (size_t)(kg * nb * P)) : nullptr;
-  float* ap = scratch(Scratch::Packed, (size_t)gemmPackedASize(isa, kg, nb * P));
+  float* ap = scratch(Scratch::Packed, (size_t)apSize(nb));
   for (int64_t n0 = 0; n0 < g.n; n0 += nb)
     for (int64_t grp = 0; grp < g.groups; ++grp) chunk(pool, nb, n0, grp, col, tmp, ap, dw, n0 == 0 ? beta : 1.0f);
 }

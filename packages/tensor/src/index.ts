@@ -30,6 +30,7 @@ export { referenceBackend, ReferenceEngine } from './reference/engine.js';
 export * as referenceKernels from './reference/kernels.js';
 export {
   cpuBackend, cpuIsa, cpuIsaPaths, setCpuIsa, cpuPeakGflops, CPU_DEVICE_COUNT, CpuEngine, type CpuIsa,
+  cpuPrecision, setCpuPrecision, type CpuPrecision, type CpuPrecisionState,
 } from './cpu/index.js';
 export {
   NativeEngine, NativeBuffer, NativeEvent, FORWARDED_OPS, type AddonEngine, type AddonBuffer, type NativeMemoryStats,

@@ -10,6 +10,8 @@ export type CpuIsa = 'avx512' | 'avx2' | 'portable';
 /** How the engine computes stride-1 3x3 and 5x5 convolutions (docs/cpu-engine.md, Winograd). */
 export type CpuConvAlgorithm = 'auto' | 'direct' | 'winograd2' | 'winograd4';
 export type CpuConvPass = 'forward' | 'backwardData' | 'backwardFilter';
+/** The GEMMs' input precision (docs/cpu-engine.md, bf16): fp32, or bf16 inputs with fp32 accumulation. */
+export type CpuPrecision = 'fp32' | 'bf16';
 
 /** The CPU addon's engine: the shared surface (native-engine.ts) plus its own two methods. */
 export interface CpuAddonEngine extends AddonEngine {
@@ -29,6 +31,11 @@ export interface NativeAddon {
   setIsa(isa: CpuIsa): void;
   peakGflops(threads: number, seconds: number): number;
   setConvAlgorithm(pass: CpuConvPass, algorithm?: CpuConvAlgorithm): CpuConvAlgorithm;
+  precision(): {
+    requested: CpuPrecision; active: CpuPrecision; bf16Supported: boolean;
+    reason: string | null; envInvalid: string | null;
+  };
+  setPrecision(precision: CpuPrecision): CpuPrecision;
 }
 
 export const ADDON_PATH = '../../build/Release/alexnet_cpu.node';

@@ -4,11 +4,13 @@
  * two-GPU split (§3.2) runs as two CPU engines, one thread each, side by side.
  */
 import type { Backend } from '../backend.js';
-import { addonLoadError, nativeAddon, type CpuConvAlgorithm, type CpuConvPass, type CpuIsa } from './addon.js';
+import {
+  addonLoadError, nativeAddon, type CpuConvAlgorithm, type CpuConvPass, type CpuIsa, type CpuPrecision,
+} from './addon.js';
 import { CpuEngine } from './engine.js';
 
 export { CpuEngine } from './engine.js';
-export type { CpuConvAlgorithm, CpuConvPass, CpuIsa } from './addon.js';
+export type { CpuConvAlgorithm, CpuConvPass, CpuIsa, CpuPrecision } from './addon.js';
 
 /** Logical CPU devices offered (they share the machine's cores; setThreads divides them). */
 export const CPU_DEVICE_COUNT = 64;
@@ -64,4 +66,47 @@ export function cpuPeakGflops(threads: number, seconds = 0.5): number {
  */
 export function setCpuConvAlgorithm(pass: CpuConvPass, algorithm: CpuConvAlgorithm): CpuConvAlgorithm {
   return nativeAddon().setConvAlgorithm(pass, algorithm);
+}
+
+/** What cpuPrecision() reports. */
+export interface CpuPrecisionState {
+  /** What was asked for (setCpuPrecision, or ALEXNET_CPU_PRECISION at load). */
+  requested: CpuPrecision;
+  /** What the GEMMs use now. */
+  active: CpuPrecision;
+  /** Whether this CPU has AVX512_BF16 (vdpbf16ps). */
+  bf16Supported: boolean;
+  /** Why bf16 is not in effect although it was requested, else undefined. */
+  reason?: string;
+}
+
+/**
+ * The GEMMs' input precision now. Throws when ALEXNET_CPU_PRECISION holds something other than
+ * fp32 or bf16 (the engine then ignored it and uses fp32).
+ */
+export function cpuPrecision(): CpuPrecisionState {
+  const p = nativeAddon().precision();
+  if (p.envInvalid !== null) {
+    throw new RangeError(`ALEXNET_CPU_PRECISION must be 'fp32' or 'bf16' but is '${p.envInvalid}'`);
+  }
+  return {
+    requested: p.requested, active: p.active, bf16Supported: p.bf16Supported,
+    ...(p.reason === null ? {} : { reason: p.reason }),
+  };
+}
+
+/**
+ * The precision of the GEMMs' inputs for the dense layers and the im2col convolutions (all three
+ * passes), process-wide, read when each op runs (set it before queuing work): 'fp32' (the default,
+ * bit-identical to an engine without this switch) or 'bf16' (operands rounded to bfloat16, nearest
+ * even, products summed in fp32 by AVX512_BF16's vdpbf16ps; outputs, weights and every other op
+ * stay fp32: docs/cpu-engine.md states the error). ALEXNET_CPU_PRECISION=fp32|bf16 sets it at load.
+ * Returns the precision in effect: 'fp32' after asking for 'bf16' on a CPU without AVX512_BF16 or
+ * with the kernels capped below AVX-512 (cpuPrecision().reason says which). Unknown values throw.
+ */
+export function setCpuPrecision(precision: CpuPrecision): CpuPrecision {
+  if (precision !== 'fp32' && precision !== 'bf16') {
+    throw new RangeError(`Expected the CPU precision 'fp32' or 'bf16' but received ${JSON.stringify(precision)}`);
+  }
+  return nativeAddon().setPrecision(precision);
 }
