@@ -167,6 +167,31 @@ int Chunked(const HostBuf& b, F f) {
   } while (done < b.count);
   return MPI_SUCCESS;
 }
+
+// Waiting for the other ranks without taking a core (ALEXNET_MPI_WAIT=sleep, the default; rank 0's
+// value, broadcast at init). MPI's blocking collectives busy-poll while a peer has not arrived yet:
+// with gradient buckets started during backward, the MPI thread would spin for the rest of the other
+// ranks' backward, on a core their compute threads (and this rank's) need. So every collective first
+// meets the others in an MPI_Ibarrier tested with growing sleeps (20 us doubling to 500 us, after
+// 50 us of plain testing), then runs blocking, with every rank present. 'spin' skips the meeting.
+bool g_politeWait = true;
+
+int MeetPolitely() {
+  if (!g_politeWait || g_size < 2) return MPI_SUCCESS;
+  MPI_Request req;
+  int rc = MPI_Ibarrier(g_comm, &req);
+  if (rc != MPI_SUCCESS) return rc;
+  auto start = std::chrono::steady_clock::now();
+  auto nap = std::chrono::microseconds(20);
+  for (;;) {
+    int flag = 0;
+    rc = MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS || flag) return rc;
+    if (std::chrono::steady_clock::now() - start < std::chrono::microseconds(50)) continue;
+    std::this_thread::sleep_for(nap);
+    if (nap < std::chrono::microseconds(500)) nap *= 2;
+  }
+}
 #endif
 
 ncclDataType_t NcclType(DType t) { return t == kF64 ? ncclFloat64 : t == kI32 ? ncclInt32 : ncclFloat32; }
@@ -292,9 +317,14 @@ void Run(Job* j) {
         long long v = c && *c ? std::atoll(c) : 0;
         if (v > 0) g_chunkBytes = v;
       }
-      long long chunk = g_chunkBytes;
-      if ((rc = MPI_Bcast(&chunk, 1, MPI_LONG_LONG, 0, g_comm)) != MPI_SUCCESS) { j->error = MpiError("MPI_Bcast (chunk size)", rc); return; }
-      g_chunkBytes = chunk;
+      if (g_rank == 0) {
+        const char* w = std::getenv("ALEXNET_MPI_WAIT");
+        if (w && std::strcmp(w, "spin") == 0) g_politeWait = false;
+      }
+      long long chunk[2] = { g_chunkBytes, g_politeWait ? 1 : 0 };
+      if ((rc = MPI_Bcast(chunk, 2, MPI_LONG_LONG, 0, g_comm)) != MPI_SUCCESS) { j->error = MpiError("MPI_Bcast (chunk size)", rc); return; }
+      g_chunkBytes = chunk[0];
+      g_politeWait = chunk[1] != 0;
       j->rank = g_rank;
       j->size = g_size;
       if (provided < MPI_THREAD_FUNNELED) {
@@ -304,23 +334,29 @@ void Run(Job* j) {
       return;
     }
     case Op::AllReduce: {
-      int rc = Chunked(j->a, [&](void* p, int n) { return MPI_Allreduce(MPI_IN_PLACE, p, n, MpiType(j->a.dtype), MpiOp(j->redop), g_comm); });
+      int rc = MeetPolitely();
+      if (rc != MPI_SUCCESS) { j->error = MpiError("MPI_Ibarrier", rc); return; }
+      rc = Chunked(j->a, [&](void* p, int n) { return MPI_Allreduce(MPI_IN_PLACE, p, n, MpiType(j->a.dtype), MpiOp(j->redop), g_comm); });
       if (rc != MPI_SUCCESS) j->error = MpiError("MPI_Allreduce", rc);
       return;
     }
     case Op::Broadcast: {
-      int rc = Chunked(j->a, [&](void* p, int n) { return MPI_Bcast(p, n, MpiType(j->a.dtype), j->root, g_comm); });
+      int rc = MeetPolitely();
+      if (rc != MPI_SUCCESS) { j->error = MpiError("MPI_Ibarrier", rc); return; }
+      rc = Chunked(j->a, [&](void* p, int n) { return MPI_Bcast(p, n, MpiType(j->a.dtype), j->root, g_comm); });
       if (rc != MPI_SUCCESS) j->error = MpiError("MPI_Bcast", rc);
       return;
     }
     case Op::AllGather: {
-      int rc = MPI_Allgather(j->a.data, static_cast<int>(j->a.count), MpiType(j->a.dtype), j->b.data,
+      int rc = MeetPolitely();
+      if (rc != MPI_SUCCESS) { j->error = MpiError("MPI_Ibarrier", rc); return; }
+      rc = MPI_Allgather(j->a.data, static_cast<int>(j->a.count), MpiType(j->a.dtype), j->b.data,
                              static_cast<int>(j->a.count), MpiType(j->a.dtype), g_comm);
       if (rc != MPI_SUCCESS) j->error = MpiError("MPI_Allgather", rc);
       return;
     }
     case Op::Barrier: {
-      int rc = MPI_Barrier(g_comm);
+      int rc = g_politeWait && g_size > 1 ? MeetPolitely() : MPI_Barrier(g_comm);
       if (rc != MPI_SUCCESS) j->error = MpiError("MPI_Barrier", rc);
       return;
     }
