@@ -39,16 +39,19 @@ MODE=gpu
 case "${1:-}" in
   --emulated|--smoke) MODE=emu ;;
   "") ;;
-  -h|--help) sed -n '2,33p' "${BASH_SOURCE[0]}"; exit 0 ;;
+  -h|--help) sed -n '2,32p' "${BASH_SOURCE[0]}"; exit 0 ;;
   *) echo "gpu-check.sh: unknown option '$1' (--emulated, or none for the GPU)"; exit 2 ;;
 esac
 T0=$(date +%s)
-# the device call allows 8 minutes: 450 s for the steps; --emulated is slower per step on 2 cores
-BUDGET=${ALEXNET_GPU_CHECK_SECONDS:-$([ $MODE = gpu ] && echo 450 || echo 900)}
+# the device call allows 8 minutes: 450 s for the steps. --emulated gives every limit twice as long
+# (its steps are slower on 2 cores than the GPU's at full size)
+K=$([ $MODE = gpu ] && echo 1 || echo 2)
+BUDGET=${ALEXNET_GPU_CHECK_SECONDS:-$(( 450 * K ))}
 elapsed() { echo $(( $(date +%s) - T0 )); }
 step() { echo; echo "== $1   [$(elapsed) s]"; }
-# cap WANT RESERVE: WANT seconds, or less so that RESERVE seconds stay for the later steps (at least 10)
-cap() { local l=$(( BUDGET - $(elapsed) - $2 )); [ "$l" -lt "$1" ] && { [ "$l" -lt 10 ] && echo 10 || echo "$l"; } || echo "$1"; }
+# cap WANT RESERVE: a step's time limit, WANT seconds (times K), or less so that RESERVE seconds (times K)
+# stay for the steps after it; at least 10 s
+cap() { local w=$(( $1 * K )) l=$(( BUDGET - $(elapsed) - $2 * K )); [ "$l" -lt "$w" ] && { [ "$l" -lt 10 ] && echo 10 || echo "$l"; } || echo "$w"; }
 LOG=${ALEXNET_GPU_CHECK_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/alexnet-gpu-check.XXXXXX")}
 mkdir -p "$LOG" && rm -f "$LOG"/*.txt "$LOG"/*.safetensors
 echo "gpu-check ($MODE): logs in $LOG"
@@ -102,7 +105,7 @@ mkdir -p "$BUILD_PKG/scripts" && cp -p "$PKG/scripts/build.mjs" "$BUILD_PKG/scri
 ln -sfn "$ROOT/native" "$BUILD_PKG/native"
 if command -v nvcc >/dev/null || [ -n "${NVCC:-}" ] || [ -x /usr/local/cuda/bin/nvcc ]; then
   ALEXNET_CUDA_ARCHS=${ALEXNET_CUDA_ARCHS:-90} ALEXNET_NAPI_INCLUDE=$G/node-addon-api ALEXNET_BUILD_JOBS=${ALEXNET_BUILD_JOBS:-8} \
-    timeout "$(cap 200 240)" node "$BUILD_PKG/scripts/build.mjs" --cuda-only 2>&1 | tee "$LOG/build.log" | grep -v "^\s*$"
+    timeout "$(cap 200 260)" node "$BUILD_PKG/scripts/build.mjs" --cuda-only 2>&1 | tee "$LOG/build.log" | grep -v "^\s*$"
   BUILD_RC=${PIPESTATUS[0]}
   node -e "
 const fs = require('fs'), p = process.argv[1] + '/build/Release/build-info.json';
@@ -141,7 +144,7 @@ vendor() { env ${VENDOR_ENV[@]+"${VENDOR_ENV[@]}"} "$@"; }
 own() { env ALEXNET_CUDA_KERNELS=own "$@"; }
 
 step "3. the conformance suite on $BACKEND, vendor path and own kernels at once (strict FP32, against the float64 reference)"
-T=$(cap 150 200)
+T=$(cap 120 200)
 vendor ALEXNET_CUDA_PRECISION=strict timeout "$T" node "$G/conformance.mjs" --backend $BACKEND "${CONF[@]}" > "$LOG/conformance-vendor.txt" 2>&1 &
 P1=$!
 own ALEXNET_CUDA_PRECISION=strict timeout "$T" node "$G/conformance.mjs" --backend $BACKEND "${CONF[@]}" > "$LOG/conformance-own.txt" 2>&1 &
@@ -154,13 +157,13 @@ step "4. compute-sanitizer memcheck on a short case"
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
 if [ $MODE = emu ]; then
   echo "compute-sanitizer needs a GPU; the same short case runs on $BACKEND without it"
-  own timeout "$(cap 60 170)" node "$G/conformance.mjs" --backend $BACKEND --quick --random 1 > "$LOG/memcheck-own.txt" 2>&1
+  own timeout "$(cap 60 160)" node "$G/conformance.mjs" --backend $BACKEND --quick --random 1 > "$LOG/memcheck-own.txt" 2>&1
   echo "exit $?" >> "$LOG/memcheck-own.txt"; echo "no sanitizer: emulated" >> "$LOG/memcheck-own.txt"; tail -3 "$LOG/memcheck-own.txt"
 elif [ -n "$SAN" ]; then
   echo "$SAN"
   for p in own vendor; do
-    T=$(cap 75 170)
-    if [ "$p" = vendor ] && [ "$T" -lt 40 ]; then echo "memcheck of the vendor path: skipped, too little time left" > "$LOG/memcheck-$p.txt"; continue; fi
+    T=$(cap 60 160)
+    if [ "$p" = vendor ] && [ "$T" -lt $(( 40 * K )) ]; then echo "memcheck of the vendor path: skipped, too little time left" > "$LOG/memcheck-$p.txt"; continue; fi
     $p ALEXNET_CUDA_PRECISION=strict timeout -k 10 "$T" "$SAN" --tool memcheck --error-exitcode 99 node "$G/conformance.mjs" --backend cuda --quick --random 1 > "$LOG/memcheck-$p.txt" 2>&1
     echo "exit $?" >> "$LOG/memcheck-$p.txt"; echo "[$p]"; tail -4 "$LOG/memcheck-$p.txt"
   done
@@ -171,37 +174,37 @@ fi
 step "5. one training step of the paper net at batch $VBATCH, $SIZE x $SIZE, both paths, strict FP32, against a float64 reference"
 V=$LOG/validate
 mkdir -p "$V"
-vendor timeout "$(cap 90 150)" node "$G/validate_step.mjs" run --backend $BACKEND --batch $VBATCH --size $SIZE --dir "$V" --out after 2>&1 | tee "$LOG/validate-run.txt"
+vendor timeout "$(cap 60 100)" node "$G/validate_step.mjs" run --backend $BACKEND --batch $VBATCH --size $SIZE --dir "$V" --out after 2>&1 | tee "$LOG/validate-run.txt"
 REF_PID=""
 if [ -n "$TORCH_PY" ]; then
-  ( timeout "$(cap 120 130)" "$TORCH_PY" "$S/torch_validate.py" --dir "$V" --device $TORCH_DEVICE > "$LOG/torch-validate.txt" 2>&1 ) &
+  ( timeout "$(cap 90 100)" "$TORCH_PY" "$S/torch_validate.py" --dir "$V" --device $TORCH_DEVICE > "$LOG/torch-validate.txt" 2>&1 ) &
   REF_PID=$!
 fi
-own timeout "$(cap 90 130)" node "$G/validate_step.mjs" run --backend $BACKEND --batch $VBATCH --size $SIZE --dir "$V" --out after-own --save-before 0 2>&1 | tee -a "$LOG/validate-run.txt"
+own timeout "$(cap 60 100)" node "$G/validate_step.mjs" run --backend $BACKEND --batch $VBATCH --size $SIZE --dir "$V" --out after-own --save-before 0 2>&1 | tee -a "$LOG/validate-run.txt"
 if [ -n "$REF_PID" ]; then
   wait $REF_PID; cat "$LOG/torch-validate.txt"
   for a in after after-own; do
-    timeout "$(cap 60 110)" node "$G/validate_step.mjs" compare --dir "$V" --ref torch --after $a --label "$a" 2>&1 | tee -a "$LOG/validate.txt"
+    timeout "$(cap 30 100)" node "$G/validate_step.mjs" compare --dir "$V" --ref torch --after $a --label "$a" 2>&1 | tee -a "$LOG/validate.txt"
   done
 fi
 if [ -z "$TORCH_PY" ] || [ $MODE = emu ]; then
   # the float64 reference of @alexnet/tensor (slow, so --emulated sizes only): without PyTorch the
   # reference, with it a check of torch_validate.py itself
-  timeout "$(cap 90 110)" node "$G/validate_step.mjs" reference --dir "$V" 2>&1 | tee "$LOG/reference-validate.txt"
+  timeout "$(cap 60 100)" node "$G/validate_step.mjs" reference --dir "$V" 2>&1 | tee "$LOG/reference-validate.txt"
   for a in after after-own; do
-    timeout "$(cap 60 100)" node "$G/validate_step.mjs" compare --dir "$V" --ref reference --after $a --label "$a" 2>&1 | tee -a "$LOG/validate.txt"
+    timeout "$(cap 30 100)" node "$G/validate_step.mjs" compare --dir "$V" --ref reference --after $a --label "$a" 2>&1 | tee -a "$LOG/validate.txt"
   done
 fi
 rm -f "$V"/*.safetensors   # about 1 GiB at batch 128
 
 step "6. the training step timed at batch $TBATCH, $SIZE x $SIZE: the median of $REPS steps after $WARMUP of warm-up"
 TS=(--backend $BACKEND --batch $TBATCH --size $SIZE --warmup $WARMUP --reps $REPS)
-vendor timeout "$(cap 60 80)" node "$G/time_step.mjs" "${TS[@]}" --devices 1 --precision default --label "ours, vendor path" 2>&1 | tee "$LOG/time-1.txt" | grep -v "^TIME "
-vendor timeout "$(cap 60 70)" node "$G/time_step.mjs" "${TS[@]}" --devices 2 --precision default --label "ours, vendor path, two towers" 2>&1 | tee "$LOG/time-2.txt" | grep -v "^TIME "
-own timeout "$(cap 60 60)" node "$G/time_step.mjs" "${TS[@]}" --devices 1 --precision default --label "ours, own kernels" 2>&1 | tee "$LOG/time-3.txt" | grep -v "^TIME "
-vendor timeout "$(cap 60 50)" node "$G/time_step.mjs" "${TS[@]}" --devices 1 --precision tf32 --label "ours, vendor path, TF32 everywhere" 2>&1 | tee "$LOG/time-4.txt" | grep -v "^TIME "
+vendor timeout "$(cap 45 85)" node "$G/time_step.mjs" "${TS[@]}" --devices 1 --precision default --label "ours, vendor path" 2>&1 | tee "$LOG/time-1.txt" | grep -v "^TIME "
+vendor timeout "$(cap 45 70)" node "$G/time_step.mjs" "${TS[@]}" --devices 2 --precision default --label "ours, vendor path, two towers" 2>&1 | tee "$LOG/time-2.txt" | grep -v "^TIME "
+own timeout "$(cap 45 55)" node "$G/time_step.mjs" "${TS[@]}" --devices 1 --precision default --label "ours, own kernels" 2>&1 | tee "$LOG/time-3.txt" | grep -v "^TIME "
+vendor timeout "$(cap 45 40)" node "$G/time_step.mjs" "${TS[@]}" --devices 1 --precision tf32 --label "ours, vendor path, TF32 everywhere" 2>&1 | tee "$LOG/time-4.txt" | grep -v "^TIME "
 if [ -n "$TORCH_PY" ]; then
-  timeout "$(cap 90 15)" "$TORCH_PY" "$S/torch_step.py" --device $TORCH_DEVICE --batch $TBATCH --size $SIZE --warmup $WARMUP --reps $([ $MODE = gpu ] && echo $REPS || echo 20) \
+  timeout "$(cap 90 0)" "$TORCH_PY" "$S/torch_step.py" --device $TORCH_DEVICE --batch $TBATCH --size $SIZE --warmup $WARMUP --reps $([ $MODE = gpu ] && echo $REPS || echo 20) \
     2>&1 | tee "$LOG/torch-time.txt" | grep -v "^TORCH "
 fi
 

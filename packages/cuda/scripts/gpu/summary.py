@@ -106,11 +106,16 @@ for path in ("own", "vendor"):
 
 vals = tagged("validate.txt", "VALIDATE")
 ref = (tagged("torch-validate.txt", "TORCHREF") or [{}])[-1]
-want = [(a, r) for a in ("after", "after-own") for r in (["torch"] if ref else []) + (["reference"] if emu or not ref else [])]
+# the references the check ran: PyTorch's where it has PyTorch, @alexnet/tensor's emulated or without it
+refs = (["torch"] if text("torch-validate.txt") is not None else []) + (["reference"] if text("reference-validate.txt") is not None else [])
+if not refs:
+    checks.append(("one training step against a float64 reference", False, "no reference ran (see the log)"))
+want = [(a, r) for a in ("after", "after-own") for r in refs]
 for a, r in want:
     v = next((x for x in vals if x.get("label") == a and x.get("ref") == r), None)
     who = "vendor path" if a == "after" else "own kernels"
-    against = f"PyTorch {ref.get('torch', '')} float64 on {ref.get('device', '?')}" if r == "torch" else "@alexnet/tensor's float64 reference"
+    against = (f"PyTorch {ref['torch']} float64 on {ref.get('device', '?')}" if ref else "PyTorch's float64 step") if r == "torch" \
+        else "@alexnet/tensor's float64 reference"
     name = f"one step at batch {settings['validateBatch']}, {who}, vs {against}"
     if not v:
         checks.append((name, False, "did not finish (see the log)"))
@@ -126,6 +131,8 @@ for i in range(1, 5):
     r = (tagged(f"time-{i}.txt", "TIME") or [None])[-1]
     ours.append(r)
 torch_rows = {r.get("mode"): r for r in tagged("torch-time.txt", "TORCH")}
+if None in torch_rows:  # an error before any setting ran (no GPU for PyTorch): it is every row's
+    torch_rows = {m: torch_rows[None] for m in ("default", "tf32", "bf16")}
 torch_installed = os.path.exists(os.path.join(log, "torch-time.txt"))
 labels_ours = ["ours, vendor path", "ours, vendor path, two towers", "ours, own kernels", "ours, vendor path, TF32 everywhere"]
 for label, r in zip(labels_ours, ours):
