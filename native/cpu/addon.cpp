@@ -428,6 +428,25 @@ Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), "auto");
 }
 
+/**
+ * convAlgorithm(pass, geometry): what the engine runs for this convolution and pass now: 'direct'
+ * (im2col + GEMM), 'winograd2' / 'winograd4' (stride 1), or 'space-to-depth winograd2' / '...4' (a
+ * strided convolution as the stride-1 3x3 one of its phases: conv1; forward and filter gradient).
+ */
+Napi::Value ConvAlgorithmFor(const Napi::CallbackInfo& info) {
+  napi::Args<CpuKind> a(info, "convAlgorithm", 0);
+  const std::string pass = a.oneOf(0, "pass", {"forward", "backwardData", "backwardFilter"});
+  const WinogradPass wp = pass == "forward"        ? WinogradPass::Forward
+                          : pass == "backwardData" ? WinogradPass::BackwardData
+                                                   : WinogradPass::BackwardFilter;
+  const ConvGeometry g = a.conv(1);
+  std::string name = "direct";
+  if (const int v = winogradVariant(g, wp)) name = "winograd" + std::to_string(v);
+  else if (wp != WinogradPass::BackwardData)
+    if (const int v = spaceToDepthVariant(g, wp)) name = "space-to-depth winograd" + std::to_string(v);
+  return Napi::String::New(info.Env(), name);
+}
+
 /** precision(): what the GEMMs were asked to use and use now, whether the CPU has AVX512_BF16, and why not. */
 Napi::Value GetPrecision(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -465,6 +484,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setIsa", Napi::Function::New(env, SetIsaFn, "setIsa"));
   exports.Set("peakGflops", Napi::Function::New(env, PeakGflops, "peakGflops"));
   exports.Set("setConvAlgorithm", Napi::Function::New(env, SetConvAlgorithm, "setConvAlgorithm"));
+  exports.Set("convAlgorithm", Napi::Function::New(env, ConvAlgorithmFor, "convAlgorithm"));
   exports.Set("precision", Napi::Function::New(env, GetPrecision, "precision"));
   exports.Set("setPrecision", Napi::Function::New(env, SetPrecisionFn, "setPrecision"));
   return exports;

@@ -20,6 +20,7 @@
         "<(native_dir)/cpu/kernels/loss.cpp",
         "<(native_dir)/cpu/kernels/lrn.cpp",
         "<(native_dir)/cpu/kernels/pool.cpp",
+        "<(native_dir)/cpu/kernels/space_to_depth.cpp",
         "<(native_dir)/cpu/kernels/winograd.cpp"
       ],
       "include_dirs": [

@@ -60,6 +60,8 @@ enum class Scratch : int {
   Pool,    // max-pool: a plane de-interleaved, best values and indices
   Row,     // softmax: one row's exponentials
   Rows,    // cross-entropy: per-row losses
+  SpaceToDepthX,  // strided conv as stride-1 Winograd (space_to_depth.cpp): a chunk of samples' x'
+  SpaceToDepthW,  // its weights w', or their gradient
   kSlots
 };
 

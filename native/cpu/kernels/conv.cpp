@@ -363,6 +363,10 @@ void conv2dForward(ThreadPool& pool, const float* x, const float* w, const float
     winogradConv(pool, v, (int)g.r, x, w, false, bias, y, p);
     return;
   }
+  if (const int v = spaceToDepthVariant(g, WinogradPass::Forward)) {
+    spaceToDepthConv(pool, v, x, w, bias, y, g);
+    return;
+  }
   const Isa isa = activeIsa();
   // bf16 precision (docs/cpu-engine.md): the same im2col panels (32 wide), turned into bf16 pairs for
   // the bf16 GEMM; the weights packed as bf16 once per op.
@@ -442,6 +446,10 @@ void conv2dBackwardFilter(ThreadPool& pool, const float* x, const float* dy, flo
   if (const int v = winogradVariant(g, WinogradPass::BackwardFilter)) {
     const WinogradShape p{g.n, g.cg(), g.kg(), g.groups, g.h, g.w, g.outH, g.outW, g.padH, g.c, g.k};
     winogradFilterGrad(pool, v, (int)g.r, x, dy, dw, beta, p);
+    return;
+  }
+  if (const int v = spaceToDepthVariant(g, WinogradPass::BackwardFilter)) {
+    spaceToDepthFilterGrad(pool, v, x, dy, dw, beta, g);
     return;
   }
   const Isa isa = activeIsa();

@@ -38,4 +38,15 @@ void winogradConv(ThreadPool& pool, int variant, int r, const float* x, const fl
 void winogradFilterGrad(ThreadPool& pool, int variant, int r, const float* x, const float* dy, float* dw, float beta,
                         const WinogradShape& p);
 
+/**
+ * Strided convolutions with ceil(r / stride) = 3 (conv1: 11x11, stride 4), groups 1, as the stride-1
+ * 3x3 convolution of the input's stride x stride phases (space_to_depth.cpp): the Winograd variant
+ * that convolution gets for `pass` (0: not taken), the forward pass, and the filter gradient.
+ */
+int spaceToDepthVariant(const ConvGeometry& g, WinogradPass pass);
+void spaceToDepthConv(ThreadPool& pool, int variant, const float* x, const float* w, const float* bias, float* y,
+                      const ConvGeometry& g);
+void spaceToDepthFilterGrad(ThreadPool& pool, int variant, const float* x, const float* dy, float* dw, float beta,
+                            const ConvGeometry& g);
+
 }  // namespace alexnet

@@ -460,6 +460,27 @@ export function stride1ConvCases(rng: TestRng): Case[] {
   });
 }
 
+/**
+ * Strided convolutions whose kernel spans 3 strides (conv1's 11x11 stride 4 among them), which an
+ * engine may compute as the stride-1 3x3 convolution of the input's phases (space to depth): strides
+ * 2, 3 and 4, odd and even kernels, paddings, uneven planes, and more samples than one chunk (16).
+ */
+export function stridedConvCases(rng: TestRng): Case[] {
+  const shapes: [number[], number[], { stride: number; padding: number }][] = [
+    [[2, 3, 35, 35], [16, 3, 11, 11], { stride: 4, padding: 0 }],
+    [[3, 3, 30, 29], [24, 3, 11, 11], { stride: 4, padding: 2 }],
+    [[18, 3, 23, 23], [16, 3, 11, 11], { stride: 4, padding: 0 }],
+    [[2, 1, 26, 27], [16, 1, 9, 9], { stride: 4, padding: 1 }],
+    [[2, 4, 15, 17], [16, 4, 5, 5], { stride: 2, padding: 1 }],
+    [[2, 4, 14, 14], [20, 4, 6, 6], { stride: 2, padding: 0 }],
+    [[2, 2, 20, 19], [16, 2, 7, 7], { stride: 3, padding: 3 }],
+  ];
+  return shapes.flatMap(([x, w, o]) => {
+    const g = convGeometry(x, w, o);
+    return convCases(rng, g, `strided [${x.join(',')}] k=${w[0]} ${w[2]}x${w[3]} s${o.stride} p${o.padding}`);
+  });
+}
+
 export function randomCases(rng: TestRng, count: number): Case[] {
   const cases: Case[] = [];
   for (let t = 0; t < count; t++) {
@@ -505,6 +526,7 @@ export function runConformanceSuite(backendName: string, options: ConformanceOpt
       ['random shapes', (rng) => randomCases(rng, options.randomCases ?? 4)],
       ['NaN and ties', nanAndTieCases],
       ['stride-1 convolutions', stride1ConvCases],
+      ['strided convolutions spanning 3 strides', stridedConvCases],
     ];
     if (options.alexnetShapes ?? true) groups.push(['AlexNet layer shapes', alexnetCases]);
     for (const [title, make] of groups) {

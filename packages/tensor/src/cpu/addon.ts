@@ -4,6 +4,7 @@
  * addon is not an error at import: `addonLoadError` says why, and the cpu backend reports it.
  */
 import { createRequire } from 'node:module';
+import type { ConvGeometry } from '../backend.js';
 import type { AddonEngine } from '../native-engine.js';
 
 export type CpuIsa = 'avx512' | 'avx2' | 'portable';
@@ -31,6 +32,7 @@ export interface NativeAddon {
   setIsa(isa: CpuIsa): void;
   peakGflops(threads: number, seconds: number): number;
   setConvAlgorithm(pass: CpuConvPass, algorithm?: CpuConvAlgorithm): CpuConvAlgorithm;
+  convAlgorithm(pass: CpuConvPass, geometry: ConvGeometry): string;
   precision(): {
     requested: CpuPrecision; active: CpuPrecision; bf16Supported: boolean;
     reason: string | null; envInvalid: string | null;

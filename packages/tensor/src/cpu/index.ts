@@ -3,7 +3,7 @@
  * and a worker pool per engine. Any number of logical devices ("cpu:0", "cpu:1", ...): the paper's
  * two-GPU split (§3.2) runs as two CPU engines, one thread each, side by side.
  */
-import type { Backend } from '../backend.js';
+import type { Backend, ConvGeometry } from '../backend.js';
 import {
   addonLoadError, nativeAddon, type CpuConvAlgorithm, type CpuConvPass, type CpuIsa, type CpuPrecision,
 } from './addon.js';
@@ -66,6 +66,17 @@ export function cpuPeakGflops(threads: number, seconds = 0.5): number {
  */
 export function setCpuConvAlgorithm(pass: CpuConvPass, algorithm: CpuConvAlgorithm): CpuConvAlgorithm {
   return nativeAddon().setConvAlgorithm(pass, algorithm);
+}
+
+/**
+ * What the engine runs for a convolution (convGeometry of its shapes) and pass, under the current
+ * setting: 'direct' (im2col + GEMM), 'winograd2' or 'winograd4' (stride 1), or 'space-to-depth
+ * winograd2' / 'space-to-depth winograd4': a strided convolution whose kernel spans 3 strides (conv1:
+ * 11x11, stride 4) as the stride-1 3x3 convolution of the input's stride x stride phases (forward and
+ * filter gradient; its data gradient stays direct). The setting of setCpuConvAlgorithm applies to it.
+ */
+export function cpuConvAlgorithm(pass: CpuConvPass, geometry: ConvGeometry): string {
+  return nativeAddon().convAlgorithm(pass, geometry);
 }
 
 /** What cpuPrecision() reports. */

@@ -5,8 +5,9 @@
 // (measured on uniform inputs: about 3e-7, 3e-7 (filter gradient 4e-7), 4e-6 and 3e-6 (filter
 // gradient up to 1e-5)).
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { checkCases, stride1ConvCases, TestRng } from '../conformance/index.js';
-import { CpuEngine, cpuIsa, cpuIsaPaths, setCpuConvAlgorithm, setCpuIsa, type CpuConvAlgorithm } from './index.js';
+import { checkCases, stride1ConvCases, stridedConvCases, TestRng } from '../conformance/index.js';
+import { convGeometry } from '../geometry.js';
+import { CpuEngine, cpuConvAlgorithm, cpuIsa, cpuIsaPaths, setCpuConvAlgorithm, setCpuIsa, type CpuConvAlgorithm } from './index.js';
 
 const engine = new CpuEngine(0);
 engine.setThreads(2);
@@ -47,6 +48,35 @@ describe.each(cpuIsaPaths())('stride-1 convolutions on %s', (isa) => {
     const failures = checkCases(engine, stride1ConvCases(new TestRng(99)), 1e-4);
     expect(failures, failures.join('\n')).toEqual([]);
   });
+});
+
+describe.each(cpuIsaPaths())('strided convolutions as stride-1 Winograd of their phases (space to depth) on %s', (isa) => {
+  for (const [algo, tol3] of variants) {
+    it(`${algo} matches the float64 reference within ${tol3}`, () => {
+      setCpuIsa(isa);
+      setCpuConvAlgorithm('forward', algo);
+      setCpuConvAlgorithm('backwardFilter', algo);
+      const failures = checkCases(engine, stridedConvCases(new TestRng(77)), tol3);
+      expect(failures, failures.join('\n')).toEqual([]);
+    });
+  }
+});
+
+it('cpuConvAlgorithm says what runs: conv1 (11x11 stride 4) by space to depth, conv3 by Winograd, the rest direct', () => {
+  const conv1 = convGeometry([8, 3, 227, 227], [96, 3, 11, 11], { stride: 4 });
+  const conv3 = convGeometry([8, 256, 13, 13], [384, 256, 3, 3], { padding: 1 });
+  expect(cpuConvAlgorithm('forward', conv1)).toBe('space-to-depth winograd4');
+  expect(cpuConvAlgorithm('backwardFilter', conv1)).toBe('space-to-depth winograd4');
+  expect(cpuConvAlgorithm('backwardData', conv1)).toBe('direct');
+  expect(cpuConvAlgorithm('forward', conv3)).toBe('winograd4');
+  // grouped, or too few channels in the phases (2 x 2 x 2 = 8 < 16): im2col + GEMM
+  expect(cpuConvAlgorithm('forward', convGeometry([2, 8, 15, 15], [16, 4, 5, 5], { stride: 2, groups: 2 }))).toBe('direct');
+  expect(cpuConvAlgorithm('forward', convGeometry([2, 2, 15, 15], [16, 2, 5, 5], { stride: 2 }))).toBe('direct');
+  setCpuConvAlgorithm('forward', 'direct');
+  expect(cpuConvAlgorithm('forward', conv1)).toBe('direct');
+  setCpuConvAlgorithm('forward', 'winograd2');
+  expect(cpuConvAlgorithm('forward', conv1)).toBe('space-to-depth winograd2');
+  expect(() => cpuConvAlgorithm('sideways' as 'forward', conv1)).toThrow(/pass/);
 });
 
 it('setCpuConvAlgorithm returns the previous setting and rejects unknown names', () => {
