@@ -17,7 +17,8 @@
 #      on the GPU it is then installed into the bundle
 #   3. the conformance suite natively on both paths at once: the vendor libraries (cuDNN, cuBLASLt) and
 #      our own kernels (ALEXNET_CUDA_KERNELS=own), strict FP32, against the float64 reference
-#   4. compute-sanitizer memcheck on a short case (our kernels, then the vendor path if time is left)
+#   4. compute-sanitizer memcheck on a short case (our kernels, then the vendor path and racecheck of
+#      our kernels if time is left)
 #   5. one training step of the paper net (dropout off, batch 128) on both paths, strict FP32, against
 #      PyTorch's float64 step from the same weights and batch (torch_validate.py)
 #   6. the training step timed, the median of 20 steps after 5 of warm-up each: ours (vendor path;
@@ -154,7 +155,10 @@ wait $P2; echo "exit $?" >> "$LOG/conformance-own.txt"
 for p in vendor own; do grep -E "^  FAIL|^conformance|^exit" "$LOG/conformance-$p.txt" | sed "s/^/  [$p] /" | head -40; done
 
 step "4. compute-sanitizer memcheck on a short case"
-SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
+# on PATH, beside nvcc (the toolkit's bin/ and compute-sanitizer/), or in the usual toolkit folders
+NVCC_BIN=$(dirname "$(readlink -f "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")")
+SAN=$(command -v compute-sanitizer || ls "$NVCC_BIN/compute-sanitizer" "$NVCC_BIN/../compute-sanitizer/compute-sanitizer" \
+  /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
 if [ $MODE = emu ]; then
   echo "compute-sanitizer needs a GPU; the same short case runs on $BACKEND without it"
   own timeout "$(cap 60 160)" node "$G/conformance.mjs" --backend $BACKEND --quick --random 1 > "$LOG/memcheck-own.txt" 2>&1
@@ -167,6 +171,12 @@ elif [ -n "$SAN" ]; then
     $p ALEXNET_CUDA_PRECISION=strict timeout -k 10 "$T" "$SAN" --tool memcheck --error-exitcode 99 node "$G/conformance.mjs" --backend cuda --quick --random 1 > "$LOG/memcheck-$p.txt" 2>&1
     echo "exit $?" >> "$LOG/memcheck-$p.txt"; echo "[$p]"; tail -4 "$LOG/memcheck-$p.txt"
   done
+  # racecheck: shared-memory hazards between barriers, which the emulation cannot see (our kernels)
+  T=$(cap 60 160)
+  if [ "$T" -ge $(( 40 * K )) ]; then
+    own timeout -k 10 "$T" "$SAN" --tool racecheck --error-exitcode 99 node "$G/conformance.mjs" --backend cuda --quick --random 1 > "$LOG/racecheck-own.txt" 2>&1
+    echo "exit $?" >> "$LOG/racecheck-own.txt"; echo "[racecheck, own]"; tail -4 "$LOG/racecheck-own.txt"
+  fi
 else
   echo "compute-sanitizer not found: skipped" | tee "$LOG/memcheck-own.txt"
 fi

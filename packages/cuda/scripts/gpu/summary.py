@@ -84,21 +84,22 @@ for path in ("vendor", "own"):
     extra = f"; vendor calls {vendor_calls}" if path == "vendor" else ""
     checks.append((name, c["failed"] == 0 and code == 0, f"{c['passed']} passed, {c['failed']} failed in {c.get('seconds', 0):.0f} s; {ran}{extra}"))
 
-for path in ("own", "vendor"):
-    t = text(f"memcheck-{path}.txt")
+for tool, path in (("memcheck", "own"), ("memcheck", "vendor"), ("racecheck", "own")):
+    t = text(f"{tool}-{path}.txt")
     if t is None:
         continue
-    name = f"compute-sanitizer memcheck, {'own kernels' if path == 'own' else 'vendor path'}"
+    name = f"compute-sanitizer {tool}, {'own kernels' if path == 'own' else 'vendor path'}"
     code = exit_code(t)
     if "not found: skipped" in t:
         checks.append((name, None, "compute-sanitizer not found"))
     elif "skipped, too little time" in t:
         checks.append((name, None, "skipped: too little time left"))
     elif "no sanitizer: emulated" in t:
-        c = (tagged(f"memcheck-{path}.txt", "CONFORMANCE") or [{}])[-1]
+        c = (tagged(f"{tool}-{path}.txt", "CONFORMANCE") or [{}])[-1]
         checks.append((name, code == 0, f"needs a GPU; the short case on {settings['backend']}: {c.get('passed', '?')} passed, {c.get('failed', '?')} failed"))
     else:
-        m = re.search(r"ERROR SUMMARY: (\d+) error", t)
+        # memcheck: "ERROR SUMMARY: 0 errors"; racecheck: "RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)"
+        m = re.search(r"ERROR SUMMARY: (\d+) error", t) or re.search(r"RACECHECK SUMMARY: \d+ hazards? displayed \((\d+) error", t)
         if code == 124:
             checks.append((name, None, "timed out (no verdict)"))
         else:
