@@ -5,8 +5,8 @@
  * - under mpirun: `parallelStep` on this rank's slice (global batch / ranks), the gradients summed
  *   in 25 MiB buckets started from backward, every rank applying the same SGD step; and, for the
  *   overhead, `trainStep` on the same slice without any exchange (what each rank computes).
- * Rank 0 prints one JSON line per batch and form: the median step time over BENCH_STEPS steps after a
- * warm-up step (the slowest rank deciding each step).
+ * Rank 0 prints one JSON line per batch and form: the best and the median step time over BENCH_STEPS
+ * steps after a warm-up step (the slowest rank deciding each step), the forms interleaved step by step.
  *
  * @alexnet/train depends on this package, so it is imported at run time (not declared: npm workspaces
  * resolve it), and needs to be built: `npx turbo run build --filter=@alexnet/train...`.
@@ -88,17 +88,21 @@ for (const global of batches) {
       },
     });
   }
-  for (const f of forms) {
-    const times: number[] = [];
-    for (let s = 0; s <= steps; s++) {
+  // The forms interleaved step by step, so that both see the same conditions on a shared machine.
+  const times = forms.map(() => [] as number[]);
+  for (let s = 0; s <= steps; s++) {
+    for (const [i, f] of forms.entries()) {
       await group.barrier();
       const t0 = performance.now();
       await f.run();
       const [worst] = await group.allReduce(Float64Array.of(performance.now() - t0), 'max');
-      if (s > 0) times.push(worst!); // step 0 warms up (allocations, first touch)
+      if (s > 0) times[i]!.push(worst!); // step 0 warms up (allocations, first touch)
     }
-    if (group.rank === 0) {
-      console.log(JSON.stringify({ form: f.form, batch: global, ranks: group.size, threads, input: side, stepMs: median(times), imgPerSec: global / (median(times) / 1000) }));
+  }
+  if (group.rank === 0) {
+    for (const [i, f] of forms.entries()) {
+      const best = Math.min(...times[i]!);
+      console.log(JSON.stringify({ form: f.form, batch: global, ranks: group.size, threads, input: side, stepMs: best, medianMs: median(times[i]!), imgPerSec: global / (best / 1000) }));
     }
   }
   x.dispose(); labels.dispose();
