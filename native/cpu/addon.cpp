@@ -403,6 +403,12 @@ Napi::Value PeakGflops(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), measurePeakGflops(pool, seconds));
 }
 
+/** Argument 0 as a convolution pass: 'forward', 'backwardData' or 'backwardFilter'. */
+WinogradPass passArg(const napi::Args<CpuKind>& a) {
+  const std::string pass = a.oneOf(0, "pass", {"forward", "backwardData", "backwardFilter"});
+  return pass == "forward" ? WinogradPass::Forward : pass == "backwardData" ? WinogradPass::BackwardData : WinogradPass::BackwardFilter;
+}
+
 /**
  * setConvAlgorithm(pass, algorithm): the stride-1 3x3 and 5x5 convolutions' algorithm for pass
  * 'forward', 'backwardData' or 'backwardFilter': 'auto' (the measured choice), 'direct' (im2col + GEMM),
@@ -411,10 +417,7 @@ Napi::Value PeakGflops(const Napi::CallbackInfo& info) {
  */
 Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
   napi::Args<CpuKind> a(info, "setConvAlgorithm", 0);
-  const std::string pass = a.oneOf(0, "pass", {"forward", "backwardData", "backwardFilter"});
-  const WinogradPass wp = pass == "forward"        ? WinogradPass::Forward
-                          : pass == "backwardData" ? WinogradPass::BackwardData
-                                                   : WinogradPass::BackwardFilter;
+  const WinogradPass wp = passArg(a);
   static const char* const names[] = {"auto", "direct", "winograd2", "winograd4"};
   static const int codes[] = {-1, 0, 2, 4};
   const int prev = winogradSetting(wp);
@@ -435,10 +438,7 @@ Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
  */
 Napi::Value ConvAlgorithmFor(const Napi::CallbackInfo& info) {
   napi::Args<CpuKind> a(info, "convAlgorithm", 0);
-  const std::string pass = a.oneOf(0, "pass", {"forward", "backwardData", "backwardFilter"});
-  const WinogradPass wp = pass == "forward"        ? WinogradPass::Forward
-                          : pass == "backwardData" ? WinogradPass::BackwardData
-                                                   : WinogradPass::BackwardFilter;
+  const WinogradPass wp = passArg(a);
   const ConvGeometry g = a.conv(1);
   std::string name = "direct";
   if (const int v = winogradVariant(g, wp)) name = "winograd" + std::to_string(v);
