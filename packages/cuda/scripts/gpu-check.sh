@@ -26,7 +26,7 @@
 #      (defaults; TF32 everywhere; channels_last with bf16 autocast)
 #   7. the tables, last: the checks, then the timings
 # --emulated: 'cuda-emu', the vendor path through the tests' stand-in libraries (compiled here with
-# g++), batch 4 (validation) and 2 (timing) at 67 x 67, 1 warm-up and 2 timed steps, PyTorch on the
+# g++), batch 4 (validation) and 2 (timing) at 67 x 67, 1 warm-up and 2 timed steps (PyTorch 5), PyTorch on the
 # CPU (/usr/bin/python3 or python3 with torch; without it the float64 reference of @alexnet/tensor
 # validates and the PyTorch rows say "PyTorch not installed"); nvcc's build runs where nvcc is found.
 # ALEXNET_GPU_CHECK_TORCH=0 leaves PyTorch out (as on a machine without it). Exit status 0 when every
@@ -214,7 +214,7 @@ vendor timeout "$(cap 45 70)" node "$G/time_step.mjs" "${TS[@]}" --devices 2 --p
 own timeout "$(cap 45 55)" node "$G/time_step.mjs" "${TS[@]}" --devices 1 --precision default --label "ours, own kernels" 2>&1 | tee "$LOG/time-3.txt" | grep -v "^TIME "
 vendor timeout "$(cap 45 40)" node "$G/time_step.mjs" "${TS[@]}" --devices 1 --precision tf32 --label "ours, vendor path, TF32 everywhere" 2>&1 | tee "$LOG/time-4.txt" | grep -v "^TIME "
 if [ -n "$TORCH_PY" ]; then
-  timeout "$(cap 90 0)" "$TORCH_PY" "$S/torch_step.py" --device $TORCH_DEVICE --batch $TBATCH --size $SIZE --warmup $WARMUP --reps $([ $MODE = gpu ] && echo $REPS || echo 20) \
+  timeout "$(cap 90 0)" "$TORCH_PY" "$S/torch_step.py" --device $TORCH_DEVICE --batch $TBATCH --size $SIZE --warmup $WARMUP --reps $([ $MODE = gpu ] && echo $REPS || echo 5) \
     2>&1 | tee "$LOG/torch-time.txt" | grep -v "^TORCH "
 fi
 

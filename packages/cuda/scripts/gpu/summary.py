@@ -164,7 +164,7 @@ same = {"default": base, "tf32": torch_rows.get("tf32", {}).get("imgPerSec")}
 one_device = ours[0]["imgPerSec"] if ours[0] and "imgPerSec" in ours[0] else None
 where = next((r.get("gpu") for r in ours if r and r.get("gpu")), settings["backend"])
 print(f"training step of the paper net (§5) on {where}, batch {settings['timeBatch']}, {settings['size']} x {settings['size']}: "
-      f"median of {settings['reps']} steps after {settings['warmup']} warm-up" + (" (PyTorch: 20)" if emu else "") +
+      f"median of {settings['reps']} steps after {settings['warmup']} warm-up" + (" (PyTorch: 5)" if emu else "") +
       ("; emulated: the figures test the script, not the speed" if emu else ""))
 print()
 print("| training step | devices | kernels | precision (conv / matmul) | ms | img/s | vs PyTorch default | vs PyTorch, same precision | note |")
