@@ -454,6 +454,8 @@ Napi::Value GetPrecision(const Napi::CallbackInfo& info) {
   o.Set("requested", precisionName(requestedPrecision()));
   o.Set("active", precisionName(activePrecision()));
   o.Set("bf16Supported", cpuHasBf16());
+  o.Set("bf16Kernel", bf16KernelName(activeBf16Kernel()));
+  o.Set("bf16KernelDetected", bf16KernelName(detectBf16Kernel()));
   const char* why = bf16Unavailable();
   o.Set("reason", why ? Napi::Value(Napi::String::New(env, why)) : env.Null());
   const char* bad = precisionEnvInvalid();
@@ -475,6 +477,16 @@ Napi::Value SetPrecisionFn(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), precisionName(activePrecision()));
 }
 
+/** setBf16Kernel('amx' | 'avx512bf16'): the bf16 GEMMs' micro-kernel (tests and benchmarks run both). */
+void SetBf16KernelFn(const Napi::CallbackInfo& info) {
+  napi::Args<CpuKind> a(info, "setBf16Kernel", 0);
+  const std::string name = a.oneOf(0, "kernel", {"amx", "avx512bf16"});
+  const Bf16Kernel k = name == "amx" ? Bf16Kernel::Amx : Bf16Kernel::Avx512Bf16;
+  if (!setBf16Kernel(k))
+    a.fail("this CPU lacks " + std::string(k == Bf16Kernel::Amx ? "AMX-BF16 tiles (or Linux did not grant them)" : "AVX512_BF16") +
+           " (its best bf16 kernel is " + bf16KernelName(detectBf16Kernel()) + ")");
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ops::exportEngine<NativeEngine, CpuKind>(env, exports, {
     NativeEngine::InstanceMethod<&NativeEngine::SetCacheLimit>("setCacheLimit"),
@@ -487,6 +499,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("convAlgorithm", Napi::Function::New(env, ConvAlgorithmFor, "convAlgorithm"));
   exports.Set("precision", Napi::Function::New(env, GetPrecision, "precision"));
   exports.Set("setPrecision", Napi::Function::New(env, SetPrecisionFn, "setPrecision"));
+  exports.Set("setBf16Kernel", Napi::Function::New(env, SetBf16KernelFn, "setBf16Kernel"));
   return exports;
 }
 

@@ -330,18 +330,18 @@ void forEachChunk(ThreadPool& pool, const ConvGeometry& g, int64_t nb, size_t co
 }
 
 /** packWeights as bf16 pairs for the bf16 GEMM (bgemmPackA). */
-uint32_t* packWeightsBf16(bool trans, const float* w, const ConvGeometry& g) {
-  const int64_t rows = g.colRows(), kg = g.kg(), apSize = bgemmPackedASize(trans ? rows : kg, trans ? kg : rows);
+uint32_t* packWeightsBf16(Bf16Kernel kern, bool trans, const float* w, const ConvGeometry& g) {
+  const int64_t rows = g.colRows(), kg = g.kg(), apSize = bgemmPackedASize(kern, trans ? rows : kg, trans ? kg : rows);
   uint32_t* wp = scratch<uint32_t>(Scratch::Packed, (size_t)(apSize * g.groups));
   for (int64_t grp = 0; grp < g.groups; ++grp)
-    bgemmPackA(trans, w + grp * kg * rows, rows, trans ? rows : kg, trans ? kg : rows, wp + grp * apSize);
+    bgemmPackA(kern, trans, w + grp * kg * rows, rows, trans ? rows : kg, trans ? kg : rows, wp + grp * apSize);
   return wp;
 }
 
 /** `panels` fp32 B panels of k rows (width kBf16Nr) as bf16 pairs, in the calling thread's Scratch::ColBf16. */
-const uint32_t* panelsBf16(ThreadPool& pool, const float* src, int64_t k, int64_t panels) {
-  uint32_t* dst = scratch<uint32_t>(Scratch::ColBf16, (size_t)(panels * ((k + 1) / 2) * kBf16Nr));
-  bgemmPanelsFromFp32(pool, src, k, panels, dst);
+const uint32_t* panelsBf16(ThreadPool& pool, Bf16Kernel kern, const float* src, int64_t k, int64_t panels) {
+  uint32_t* dst = scratch<uint32_t>(Scratch::ColBf16, (size_t)(panels * bgemmPairs(kern, k) * kBf16Nr));
+  bgemmPanelsFromFp32(pool, kern, src, k, panels, dst);
   return dst;
 }
 
@@ -371,13 +371,14 @@ void conv2dForward(ThreadPool& pool, const float* x, const float* w, const float
   // bf16 precision (docs/cpu-engine.md): the same im2col panels (32 wide), turned into bf16 pairs for
   // the bf16 GEMM; the weights packed as bf16 once per op.
   const bool bf16 = activePrecision() == Precision::Bf16;
+  const Bf16Kernel kern = bf16 ? activeBf16Kernel() : Bf16Kernel::None;
   const int nr = bf16 ? kBf16Nr : gemmPanelWidth(isa);
   const int64_t nb = convBatch(g);
   const int64_t Lmax = (nb * P + nr - 1) / nr * nr;
   const int32_t* map = im2colBySegments(g) ? nullptr : spatialMap(g);
-  const int64_t apSize = bf16 ? bgemmPackedASize(kg, rows) : gemmPackedASize(isa, kg, rows);
+  const int64_t apSize = bf16 ? bgemmPackedASize(kern, kg, rows) : gemmPackedASize(isa, kg, rows);
   const float* wp = bf16 ? nullptr : packWeights(isa, false, w, g);
-  const uint32_t* wpb = bf16 ? packWeightsBf16(false, w, g) : nullptr;
+  const uint32_t* wpb = bf16 ? packWeightsBf16(kern, false, w, g) : nullptr;
   // One chunk of nb samples, one group: im2col, GEMM, scatter (+ bias) on the pool `c` gives.
   auto chunk = [&](ThreadPool& c, int64_t n0, int64_t grp, float* col, float* tmp) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
@@ -386,8 +387,8 @@ void conv2dForward(ThreadPool& pool, const float* x, const float* w, const float
     im2colPanels(c, x, map, g, n0, cnt, grp, nr, col);
     float* out = cnt == 1 ? y + (n0 * g.k + grp * kg) * P : tmp;
     if (bf16) {
-      const uint32_t* colb = panelsBf16(c, col, rows, (L + nr - 1) / nr);
-      bgemmPackedB(c, false, kg, L, rows, 1.0f, nullptr, rows, colb, 0.0f, out, L, wpb + grp * apSize);
+      const uint32_t* colb = panelsBf16(c, kern, col, rows, (L + nr - 1) / nr);
+      bgemmPackedB(c, kern, false, kg, L, rows, 1.0f, nullptr, rows, colb, 0.0f, out, L, wpb + grp * apSize);
     } else {
       sgemmPackedB(c, isa, false, kg, L, rows, 1.0f, wg, rows, col, 0.0f, out, L, wpg);
     }
@@ -412,19 +413,20 @@ void conv2dBackwardData(ThreadPool& pool, const float* dy, const float* w, float
   }
   const Isa isa = activeIsa();
   const bool bf16 = activePrecision() == Precision::Bf16;
+  const Bf16Kernel kern = bf16 ? activeBf16Kernel() : Bf16Kernel::None;
   const int nr = bf16 ? kBf16Nr : gemmPanelWidth(isa);
   const int64_t nb = convBatch(g);
   const int64_t Lmax = (nb * P + nr - 1) / nr * nr;
-  const int64_t apSize = bf16 ? bgemmPackedASize(rows, kg) : gemmPackedASize(isa, rows, kg);
+  const int64_t apSize = bf16 ? bgemmPackedASize(kern, rows, kg) : gemmPackedASize(isa, rows, kg);
   const float* wp = bf16 ? nullptr : packWeights(isa, true, w, g);
-  const uint32_t* wpb = bf16 ? packWeightsBf16(true, w, g) : nullptr;
+  const uint32_t* wpb = bf16 ? packWeightsBf16(kern, true, w, g) : nullptr;
   // One chunk, one group: dy into panels, dcol [rows, L] = wg^T [rows, kg] x dy_g [kg, L], col2im
   // (which overwrites exactly this chunk's and group's planes of dx).
   auto chunk = [&](ThreadPool& c, int64_t n0, int64_t grp, float* col, float* dyp) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
     dyPanels(c, dy, g, n0, cnt, grp, nr, dyp);
     if (bf16)
-      bgemmPackedB(c, true, rows, L, kg, 1.0f, nullptr, rows, panelsBf16(c, dyp, kg, (L + nr - 1) / nr), 0.0f, col,
+      bgemmPackedB(c, kern, true, rows, L, kg, 1.0f, nullptr, rows, panelsBf16(c, kern, dyp, kg, (L + nr - 1) / nr), 0.0f, col,
                    L, wpb + grp * apSize);
     else
       sgemmPackedB(c, isa, true, rows, L, kg, 1.0f, w + grp * kg * rows, rows, dyp, 0.0f, col, L,
@@ -454,11 +456,12 @@ void conv2dBackwardFilter(ThreadPool& pool, const float* x, const float* dy, flo
   }
   const Isa isa = activeIsa();
   const bool bf16 = activePrecision() == Precision::Bf16;
-  const int nr = bf16 ? kBf16Nr : gemmPanelWidth(isa), mr = bf16 ? kBf16Mr : gemmPanelHeight(isa);
+  const Bf16Kernel kern = bf16 ? activeBf16Kernel() : Bf16Kernel::None;
+  const int nr = bf16 ? kBf16Nr : gemmPanelWidth(isa), mr = bf16 ? bgemmPanelHeight(kern) : gemmPanelHeight(isa);
   const int64_t rowsPad = (rows + nr - 1) / nr * nr;
   // Packed dy (the GEMM's A) per chunk of nbc samples: floats, or bf16 pair words (4 bytes each too).
   auto apSize = [&](int64_t nbc) {
-    return bf16 ? bgemmPackedASize(kg, nbc * P) : gemmPackedASize(isa, kg, nbc * P);
+    return bf16 ? bgemmPackedASize(kern, kg, nbc * P) : gemmPackedASize(isa, kg, nbc * P);
   };
   const ColRows tab = colRowTable(g, nr);
   // One chunk of nb samples, one group: im2col^T into B panels, dy into packed A (once, shared by
@@ -479,13 +482,13 @@ void conv2dBackwardFilter(ThreadPool& pool, const float* x, const float* dy, flo
     }
     const int64_t panels = (kg + mr - 1) / mr;
     if (bf16) {
-      // k = L: pairs of columns of this chunk (an odd L's last pair padded with zero in both operands).
+      // k = L: pairs of columns of this chunk (zeros pad L in both operands).
       uint32_t* apb = reinterpret_cast<uint32_t*>(ap);
       c.parallelFor(panels, 1, [&](int64_t pb, int64_t pe) {
         const int64_t i0 = pb * mr, i1 = std::min<int64_t>(pe * mr, kg);
-        bgemmPackA(false, dyg + i0 * lda, lda, i1 - i0, L, apb + i0 * ((L + 1) / 2));
+        bgemmPackA(kern, false, dyg + i0 * lda, lda, i1 - i0, L, apb + i0 * bgemmPairs(kern, L));
       });
-      bgemmPackedB(c, false, kg, rows, L, 1.0f, nullptr, lda, panelsBf16(c, col, L, rowsPad / nr), b,
+      bgemmPackedB(c, kern, false, kg, rows, L, 1.0f, nullptr, lda, panelsBf16(c, kern, col, L, rowsPad / nr), b,
                    dst + grp * kg * rows, rows, apb);
       return;
     }

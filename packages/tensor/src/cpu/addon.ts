@@ -13,6 +13,8 @@ export type CpuConvAlgorithm = 'auto' | 'direct' | 'winograd2' | 'winograd4';
 export type CpuConvPass = 'forward' | 'backwardData' | 'backwardFilter';
 /** The GEMMs' input precision (docs/cpu-engine.md, bf16): fp32, or bf16 inputs with fp32 accumulation. */
 export type CpuPrecision = 'fp32' | 'bf16';
+/** The bf16 GEMM's micro-kernel: AMX-BF16 tiles or AVX512_BF16's vdpbf16ps. */
+export type CpuBf16Kernel = 'amx' | 'avx512bf16';
 
 /** The CPU addon's engine: the shared surface (native-engine.ts) plus its own two methods. */
 export interface CpuAddonEngine extends AddonEngine {
@@ -35,9 +37,11 @@ export interface NativeAddon {
   convAlgorithm(pass: CpuConvPass, geometry: ConvGeometry): string;
   precision(): {
     requested: CpuPrecision; active: CpuPrecision; bf16Supported: boolean;
+    bf16Kernel: CpuBf16Kernel | 'none'; bf16KernelDetected: CpuBf16Kernel | 'none';
     reason: string | null; envInvalid: string | null;
   };
   setPrecision(precision: CpuPrecision): CpuPrecision;
+  setBf16Kernel(kernel: CpuBf16Kernel): void;
 }
 
 export const ADDON_PATH = '../../build/Release/alexnet_cpu.node';

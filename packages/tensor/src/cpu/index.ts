@@ -6,11 +6,12 @@
 import type { Backend, ConvGeometry } from '../backend.js';
 import {
   addonLoadError, nativeAddon, type CpuConvAlgorithm, type CpuConvPass, type CpuIsa, type CpuPrecision,
+  type CpuBf16Kernel,
 } from './addon.js';
 import { CpuEngine } from './engine.js';
 
 export { CpuEngine } from './engine.js';
-export type { CpuConvAlgorithm, CpuConvPass, CpuIsa, CpuPrecision } from './addon.js';
+export type { CpuBf16Kernel, CpuConvAlgorithm, CpuConvPass, CpuIsa, CpuPrecision } from './addon.js';
 
 /** Logical CPU devices offered (they share the machine's cores; setThreads divides them). */
 export const CPU_DEVICE_COUNT = 64;
@@ -87,6 +88,9 @@ export interface CpuPrecisionState {
   active: CpuPrecision;
   /** Whether this CPU has AVX512_BF16 (vdpbf16ps). */
   bf16Supported: boolean;
+  /** The bf16 GEMM's micro-kernel now, and the best this CPU has ('none' without AVX512_BF16). */
+  bf16Kernel: CpuBf16Kernel | 'none';
+  bf16KernelDetected: CpuBf16Kernel | 'none';
   /** Why bf16 is not in effect although it was requested, else undefined. */
   reason?: string;
 }
@@ -102,6 +106,7 @@ export function cpuPrecision(): CpuPrecisionState {
   }
   return {
     requested: p.requested, active: p.active, bf16Supported: p.bf16Supported,
+    bf16Kernel: p.bf16Kernel, bf16KernelDetected: p.bf16KernelDetected,
     ...(p.reason === null ? {} : { reason: p.reason }),
   };
 }
@@ -120,4 +125,14 @@ export function setCpuPrecision(precision: CpuPrecision): CpuPrecision {
     throw new RangeError(`Expected the CPU precision 'fp32' or 'bf16' but received ${JSON.stringify(precision)}`);
   }
   return nativeAddon().setPrecision(precision);
+}
+
+/**
+ * The bf16 GEMM's micro-kernel, process-wide: 'amx' (AMX-BF16 tiles, the default where the CPU has
+ * them and Linux grants the tile state) or 'avx512bf16' (vdpbf16ps in zmm registers); the same
+ * numbers up to the order of fp32 additions. ALEXNET_BF16_KERNEL=avx512bf16 sets it at load. For
+ * tests and benchmarks; throws when the CPU lacks the kernel.
+ */
+export function setCpuBf16Kernel(kernel: CpuBf16Kernel): void {
+  nativeAddon().setBf16Kernel(kernel);
 }
