@@ -1,7 +1,7 @@
 /**
  * The recipe of a run, said once at its start: what data, which mean (§2), whether PCA lighting is on
  * (§4.1), the crop, the LRN convention (§3.3), the initialisation and optimizer (§5), the schedule,
- * the batch and where the model runs (§3.2). Printed in a few lines, written as the first line of
+ * the batch, where the model runs (§3.2) and in which precision. Printed in a few lines, written as the first line of
  * metrics.jsonl and kept in the checkpoint, so a number can always be traced to how it was made.
  * Wherever a default of the paper cannot apply, the recipe says what is done instead.
  */
@@ -41,6 +41,11 @@ export interface Recipe {
   devices: string[];
   placement: 'one device' | 'two towers';
   seed: number;
+  /**
+   * The GEMMs' arithmetic (--precision): fp32, or bf16 inputs with fp32 accumulation on the CPU
+   * engine (master weights fp32). Absent in recipes written before the option: fp32.
+   */
+  precision?: 'fp32' | 'bf16';
 }
 
 /** The recipe as the few lines printed at the start of a run. */
@@ -60,5 +65,6 @@ export function formatRecipe(r: Recipe): string[] {
       `${r.optimizer.biasDecay ? ' on weights and biases' : ' on weights only (biases exempt)'}, batch ${r.batch}`,
     `schedule: lr / ${Math.round(1 / r.schedule.factor)} when the ${r.schedule.watch} stops improving for ${r.schedule.patience} epoch(s), at most ${r.schedule.maxReductions} times (§5); ${r.epochs} epochs; seed ${r.seed}`,
     `devices: ${r.devices.join(', ')} (${r.placement === 'two towers' ? 'one tower per device, §3.2' : 'one device'})`,
+    `precision: ${r.precision === 'bf16' ? 'bf16 GEMM inputs (dense layers and im2col convolutions), fp32 accumulation, fp32 master weights and activations' : 'fp32 throughout'}`,
   ];
 }

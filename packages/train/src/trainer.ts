@@ -25,6 +25,7 @@ import { collapseWarning, type Probe } from './collapse.js';
 import { batchToTensors, chooseMean, normalizeBatch, openData, readyData, type TrainingData } from './data.js';
 import { BadImagesError, evaluateWithProgress, NonFiniteOutputError, type Evaluation } from './evaluate.js';
 import { MetricsLog } from './metrics.js';
+import { applyPrecision, type Precision } from './precision.js';
 import { formatRecipe, type Recipe } from './recipe.js';
 import { checkSameSettings, joinLaunchedGroup, parallelStep, runSettings, type Collective } from './parallel.js';
 import { trainStep, type StepOutput } from './step.js';
@@ -94,6 +95,12 @@ export interface TrainOptions {
   lighting?: boolean;
   /** §3.1: the neurons' nonlinearity (ReLU, the paper's; tanh, what it compares against). */
   activation?: 'relu' | 'tanh';
+  /**
+   * The GEMMs' arithmetic on the CPU engine (precision.ts): 'fp32' (default, or ALEXNET_CPU_PRECISION),
+   * or 'bf16' inputs with fp32 accumulation and fp32 master weights; refused at the start, with the
+   * reason, on a CPU without AVX512_BF16 or a non-CPU device.
+   */
+  precision?: Precision;
   /** Loader worker threads (default: the cores). */
   workers?: number;
   /** Live progress on stderr (default true): redrawn in place on a terminal, a line every few seconds elsewhere. */
@@ -392,6 +399,8 @@ async function setUp(opts: TrainOptions): Promise<Run> {
   // Everything that can be checked without reading the data is checked first.
   const devices = resolveDevices(placeDevices(opts.devices, group));
   if (group) shareCores(devices, group);
+  let precision: Precision;
+  try { precision = applyPrecision(opts.precision, devices.map((d) => d.name)); } catch (e) { throw new TrainingError((e as Error).message); }
   if (opts.weights && opts.resume) throw new TrainingError('give --resume (continue a run) or --weights (start a new one from its weights), not both');
   const start = opts.weights ? await loadCheckpoint(opts.weights).catch((e) => { throw e instanceof CheckpointError ? new TrainingError(e.message) : e; }) : null;
   const from = start?.meta.model as { name?: ModelName; inputSize?: number; lrn?: boolean; pool?: { size: number; stride: number }; dropout?: boolean; activation?: 'relu' | 'tanh' } | undefined;
@@ -469,6 +478,7 @@ async function setUp(opts: TrainOptions): Promise<Run> {
     optimizer: { form: optimizer.form, lr: lr0, momentum: optimizer.momentum, weightDecay: optimizer.weightDecay, biasDecay },
     schedule: { kind: 'plateau', watch: data.val ? 'validation top-1 error' : 'training loss', factor: schedule.factor, patience: schedule.patience, maxReductions: schedule.maxReductions },
     batch: batchSize, epochs: opts.epochs ?? P.epochs, devices: devices.map((d) => d.name), placement: devices.length === 2 ? 'two towers' : 'one device', seed,
+    precision,
   };
   for (const line of formatRecipe(recipe)) log(line);
   if (devices.length === 2) for (const line of formatPlacement(model.placement, recipe.devices)) log(`  ${line}`);

@@ -15,11 +15,16 @@ import '@alexnet/tensor';
 import { evaluateCheckpoint, runTrain, visualizeCheckpoint } from '../commands.js';
 import { loadTrained, predict } from '../inference.js';
 import { PAPER_LEARNING as P, type ModelName } from '@alexnet/layers';
+import { applyPrecision, type Precision } from '../precision.js';
 import { helpText, parseCommand, UsageError, type CommandSpec, type OptionSpec } from './args.js';
 
 const WORKERS: OptionSpec = { name: 'workers', short: 'j', kind: 'int', min: 0, help: 'loader threads (default: all cores; 0: on the main thread)' };
 const DEVICE: OptionSpec = { name: 'device', kind: 'string', meta: 'NAME', default: 'cpu:0', help: 'device: cpu:0, cuda:0, ...' };
 const CHECKPOINT: OptionSpec = { name: 'checkpoint', kind: 'string', meta: 'FILE', required: true, help: 'a checkpoint written by alexnet train' };
+const PRECISION: OptionSpec = {
+  name: 'precision', kind: 'choice', choices: ['fp32', 'bf16'],
+  help: 'the CPU engine\'s GEMM inputs: fp32, or bf16 with fp32 accumulation and master weights (needs AVX512_BF16; refused otherwise) (default fp32, or ALEXNET_CPU_PRECISION)',
+};
 const MAX_BAD: OptionSpec = {
   name: 'max-bad-images', kind: 'int', min: 0, default: 10,
   help: 'images that may fail to load (deleted or damaged after indexing) before the run stops; each is named',
@@ -70,6 +75,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       { name: 'no-dropout', kind: 'boolean', help: 'ablation: no dropout (§4.2)' },
       { name: 'no-lighting', kind: 'boolean', help: 'ablation: no PCA lighting (§4.1)' },
       { name: 'activation', kind: 'choice', choices: ['relu', 'tanh'], default: 'relu', help: 'the neurons (§3.1: ReLU, the paper\'s; tanh, Figure 1\'s comparison)' },
+      PRECISION,
       WORKERS,
       MAX_BAD,
       { name: 'monitor', kind: 'int', min: 0, max: 65535, meta: 'PORT', bareValue: '6006', help: 'serve the live page of the run (alexnet monitor) on 127.0.0.1:PORT (6006; 0: any free port) while it trains' },
@@ -84,6 +90,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       { name: 'data', kind: 'string', meta: 'DIR', required: true, help: 'prepared shards or an ImageNet folder (only val/ is needed)' },
       { name: 'ten-crop', kind: 'boolean', help: 'average the 10 patches (§4.1)' },
       DEVICE,
+      PRECISION,
       { name: 'batch-size', short: 'b', aliases: ['batch'], kind: 'int', min: 1, default: 64, help: 'images per batch' },
       WORKERS,
       MAX_BAD,
@@ -92,7 +99,7 @@ const COMMANDS: Record<string, CommandSpec> = {
   predict: {
     name: 'predict', summary: 'the five most probable classes of each image, with names (§6.1)',
     positional: { meta: 'IMAGE...', many: true, help: 'image files (JPEG, PNG, WebP, ...)' },
-    options: [CHECKPOINT, DEVICE, { name: 'json', kind: 'boolean', help: 'print JSON' }],
+    options: [CHECKPOINT, DEVICE, PRECISION, { name: 'json', kind: 'boolean', help: 'print JSON' }],
   },
   visualize: {
     name: 'visualize', summary: 'PNGs: conv1 kernels (Figure 3), training curves, nearest neighbours in the last hidden layer (Figure 4)',
@@ -182,6 +189,11 @@ async function loadOptionalBackends(): Promise<void> {
   }
 }
 
+/** bf16 inference is said on stderr (fp32, the default, is not). */
+function sayPrecision(p: Precision): void {
+  if (p === 'bf16') console.error('precision: bf16 GEMM inputs, fp32 accumulation (the CPU engine\'s bf16 mode)');
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') { console.log(usage()); return cmd ? 0 : 2; }
@@ -230,12 +242,14 @@ export async function main(argv: string[]): Promise<number> {
         ...(v['val-fraction'] !== undefined ? { valFraction: v['val-fraction'] as number } : {}),
         ...(int('print-freq') !== undefined ? { printFreq: int('print-freq')! } : {}),
         ...(int('max-steps') !== undefined ? { maxSteps: int('max-steps')! } : {}),
+        ...(str('precision') ? { precision: str('precision') as Precision } : {}),
         signal: ac.signal,
       }).finally(() => monitor?.close());
       console.log(`${r.stopped === 'aborted' ? 'interrupted' : 'finished'} after ${r.steps} steps; checkpoint ${r.checkpoint}; ${r.imagesPerSecond.toFixed(1)} img/s`);
       return r.stopped === 'aborted' ? 130 : 0;
     }
     case 'eval': {
+      sayPrecision(applyPrecision(str('precision') as Precision | undefined, [str('device')!]));
       const r = await evaluateCheckpoint(str('checkpoint')!, str('data')!,
         { tenCrop: !!v['ten-crop'], device: str('device')!, batchSize: int('batch-size')!, maxBadImages: int('max-bad-images')!, ...workers, progress: true, log: (m) => console.error(m) });
       console.log(`top-1 error ${(100 * r.top1Error).toFixed(2)}%, top-5 error ${(100 * r.top5Error).toFixed(2)}% on ${r.images} images (${v['ten-crop'] ? '10-crop' : 'centre crop'})` +
@@ -244,6 +258,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'predict': {
       if (positionals.length === 0) throw new UsageError(`give at least one image\n\n${helpText(spec)}`);
+      sayPrecision(applyPrecision(str('precision') as Precision | undefined, [str('device')!]));
       const t = await loadTrained(str('checkpoint')!, { devices: [str('device')!] });
       try {
         const preds = await predict(t, positionals.map((p) => resolve(p)));
