@@ -242,9 +242,20 @@ class NativeEngine : public ops::EngineWrap<NativeEngine, CpuKind> {
       if (--self->pending_ == 0 && self->core_) self->tsfn_.Unref(env);
       if (!r->error.empty()) {
         r->deferred.Reject(Napi::Error::New(env, r->error).Value());
+      } else if (r->hasData && r->data.empty()) {
+        r->deferred.Resolve(Napi::ArrayBuffer::New(env, 0));
       } else if (r->hasData) {
-        Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, r->data.size());
-        if (!r->data.empty()) std::memcpy(ab.Data(), r->data.data(), r->data.size());
+        // The bytes the queue thread copied become the ArrayBuffer's own memory (no second copy into
+        // fresh pages: a 151 MB gradient read twice cost 2x the page faults); V8 is told their size so
+        // that the collector frees them as promptly as its own.
+        auto* bytes = new std::vector<uint8_t>(std::move(r->data));
+        const int64_t size = (int64_t)bytes->size();
+        Napi::MemoryManagement::AdjustExternalMemory(env, size);
+        Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, bytes->data(), bytes->size(),
+                                                      [size](Napi::Env e, void*, std::vector<uint8_t>* b) {
+                                                        Napi::MemoryManagement::AdjustExternalMemory(e, -size);
+                                                        delete b;
+                                                      }, bytes);
         r->deferred.Resolve(ab);
       } else {
         r->deferred.Resolve(env.Undefined());
