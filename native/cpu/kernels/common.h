@@ -50,6 +50,7 @@ inline void validRange(int64_t off, int64_t stride, int64_t limit, int64_t outLe
 enum class Scratch : int {
   Col,     // conv: the im2col matrix (in the GEMM's packed-B layout)
   ColBf16, // conv, bf16 precision: the packed-B panels as bf16 pairs
+  PackedBf16, // Winograd, bf16 precision: the filter transform as bf16 packed A
   Gather,  // conv: one group's outputs or gradients gathered from NCHW
   Packed,  // conv: packed weights, or dy packed as A
   Aux,     // conv: the spatial index map, or the filter gradient's partial sums

@@ -520,12 +520,20 @@ int64_t chunkTiles(int M, int nr) {
   return std::max<int64_t>(nr, (t + nr - 1) / nr * nr);
 }
 
+/** Whether variant F(m x m, r x r)'s GEMMs run in bf16: the bf16 precision, and F(2x2, 3x3) only. */
+bool bf16Winograd(int m, int r) { return m == 2 && r == 3 && activePrecision() == Precision::Bf16; }
+
 template <int M, int R>
 void run(ThreadPool& pool, const float* x, const float* w, bool flipped, const float* bias, float* y,
          const WinogradShape& p) {
   constexpr int A = Tf<M, R>::kAlpha, A2 = A * A;
   const Isa isa = activeIsa();
-  const int nr = gemmPanelWidth(isa), mr = gemmPanelHeight(isa);
+  // bf16 precision (docs/cpu-engine.md): F(2x2, 3x3)'s alpha^2 GEMMs take U and V rounded to bf16
+  // (fp32 sums). F(4x4, 3x3) and F(2x2, 5x5) amplify that rounding 20-50x (max-norm error 5e-2 to
+  // 1e-1 measured, against 4e-3 for F(2x2, 3x3)), so their GEMMs stay fp32.
+  const bool bf16 = bf16Winograd(M, R);
+  const Bf16Kernel kern = bf16 ? activeBf16Kernel() : Bf16Kernel::None;
+  const int nr = bf16 ? kBf16Nr : gemmPanelWidth(isa), mr = gemmPanelHeight(isa);
   const int64_t C = p.c, K = p.k, G = p.groups;
   const int64_t apSize = gemmPackedASize(isa, K, C), kPad = (K + mr - 1) / mr * mr;
   // U = G f G^T for every (group, k, c) into the packed-A panels of GEMM xi: element (row k, column c)
@@ -538,6 +546,21 @@ void run(ThreadPool& pool, const float* x, const float* w, bool flipped, const f
       dispatchIsa<filterPanelBody<M, R>>(w, flipped, C, K, g, pn * mr, mr, apSize, U + g * A2 * apSize + pn * C * mr);
     }
   });
+  // bf16: each U_xi [K, C] unpacked to rows and packed again as the bf16 GEMM's A (once per op).
+  const int amr = bf16 ? bgemmPanelHeight(kern) : mr;
+  const int64_t bApSize = bf16 ? bgemmPackedASize(kern, K, C) : 0, khC = bf16 ? bgemmPairs(kern, C) : 0;
+  uint32_t* Ub = bf16 ? scratch<uint32_t>(Scratch::PackedBf16, (size_t)(G * A2 * bApSize)) : nullptr;
+  if (bf16) {
+    pool.parallelFor(G * A2, 1, [&](int64_t b, int64_t e) {
+      float* plain = scratch(Scratch::Aux, (size_t)(K * C));
+      for (int64_t gx = b; gx < e; ++gx) {
+        const float* u = U + gx * apSize;
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t ci = 0; ci < C; ++ci) plain[k * C + ci] = u[(k / mr) * C * mr + ci * mr + k % mr];
+        bgemmPackA(kern, false, plain, C, K, C, Ub + gx * bApSize);
+      }
+    });
+  }
 
   const int64_t tilesH = (p.outH + M - 1) / M, tilesW = (p.outW + M - 1) / M, perImage = tilesH * tilesW;
   const int64_t T = p.n * perImage;
@@ -554,7 +577,7 @@ void run(ThreadPool& pool, const float* x, const float* w, bool flipped, const f
     }
     // M in blocks of kb output channels (the GEMMs' rows), each transformed out at once: the alpha^2
     // blocks of M stay in L1/L2 while V stays in L2 (all of M for conv3 was 1.8 MiB, and read back missed).
-    const int64_t kb = std::min<int64_t>(kPad, (int64_t)mr * envInt("ALEXNET_WINOGRAD_KPANELS", 4));
+    const int64_t kb = std::min<int64_t>((K + amr - 1) / amr * amr, (int64_t)amr * envInt("ALEXNET_WINOGRAD_KPANELS", bf16 && amr > 16 ? 2 : 4));
     const int64_t vStride = C * tcPad + kXiPad, mStride = kb * tcPad + kXiPad;
     float* V = scratch(Scratch::Col, (size_t)(A2 * vStride));
     float* Mx = scratch(Scratch::Gather, (size_t)(A2 * mStride));
@@ -564,9 +587,17 @@ void run(ThreadPool& pool, const float* x, const float* w, bool flipped, const f
     });
     for (int64_t k0 = 0; k0 < K; k0 += kb) {
       const int64_t kn = std::min(kb, K - k0);
-      for (int xi = 0; xi < A2; ++xi)
-        sgemmPackedB(c, isa, false, kn, tcPad, C, 1.0f, nullptr, C, V + xi * vStride, 0.0f, Mx + xi * mStride, tcPad,
-                     U + (g * A2 + xi) * apSize + k0 * C);
+      for (int xi = 0; xi < A2; ++xi) {
+        if (bf16) {
+          uint32_t* vb = scratch<uint32_t>(Scratch::ColBf16, (size_t)(tcPad * khC));
+          bgemmPanelsFromFp32(c, kern, V + xi * vStride, C, tcPad / nr, vb);
+          bgemmPackedB(c, kern, false, kn, tcPad, C, 1.0f, nullptr, C, vb, 0.0f, Mx + xi * mStride, tcPad,
+                       Ub + (g * A2 + xi) * bApSize + k0 * khC);
+        } else {
+          sgemmPackedB(c, isa, false, kn, tcPad, C, 1.0f, nullptr, C, V + xi * vStride, 0.0f, Mx + xi * mStride, tcPad,
+                       U + (g * A2 + xi) * apSize + k0 * C);
+        }
+      }
       c.parallelFor(kn, 4, [&](int64_t a, int64_t b) {
         if (lanes == 16) outputTransform<M, R, 16>(Mx, mStride, k0, &p, tiles, tc, tcPad, g, k0 + a, k0 + b, bias, y);
         else outputTransform<M, R, 8>(Mx, mStride, k0, &p, tiles, tc, tcPad, g, k0 + a, k0 + b, bias, y);
@@ -622,9 +653,11 @@ void runFilter(ThreadPool& pool, const float* x, const float* dy, float* dw, flo
       if (lanes == 16) dispatchIsa<dyTransformBody<M, R, 16>>(dy, &p, tiles, tc, tcPad, dStride, g, k0, k1, D);
       else dispatchIsa<dyTransformBody<M, R, 8>>(dy, &p, tiles, tc, tcPad, dStride, g, k0, k1, D);
     });
+    // bf16 precision (F(2x2, 3x3) only, as in run): D and V rounded to bf16 by the bf16 GEMM, fp32 sums.
+    const bool bf16 = bf16Winograd(M, R);
     for (int xi = 0; xi < A2; ++xi)
-      sgemm(c, false, true, K, C, tcPad, 1.0f, D + xi * dStride, tcPad, V + xi * vStride, tcPad, b,
-            dU + (g * A2 + xi) * K * C, C);
+      (bf16 ? bgemm : sgemm)(c, false, true, K, C, tcPad, 1.0f, D + xi * dStride, tcPad, V + xi * vStride, tcPad, b,
+                             dU + (g * A2 + xi) * K * C, C);
   };
   if (R4 >= 2) {
     pool.forChunks(R4, 1, [&](int64_t r0, int64_t r1) {
