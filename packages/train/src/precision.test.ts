@@ -3,7 +3,9 @@
 // the per-step losses differ only by the GEMMs' bf16 rounding), the recipe and the checkpoint say
 // which precision, the master weights stay fp32, and bf16 is refused where it cannot run.
 import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpuPrecision, setCpuPrecision } from '@alexnet/tensor';
 import { loadCheckpoint } from './checkpoint.js';
@@ -20,6 +22,11 @@ afterAll(async () => {
 });
 
 const bf16 = cpuPrecision().bf16Supported;
+/** The CPU engine's module (setCpuConvAlgorithm is not part of @alexnet/tensor's main entry). */
+const cpuModule = async () => (await import(pathToFileURL(join(dirname(createRequire(import.meta.url).resolve('@alexnet/tensor')), 'cpu', 'index.js')).href)) as {
+  setCpuConvAlgorithm(pass: 'forward' | 'backwardData' | 'backwardFilter', algorithm: 'auto' | 'direct'): string;
+};
+const PASSES = ['forward', 'backwardData', 'backwardFilter'] as const;
 const EPOCHS = 3, STEPS = EPOCHS * 25; // 400 training images, batch 16
 const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
 
@@ -43,7 +50,12 @@ describe('--precision', () => {
         onStep: (s) => { losses.push(s.loss); } });
       return { r, losses };
     };
-    const f = await run('fp32'), b = await run('bf16');
+    // Every convolution through im2col, so that every GEMM of the net (conv1-5, fc6-8) is bf16 in the
+    // bf16 run ('auto' keeps the Winograd layers' F(4x4,3x3) and F(2x2,5x5) GEMMs in fp32).
+    const { setCpuConvAlgorithm } = await cpuModule();
+    for (const p of PASSES) setCpuConvAlgorithm(p, 'direct');
+    let f, b;
+    try { f = await run('fp32'); b = await run('bf16'); } finally { for (const p of PASSES) setCpuConvAlgorithm(p, 'auto'); }
     expect(f.losses).toHaveLength(STEPS);
     expect(b.losses).toHaveLength(STEPS);
     // The first step sees identical weights and data: only the GEMMs' rounding differs.
