@@ -277,7 +277,7 @@ async function main(): Promise<void> {
   if (backend === 'cpu' && sections.includes('trainer') && modes.includes('one')) {
     trainerFig = await benchTrainer({ steps: Number(option('--trainer-steps') ?? 8), workers: [2, 1], log: (l) => console.log(l) });
     const own = result('ours', 'one', 'train', 128);
-    console.log(`\nThe trainer on real data (train(): sample ImageNet shards, loader workers, transform, upload, read-back, metrics), batch 128, one device, 2 threads, steps 3-${trainerFig.steps}:`);
+    console.log(`\nThe trainer on real data (train(): sample ImageNet shards, loader workers, transform, upload, read-back, metrics), batch 128, one device, 2 threads, steady state (steps 3 to 6 of the epoch's 7):`);
     console.log('| what | img/s | / trainStep alone (right after) | / the step benchmark above (median) | goal |');
     console.log('|---|---|---|---|---|');
     for (const [w, ips] of Object.entries(trainerFig.trainer)) {

@@ -54,10 +54,12 @@ export async function benchTrainer(opts: { steps: number; workers: number[]; log
       device('cpu:0').setThreads(undefined);
       await rm(out, { recursive: true, force: true });
     }
-    // onStep s fires once step s + 1 is queued (the loss is read one step late): intervals from the
-    // third on are steady-state steps.
-    const from = Math.min(2, stamps.length - 2);
-    trainer[workers] = stamps.length >= 3 ? (batch * (stamps.length - 1 - from) * 1000) / (stamps.at(-1)! - stamps[from]!) : NaN;
+    // Step s's loss is read after step s + 1 is queued, and the read waits behind it: onStep s fires
+    // when step s + 1 has finished, so intervals between stamps are whole steps, except the last,
+    // which the final read (nothing queued behind it) ends at once; and the first two fill the
+    // loader's queue. Steady state: stamps [2, length - 2].
+    const from = 2, last = stamps.length - 2;
+    trainer[workers] = last > from ? (batch * (last - from) * 1000) / (stamps[last]! - stamps[from]!) : NaN;
   }
   // trainStep alone, same net and batch, data on the device.
   const desc = paperDescription();
