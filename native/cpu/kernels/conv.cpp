@@ -358,15 +358,7 @@ float* packWeights(Isa isa, bool trans, const float* w, const ConvGeometry& g) {
 void conv2dForward(ThreadPool& pool, const float* x, const float* w, const float* bias, float* y, const ConvGeometry& g) {
   const int64_t P = g.plane(), rows = g.colRows(), kg = g.kg();
   if (g.ySize() == 0) return;
-  if (const int v = winogradVariant(g, WinogradPass::Forward)) {
-    const WinogradShape p{g.n, g.cg(), g.kg(), g.groups, g.h, g.w, g.outH, g.outW, g.padH, g.c, g.k};
-    winogradConv(pool, v, (int)g.r, x, w, false, bias, y, p);
-    return;
-  }
-  if (const int v = spaceToDepthVariant(g, WinogradPass::Forward)) {
-    spaceToDepthConv(pool, v, x, w, bias, y, g);
-    return;
-  }
+  if (winogradForward(pool, x, w, bias, y, g)) return;  // stride 1, or conv1 by space to depth
   const Isa isa = activeIsa();
   // bf16 precision (docs/cpu-engine.md): the same im2col panels (32 wide), turned into bf16 pairs for
   // the bf16 GEMM; the weights packed as bf16 once per op.
@@ -445,15 +437,7 @@ void conv2dBackwardFilter(ThreadPool& pool, const float* x, const float* dy, flo
     for (int64_t i = 0; i < wSize; ++i) dw[i] = beta == 0.0f ? 0.0f : beta * dw[i];
     return;
   }
-  if (const int v = winogradVariant(g, WinogradPass::BackwardFilter)) {
-    const WinogradShape p{g.n, g.cg(), g.kg(), g.groups, g.h, g.w, g.outH, g.outW, g.padH, g.c, g.k};
-    winogradFilterGrad(pool, v, (int)g.r, x, dy, dw, beta, p);
-    return;
-  }
-  if (const int v = spaceToDepthVariant(g, WinogradPass::BackwardFilter)) {
-    spaceToDepthFilterGrad(pool, v, x, dy, dw, beta, g);
-    return;
-  }
+  if (winogradBackwardFilter(pool, x, dy, dw, beta, g)) return;
   const Isa isa = activeIsa();
   const bool bf16 = activePrecision() == Precision::Bf16;
   const Bf16Kernel kern = bf16 ? activeBf16Kernel() : Bf16Kernel::None;

@@ -1,3 +1,6 @@
+// The Winograd routes of conv.cpp (winogradForward, winogradBackwardFilter: stride 1 by winograd.cpp,
+// or strided by space to depth, below).
+//
 // Strided convolutions as stride-1 3x3 ones, for Winograd (conv1 of the paper's net: 11x11, stride 4,
 // 3 channels, where im2col + GEMM reaches under half of the machine's peak).
 //
@@ -125,6 +128,34 @@ void spaceToDepthFilterGrad(ThreadPool& pool, int variant, const float* x, const
           const float v = dws[((k * t.c + ch) * t.r + p) * t.s + q];
           dw[i] = beta == 0.0f ? v : beta * dw[i] + v;
         }
+}
+
+namespace {
+WinogradShape stride1Shape(const ConvGeometry& g) {
+  return WinogradShape{g.n, g.cg(), g.kg(), g.groups, g.h, g.w, g.outH, g.outW, g.padH, g.c, g.k};
+}
+}  // namespace
+
+bool winogradForward(ThreadPool& pool, const float* x, const float* w, const float* bias, float* y, const ConvGeometry& g) {
+  if (const int v = winogradVariant(g, WinogradPass::Forward)) {
+    winogradConv(pool, v, (int)g.r, x, w, false, bias, y, stride1Shape(g));
+  } else if (const int v2 = spaceToDepthVariant(g, WinogradPass::Forward)) {
+    spaceToDepthConv(pool, v2, x, w, bias, y, g);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool winogradBackwardFilter(ThreadPool& pool, const float* x, const float* dy, float* dw, float beta, const ConvGeometry& g) {
+  if (const int v = winogradVariant(g, WinogradPass::BackwardFilter)) {
+    winogradFilterGrad(pool, v, (int)g.r, x, dy, dw, beta, stride1Shape(g));
+  } else if (const int v2 = spaceToDepthVariant(g, WinogradPass::BackwardFilter)) {
+    spaceToDepthFilterGrad(pool, v2, x, dy, dw, beta, g);
+  } else {
+    return false;
+  }
+  return true;
 }
 
 }  // namespace alexnet

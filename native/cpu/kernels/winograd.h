@@ -49,4 +49,11 @@ void spaceToDepthConv(ThreadPool& pool, int variant, const float* x, const float
 void spaceToDepthFilterGrad(ThreadPool& pool, int variant, const float* x, const float* dy, float* dw, float beta,
                             const ConvGeometry& g);
 
+/**
+ * The convolution g's forward pass / filter gradient by Winograd when a variant takes it (stride 1,
+ * or a strided one by space to depth): true when done, false to leave it to im2col + GEMM.
+ */
+bool winogradForward(ThreadPool& pool, const float* x, const float* w, const float* bias, float* y, const ConvGeometry& g);
+bool winogradBackwardFilter(ThreadPool& pool, const float* x, const float* dy, float* dw, float beta, const ConvGeometry& g);
+
 }  // namespace alexnet
