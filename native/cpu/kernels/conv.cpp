@@ -355,32 +355,61 @@ float* packWeights(Isa isa, bool trans, const float* w, const ConvGeometry& g) {
 }
 }  // namespace
 
+/**
+ * The GEMM side of an im2col convolution pass whose A is the weights (forward: w [kg, rows]; the data
+ * gradient: w^T, trans): the ISA, the precision (bf16, docs/cpu-engine.md: the same im2col panels
+ * turned into bf16 pairs, the weights packed as bf16 once per op), the panel width, the samples per
+ * chunk and their padded column count, and the weights packed once for all chunks.
+ */
+namespace {
+
+struct WeightGemm {
+  Isa isa;
+  bool bf16;
+  Bf16Kernel kern;
+  int nr;
+  int64_t nb, Lmax, apSize;
+  const float* wp;
+  const uint32_t* wpb;
+};
+
+WeightGemm weightGemm(const float* w, const ConvGeometry& g, bool trans) {
+  WeightGemm m{};
+  m.isa = activeIsa();
+  m.bf16 = activePrecision() == Precision::Bf16;
+  m.kern = m.bf16 ? activeBf16Kernel() : Bf16Kernel::None;
+  m.nr = m.bf16 ? kBf16Nr : gemmPanelWidth(m.isa);
+  m.nb = convBatch(g);
+  m.Lmax = (m.nb * g.plane() + m.nr - 1) / m.nr * m.nr;
+  const int64_t rows = g.colRows(), kg = g.kg(), am = trans ? rows : kg, ak = trans ? kg : rows;
+  m.apSize = m.bf16 ? bgemmPackedASize(m.kern, am, ak) : gemmPackedASize(m.isa, am, ak);
+  m.wp = m.bf16 ? nullptr : packWeights(m.isa, trans, w, g);
+  m.wpb = m.bf16 ? packWeightsBf16(m.kern, trans, w, g) : nullptr;
+  return m;
+}
+
+}  // namespace
+
 void conv2dForward(ThreadPool& pool, const float* x, const float* w, const float* bias, float* y, const ConvGeometry& g) {
   const int64_t P = g.plane(), rows = g.colRows(), kg = g.kg();
   if (g.ySize() == 0) return;
   if (winogradForward(pool, x, w, bias, y, g)) return;  // stride 1, or conv1 by space to depth
-  const Isa isa = activeIsa();
-  // bf16 precision (docs/cpu-engine.md): the same im2col panels (32 wide), turned into bf16 pairs for
-  // the bf16 GEMM; the weights packed as bf16 once per op.
-  const bool bf16 = activePrecision() == Precision::Bf16;
-  const Bf16Kernel kern = bf16 ? activeBf16Kernel() : Bf16Kernel::None;
-  const int nr = bf16 ? kBf16Nr : gemmPanelWidth(isa);
-  const int64_t nb = convBatch(g);
-  const int64_t Lmax = (nb * P + nr - 1) / nr * nr;
+  const WeightGemm m = weightGemm(w, g, false);
+  const Isa isa = m.isa;
+  const bool bf16 = m.bf16;
+  const int nr = m.nr;
+  const int64_t nb = m.nb, apSize = m.apSize;
   const int32_t* map = im2colBySegments(g) ? nullptr : spatialMap(g);
-  const int64_t apSize = bf16 ? bgemmPackedASize(kern, kg, rows) : gemmPackedASize(isa, kg, rows);
-  const float* wp = bf16 ? nullptr : packWeights(isa, false, w, g);
-  const uint32_t* wpb = bf16 ? packWeightsBf16(kern, false, w, g) : nullptr;
   // One chunk of nb samples, one group: im2col, GEMM, scatter (+ bias) on the pool `c` gives.
   auto chunk = [&](ThreadPool& c, int64_t n0, int64_t grp, float* col, float* tmp) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
     const float* wg = w + grp * kg * rows;
-    const float* wpg = bf16 ? nullptr : wp + grp * apSize;
+    const float* wpg = bf16 ? nullptr : m.wp + grp * apSize;
     im2colPanels(c, x, map, g, n0, cnt, grp, nr, col);
     float* out = cnt == 1 ? y + (n0 * g.k + grp * kg) * P : tmp;
     if (bf16) {
-      const uint32_t* colb = panelsBf16(c, kern, col, rows, (L + nr - 1) / nr);
-      bgemmPackedB(c, kern, false, kg, L, rows, 1.0f, nullptr, rows, colb, 0.0f, out, L, wpb + grp * apSize);
+      const uint32_t* colb = panelsBf16(c, m.kern, col, rows, (L + nr - 1) / nr);
+      bgemmPackedB(c, m.kern, false, kg, L, rows, 1.0f, nullptr, rows, colb, 0.0f, out, L, m.wpb + grp * apSize);
     } else {
       sgemmPackedB(c, isa, false, kg, L, rows, 1.0f, wg, rows, col, 0.0f, out, L, wpg);
     }
@@ -390,7 +419,7 @@ void conv2dForward(ThreadPool& pool, const float* x, const float* w, const float
       scatterGroup(c, tmp, bias, g, n0, cnt, grp, y);
     }
   };
-  forEachChunk(pool, g, nb, (size_t)(rows * Lmax), nb > 1 ? (size_t)(kg * nb * P) : 0, chunk);
+  forEachChunk(pool, g, nb, (size_t)(rows * m.Lmax), nb > 1 ? (size_t)(kg * nb * P) : 0, chunk);
 }
 
 void conv2dBackwardData(ThreadPool& pool, const float* dy, const float* w, float* dx, const ConvGeometry& g) {
@@ -403,29 +432,25 @@ void conv2dBackwardData(ThreadPool& pool, const float* dy, const float* w, float
     winogradConv(pool, v, (int)g.r, dy, w, true, nullptr, dx, p);
     return;
   }
-  const Isa isa = activeIsa();
-  const bool bf16 = activePrecision() == Precision::Bf16;
-  const Bf16Kernel kern = bf16 ? activeBf16Kernel() : Bf16Kernel::None;
-  const int nr = bf16 ? kBf16Nr : gemmPanelWidth(isa);
-  const int64_t nb = convBatch(g);
-  const int64_t Lmax = (nb * P + nr - 1) / nr * nr;
-  const int64_t apSize = bf16 ? bgemmPackedASize(kern, rows, kg) : gemmPackedASize(isa, rows, kg);
-  const float* wp = bf16 ? nullptr : packWeights(isa, true, w, g);
-  const uint32_t* wpb = bf16 ? packWeightsBf16(kern, true, w, g) : nullptr;
+  const WeightGemm m = weightGemm(w, g, true);
+  const Isa isa = m.isa;
+  const bool bf16 = m.bf16;
+  const int nr = m.nr;
+  const int64_t nb = m.nb, apSize = m.apSize;
   // One chunk, one group: dy into panels, dcol [rows, L] = wg^T [rows, kg] x dy_g [kg, L], col2im
   // (which overwrites exactly this chunk's and group's planes of dx).
   auto chunk = [&](ThreadPool& c, int64_t n0, int64_t grp, float* col, float* dyp) {
     const int64_t cnt = std::min(nb, g.n - n0), L = cnt * P;
     dyPanels(c, dy, g, n0, cnt, grp, nr, dyp);
     if (bf16)
-      bgemmPackedB(c, kern, true, rows, L, kg, 1.0f, nullptr, rows, panelsBf16(c, kern, dyp, kg, (L + nr - 1) / nr), 0.0f, col,
-                   L, wpb + grp * apSize);
+      bgemmPackedB(c, m.kern, true, rows, L, kg, 1.0f, nullptr, rows, panelsBf16(c, m.kern, dyp, kg, (L + nr - 1) / nr), 0.0f, col,
+                   L, m.wpb + grp * apSize);
     else
       sgemmPackedB(c, isa, true, rows, L, kg, 1.0f, w + grp * kg * rows, rows, dyp, 0.0f, col, L,
-                   wp + grp * apSize);
+                   m.wp + grp * apSize);
     col2im(c, col, g, n0, cnt, grp, dx);
   };
-  forEachChunk(pool, g, nb, (size_t)(rows * nb * P), (size_t)(kg * Lmax), chunk);
+  forEachChunk(pool, g, nb, (size_t)(rows * nb * P), (size_t)(kg * m.Lmax), chunk);
 }
 
 void conv2dBackwardFilter(ThreadPool& pool, const float* x, const float* dy, float* dw, float* db, const ConvGeometry& g,
