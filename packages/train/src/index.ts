@@ -18,4 +18,4 @@ export { runTrain, evaluateCheckpoint, visualizeCheckpoint, chooseNeighbours, fe
 export { drawKernels, drawCurves, curvesSvg, drawNeighbours, nearest, type EpochRecord, type NeighbourRow } from './visualize.js';
 export { compareRuns, readRun, runLabels, type Comparison, type RunRecord } from './compare.js';
 export { figure1, epochsToReach, FIGURE1_TARGET, type Figure1Options, type Figure1Result } from './figure1.js';
-export { parallelStep, GradientReducer, joinLaunchedGroup, BUCKET_BYTES, type Collective } from './parallel.js';
+export { parallelStep, GradientReducer, joinLaunchedGroup, BUCKET_BYTES, COLLECTIVE_TIMEOUT_S, watchCollectives, runSettings, checkSameSettings, type Collective, type RunSettings } from './parallel.js';

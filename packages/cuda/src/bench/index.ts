@@ -15,7 +15,7 @@
  *   node dist/bench/index.js --tf32                             also with TF32 tensor cores (cuda.setTf32)
  *   node dist/bench/index.js --json kernels.json                also write the rows
  *
- * Prints a table and one `KERNEL {json}` line per row (scripts/gpu-check.sh collects them).
+ * Prints a table and one `KERNEL {json}` line per row (for scripts that collect the figures; the GPU check times the whole step instead, scripts/gpu/time_step.mjs).
  */
 import { writeFileSync } from 'node:fs';
 import { alexnetShapes, device, listDevices, type DeviceBuffer, type Engine } from '@alexnet/tensor';
