@@ -37,7 +37,7 @@ export interface OnnxExportOptions {
   /**
    * How LRN (§3.3) is written. 'conv' (default): the window sum of squares as a 1x1 convolution with a
    * fixed banded (block-diagonal within towers) matrix, then the power, in plain operators
-   * (`Mul -> Conv -> Sqrt, Sqrt, Mul -> Div` for beta 0.75, `Pow` otherwise): onnxruntime runs it
+   * (`Mul -> Conv -> Sqrt, Sqrt, Mul -> Div`, for beta 0.75; another beta takes the LRN operator): onnxruntime runs it
    * several times faster than its own LRN kernel. 'node': ONNX's LRN operator (within towers as
    * Split -> LRN, LRN -> Concat), the graph a reader expects.
    */
@@ -133,7 +133,7 @@ function adaptivePoolMatrix(h: number, w: number, out: number): Float32Array {
  * channel j is within the window of channel i (|i - j| <= (size - 1) / 2, ONNX's and §3.3's
  * centred window) and in the same group, else 0; bias k. Initializers shared by the towers.
  */
-function lrnBand(g: Graph, name: string, channels: number, groups: number, size: number, scale: number, k: number, beta: number): { weight: string; bias: string; beta?: string } {
+function lrnBand(g: Graph, name: string, channels: number, groups: number, size: number, scale: number, k: number): { weight: string; bias: string } {
   const per = channels / groups, lo = Math.floor((size - 1) / 2), hi = Math.ceil((size - 1) / 2);
   const w = new Float32Array(channels * per);
   for (let i = 0; i < channels; i++) {
@@ -143,7 +143,6 @@ function lrnBand(g: Graph, name: string, channels: number, groups: number, size:
   return {
     weight: g.floats(`${name}.band`, [channels, per, 1, 1], w, false),
     bias: g.floats(`${name}.k`, [channels], new Float32Array(channels).fill(k), false),
-    ...(beta === 0.75 ? {} : { beta: g.floats(`${name}.beta`, [1], Float32Array.of(beta), false) }),
   };
 }
 
@@ -204,20 +203,18 @@ function buildGraph(r: ResolvedSource, form: 'grouped' | 'towers', lrnMode: 'con
         if (spec.inputs === 'all' && P === 2) throw new InteropError(`${desc.name}: ${spec.name} normalises across both towers, which only the 'grouped' form can write`);
         const channels = (row.inShape as number[])[0]! / P;
         const groups = P === 1 && withinTowers ? 2 : 1;
-        const band = lrnMode === 'conv' ? lrnBand(g, spec.name, channels, groups, spec.size, onnxAlpha / spec.size, spec.k, spec.beta) : undefined;
+        // the plain-operator form is for §3.3's beta = 0.75 (every model here); any other beta takes the LRN operator
+        const band = lrnMode === 'conv' && spec.beta === 0.75 ? lrnBand(g, spec.name, channels, groups, spec.size, onnxAlpha / spec.size, spec.k) : undefined;
         parts = parts.map((p, t) => {
           const out = `${spec.name}${suffix(t)}`;
           if (band) {
             // k + alpha * sum over the window of a^2, in one 1x1 convolution; then a / that^beta
             g.node('Mul', [p, p], [`${out}.sq`]);
             g.node('Conv', [`${out}.sq`, band.weight, band.bias], [`${out}.den`], [attrInts('kernel_shape', [1, 1]), attrInt('group', groups)]);
-            if (band.beta) {
-              g.node('Pow', [`${out}.den`, band.beta], [`${out}.pow`]);
-            } else { // d^0.75 = sqrt(d) * sqrt(sqrt(d)): two vectorised square roots in place of a power
-              g.node('Sqrt', [`${out}.den`], [`${out}.r2`]);
-              g.node('Sqrt', [`${out}.r2`], [`${out}.r4`]);
-              g.node('Mul', [`${out}.r2`, `${out}.r4`], [`${out}.pow`]);
-            }
+            // d^0.75 = sqrt(d) * sqrt(sqrt(d)): two vectorised square roots in place of a power
+            g.node('Sqrt', [`${out}.den`], [`${out}.r2`]);
+            g.node('Sqrt', [`${out}.r2`], [`${out}.r4`]);
+            g.node('Mul', [`${out}.r2`, `${out}.r4`], [`${out}.pow`]);
             g.node('Div', [p, `${out}.pow`], [out]);
           } else if (P === 1 && withinTowers) {
             const halves = [`${out}.in0`, `${out}.in1`];
