@@ -1,22 +1,62 @@
 // Local response normalisation across channels (§3.3), one fused pass each way (native/cuda/kernels/
 // lrn.cuh is the CUDA engine's): b_i = a_i / (k + alpha sum_{j near i} a_j^2)^beta. One pass over a
-// block of `B` positions of one sample: squares once into scratch, each channel's window sum from
-// them, the power, the output. The positions are the vectorised dimension (channel planes are
-// contiguous in NCHW).
+// block of `B` positions of one sample, channel by channel: each channel's squares enter a ring of
+// the window's rows as the channel is read, and the channel `half` behind is finished from them (its
+// window sum, the power, the output). x is read once, in runs of B contiguous floats (channel planes
+// are contiguous in NCHW), and the rings stay in L1. The positions are the vectorised dimension.
 #include <cmath>
 
 #include "../kernels.h"
 #include "common.h"
 
+#if ALEXNET_X86
+#include <immintrin.h>
+#endif
+
 namespace alexnet {
 
 namespace {
 
-constexpr int64_t kLrnBlock = 64;
+/** Positions per block: runs of up to 512 floats (2 KiB) per channel plane. */
+constexpr int64_t kLrnBlock = 512;
+
+#if ALEXNET_X86
+/**
+ * s^-0.75 = s^-0.5 s^-0.25 without square roots or a division (they took most of the forward pass):
+ * a = rsqrt(s), then q = rsqrt(s a) = s^-0.25, each vrsqrt14ps estimate refined by one Newton step
+ * r (3 - v r^2) / 2, to within a few ulp. s = 0 and s = Infinity keep the estimate (Infinity, 0),
+ * as 1 / (sqrt(s) sqrt(sqrt(s))) gives; NaN and s < 0 give NaN.
+ */
+ALEXNET_TARGET_AVX512 inline __m512 rsqrtNewton(__m512 v) {
+  const __m512 r = _mm512_rsqrt14_ps(v);
+  const __m512 n = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), r), _mm512_fnmadd_ps(_mm512_mul_ps(v, r), r, _mm512_set1_ps(3.0f)));
+  // Newton only where v is finite and non-zero (0 -> Infinity and Infinity -> 0 stay exact).
+  const __mmask16 finite = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_OQ) & _mm512_cmp_ps_mask(v, _mm512_set1_ps(INFINITY), _CMP_NEQ_OQ);
+  return _mm512_mask_mov_ps(r, finite, n);
+}
+
+ALEXNET_TARGET_AVX512 void powNeg075Avx512(const float* s, float* out, int64_t len) {
+  const __m512 inf = _mm512_set1_ps(INFINITY);
+  const auto rsqrt = rsqrtNewton;
+  for (int64_t p = 0; p < len; p += 16) {
+    const __mmask16 m = len - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (len - p)) - 1u);
+    const __m512 v = _mm512_maskz_loadu_ps(m, s + p);
+    const __m512 a = rsqrt(v);
+    // s a = sqrt(s); at s = Infinity a = 0 and s a is NaN: q there is taken as 0 (s^-0.75 = 0).
+    const __m512 q = rsqrt(_mm512_mul_ps(v, a));
+    __m512 r = _mm512_mul_ps(a, q);
+    r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, inf, _CMP_EQ_OQ), _mm512_setzero_ps());
+    _mm512_mask_storeu_ps(out + p, m, r);
+  }
+}
+#endif
 
 /** s^-beta; beta = 0.75 (the paper's) as 1 / (sqrt(s) sqrt(sqrt(s))), which vectorises. */
 ALEXNET_INLINE void powNeg(const float* s, float* out, int64_t len, float beta) {
   if (beta == 0.75f) {
+#if ALEXNET_X86
+    if (activeIsa() == Isa::Avx512) { powNeg075Avx512(s, out, len); return; }
+#endif
     for (int64_t p = 0; p < len; ++p) { float r = std::sqrt(s[p]); out[p] = 1.0f / (r * std::sqrt(r)); }
   } else if (beta == 0.5f) {
     for (int64_t p = 0; p < len; ++p) out[p] = 1.0f / std::sqrt(s[p]);
@@ -27,67 +67,80 @@ ALEXNET_INLINE void powNeg(const float* s, float* out, int64_t len, float beta) 
   }
 }
 
-/** acc[p] = sum over the channels j with |j - i| <= half of rows[j][p] (rows of B floats). */
-ALEXNET_INLINE void windowSum(const float* rows, int64_t i, int64_t c, int64_t half, int64_t len, int64_t B, float* acc) {
+/**
+ * acc[p] = sum over the channels j with |j - i| <= half (within 0..c-1), in ascending j, of ring row
+ * j mod W (rows of B floats, len used).
+ */
+ALEXNET_INLINE void windowSum(const float* ring, int64_t W, int64_t i, int64_t c, int64_t half, int64_t len, int64_t B,
+                              float* acc) {
   const int64_t lo = std::max<int64_t>(0, i - half), hi = std::min<int64_t>(c - 1, i + half);
   for (int64_t p = 0; p < len; ++p) acc[p] = 0.0f;
   for (int64_t j = lo; j <= hi; ++j) {
-    const float* q = rows + j * B;
+    const float* q = ring + (j % W) * B;
     for (int64_t p = 0; p < len; ++p) acc[p] += q[p];
   }
 }
 
-// Scratch rows are B floats (B = the block width, <= kLrnBlock; len <= B positions are used).
-
-/** scale[i][p] = k + alpha sum_{|j - i| <= half} x[j][p]^2 into scratch rows c..2c (squares in rows 0..c). */
-ALEXNET_INLINE float* lrnScales(const float* x, int64_t c, int64_t hw, int64_t p0, int64_t len, int64_t B, int64_t half,
-                                float alpha, float k, float* scratch) {
-  float* sq = scratch;
-  float* scl = scratch + c * B;
-  for (int64_t j = 0; j < c; ++j) {
-    const float* xr = x + j * hw + p0;
-    float* q = sq + j * B;
-    for (int64_t p = 0; p < len; ++p) q[p] = xr[p] * xr[p];
-  }
-  float acc[kLrnBlock];
-  for (int64_t i = 0; i < c; ++i) {
-    windowSum(sq, i, c, half, len, B, acc);
-    float* o = scl + i * B;
-    for (int64_t p = 0; p < len; ++p) o[p] = k + alpha * acc[p];
-  }
-  return scl;
+/** Squares of channel m's block into its ring row. */
+ALEXNET_INLINE void squaresInto(const float* x, int64_t m, int64_t hw, int64_t p0, int64_t len, int64_t B, int64_t W,
+                                float* sq) {
+  const float* xr = x + m * hw + p0;
+  float* q = sq + (m % W) * B;
+  for (int64_t p = 0; p < len; ++p) q[p] = xr[p] * xr[p];
 }
+
+/** scale[p] = k + alpha sum_{|j - i| <= half} x[j][p]^2 (squares from the ring). */
+ALEXNET_INLINE void scaleOf(const float* sq, int64_t W, int64_t i, int64_t c, int64_t half, int64_t len, int64_t B,
+                            float alpha, float k, float* scale) {
+  windowSum(sq, W, i, c, half, len, B, scale);
+  for (int64_t p = 0; p < len; ++p) scale[p] = k + alpha * scale[p];
+}
+
+// Scratch: rings of W = min(2 half + 1, c) rows of B floats (lrnBlocks), then rows of B floats.
 
 ALEXNET_INLINE void lrnFwdBody(const float* x, float* y, int64_t c, int64_t hw, int64_t p0, int64_t len, int64_t B,
-                               int64_t half, float alpha, float beta, float k, float* scratch) {
-  const float* scl = lrnScales(x, c, hw, p0, len, B, half, alpha, k, scratch);
-  float pw[kLrnBlock];
-  for (int64_t i = 0; i < c; ++i) {
-    powNeg(scl + i * B, pw, len, beta);
+                               int64_t W, int64_t half, float alpha, float beta, float k, float* scratch) {
+  float* sq = scratch;
+  float* scl = sq + W * B;
+  for (int64_t m = 0; m < c + half; ++m) {
+    if (m < c) squaresInto(x, m, hw, p0, len, B, W, sq);
+    const int64_t i = m - half;  // every square of channel i's window is in the ring now
+    if (i < 0) continue;
+    scaleOf(sq, W, i, c, half, len, B, alpha, k, scl);
+    powNeg(scl, scl, len, beta);
     const float* xr = x + i * hw + p0;
     float* yr = y + i * hw + p0;
-    for (int64_t p = 0; p < len; ++p) yr[p] = xr[p] * pw[p];
+    for (int64_t p = 0; p < len; ++p) yr[p] = xr[p] * scl[p];
   }
 }
 
-// dx_i = dy_i scale_i^-beta - 2 alpha beta x_i sum_{|j - i| <= half} dy_j y_j / scale_j
+// dx_i = dy_i scale_i^-beta - 2 alpha beta x_i sum_{|j - i| <= half} dy_j y_j / scale_j: channel m's
+// squares enter; channel j = m - half gets its scale and t_j = dy_j y_j / scale_j (rings of W rows);
+// channel i = m - 2 half is finished.
 ALEXNET_INLINE void lrnBwdBody(const float* x, const float* y, const float* dy, float* dx, int64_t c, int64_t hw,
-                               int64_t p0, int64_t len, int64_t B, int64_t half, float alpha, float beta, float k,
-                               float* scratch) {
-  const float* scl = lrnScales(x, c, hw, p0, len, B, half, alpha, k, scratch);
-  float* t = scratch + 2 * c * B;
-  for (int64_t j = 0; j < c; ++j) {
-    const float* yr = y + j * hw + p0;
-    const float* dyr = dy + j * hw + p0;
-    const float* s = scl + j * B;
-    float* tr = t + j * B;
-    for (int64_t p = 0; p < len; ++p) tr[p] = dyr[p] * yr[p] / s[p];
-  }
+                               int64_t p0, int64_t len, int64_t B, int64_t W, int64_t half, float alpha, float beta,
+                               float k, float* scratch) {
+  float* sq = scratch;
+  float* scl = sq + W * B;
+  float* t = scl + W * B;
+  float* pw = t + W * B;
+  float* acc = pw + B;
   const float coef = 2.0f * alpha * beta;
-  float pw[kLrnBlock], acc[kLrnBlock];
-  for (int64_t i = 0; i < c; ++i) {
-    windowSum(t, i, c, half, len, B, acc);
-    powNeg(scl + i * B, pw, len, beta);
+  for (int64_t m = 0; m < c + 2 * half; ++m) {
+    if (m < c) squaresInto(x, m, hw, p0, len, B, W, sq);
+    const int64_t j = m - half;
+    if (j >= 0 && j < c) {
+      float* s = scl + (j % W) * B;
+      scaleOf(sq, W, j, c, half, len, B, alpha, k, s);
+      const float* yr = y + j * hw + p0;
+      const float* dyr = dy + j * hw + p0;
+      float* tr = t + (j % W) * B;
+      for (int64_t p = 0; p < len; ++p) tr[p] = dyr[p] * yr[p] / s[p];
+    }
+    const int64_t i = m - 2 * half;
+    if (i < 0) continue;
+    windowSum(t, W, i, c, half, len, B, acc);
+    powNeg(scl + (i % W) * B, pw, len, beta);
     const float* xr = x + i * hw + p0;
     const float* dyr = dy + i * hw + p0;
     float* dxr = dx + i * hw + p0;
@@ -96,34 +149,36 @@ ALEXNET_INLINE void lrnBwdBody(const float* x, const float* y, const float* dy, 
 }
 
 /**
- * LRN scratch: three rows of B floats per channel (squares, scales, backward's t), so the block width
- * B shrinks as the channel count grows: scratch stays near kLrnScratchFloats (in L1/L2) while that
- * allows B >= 1, and is at most 3 c min(hw, 64) floats, 3x one sample's block, beyond (the thread's
- * Scratch::Lrn).
+ * The block width: at most kLrnBlock positions, split evenly over the plane (whole vectors), and
+ * smaller when the window is so wide that the rings would pass kLrnScratchFloats. Scratch is at most
+ * (3 W + 2) B floats, so a hostile window size costs at most 3 c + 2 floats.
  */
 constexpr int64_t kLrnScratchFloats = 1 << 16;  // 256 KiB
 
-int64_t lrnBlockWidth(int64_t c, int64_t hw) {
-  int64_t b = kLrnScratchFloats / (3 * std::max<int64_t>(c, 1));
-  if (b >= 16) b = b / 16 * 16;  // whole vectors
+int64_t lrnBlockWidth(int64_t W, int64_t hw) {
+  const int64_t blocks = (hw + kLrnBlock - 1) / kLrnBlock;
+  int64_t b = (hw + blocks - 1) / blocks;
+  b = std::min(b, kLrnScratchFloats / (3 * W + 2));
+  if (b >= 16) b = (b + 15) / 16 * 16;
   return std::max<int64_t>(1, std::min<int64_t>({b, kLrnBlock, hw}));
 }
 
 /**
- * Runs body(sample offset, p0, len, B, ...) over every block of B positions of every sample, in
- * parallel, with `rows` rows of B floats of the thread's scratch (2: forward, 3: backward).
+ * Runs body(sample offset, p0, len, B, W, ...) over every block of B positions of every sample, in
+ * parallel, with `rows` ring rows of W x B floats and two rows of B floats of the thread's scratch.
  */
 template <auto Body, class... Ptrs>
-void lrnBlocks(ThreadPool& pool, const LrnParams& prm, int64_t n, int64_t c, int64_t hw, int64_t rows,
+void lrnBlocks(ThreadPool& pool, const LrnParams& prm, int64_t n, int64_t c, int64_t hw, int64_t rings,
                Ptrs... ptrs) {
   if (n == 0 || c == 0 || hw == 0) return;
-  const int64_t B = lrnBlockWidth(c, hw), blocks = (hw + B - 1) / B, half = prm.size / 2;
+  const int64_t half = prm.size / 2, W = std::min<int64_t>(2 * half + 1, c);
+  const int64_t B = lrnBlockWidth(W, hw), blocks = (hw + B - 1) / B;
   const float alpha = (float)prm.alpha, beta = (float)prm.beta, k = (float)prm.k;
   pool.parallelFor(n * blocks, 2, [&](int64_t b, int64_t e) {
-    float* s = scratch(Scratch::Lrn, (size_t)(rows * c * B + 16));
+    float* s = scratch(Scratch::Lrn, (size_t)((rings * W + 2) * B + 16));
     for (int64_t t = b; t < e; ++t) {
       const int64_t off = (t / blocks) * c * hw, p0 = (t % blocks) * B;
-      dispatchIsa<Body>((ptrs + off)..., c, hw, p0, std::min(B, hw - p0), B, half, alpha, beta, k, s);
+      dispatchIsa<Body>((ptrs + off)..., c, hw, p0, std::min(B, hw - p0), B, W, half, alpha, beta, k, s);
     }
   });
 }
@@ -131,7 +186,7 @@ void lrnBlocks(ThreadPool& pool, const LrnParams& prm, int64_t n, int64_t c, int
 }  // namespace
 
 void lrnForward(ThreadPool& pool, const float* x, float* y, const LrnParams& p, int64_t n, int64_t c, int64_t hw) {
-  lrnBlocks<lrnFwdBody>(pool, p, n, c, hw, 2, x, y);
+  lrnBlocks<lrnFwdBody>(pool, p, n, c, hw, 1, x, y);
 }
 
 void lrnBackward(ThreadPool& pool, const float* x, const float* y, const float* dy, float* dx, const LrnParams& p,

@@ -362,6 +362,23 @@ export function nanAndTieCases(rng: TestRng): Case[] {
   }
   cases.push({ name: 'maxPoolForward NaN sprinkled [2,3,11,37] 3/2', buffers: { x: { dtype: 'float32', data: bx }, y: { dtype: 'float32', length: by.length }, argmax: { dtype: 'int32', length: by.length } },
     run: (e, b) => e.maxPoolForward(b.x!, b.y!, b.argmax!, bg), reference: (a) => { set(by)(a.y!); set(bam)(a.argmax!); }, check: ['y', 'argmax'], exact: true });
+  // Ties: values from {0, 1, 2, 3}, so most windows hold equal maxima; the first in the window's
+  // row-major order wins (as PyTorch's CPU kernel: a later cell replaces only when larger). 3/2 and
+  // 2/2 on wide rows (every vector lane, and a partial last vector).
+  for (const tg of [poolGeom(2, 3, 11, 37, 3, 2), poolGeom(1, 2, 9, 70, 2, 2), poolGeom(1, 2, 7, 55, 3, 2)]) {
+    const tx = Float64Array.from({ length: tg.n * tg.c * tg.h * tg.w }, () => rng.int(0, 3));
+    const ty: number[] = [], tam: number[] = [];
+    for (let pl = 0; pl < tg.n * tg.c; pl++) for (let oy = 0; oy < tg.outH; oy++) for (let ox = 0; ox < tg.outW; ox++) {
+      let best = -Infinity, arg = -1;
+      for (let ky = 0; ky < tg.kh; ky++) for (let kx = 0; kx < tg.kw; kx++) {
+        const idx = (oy * tg.strideH + ky) * tg.w + ox * tg.strideW + kx, v = tx[pl * tg.h * tg.w + idx]!;
+        if (arg < 0 || v > best) { best = v; arg = idx; }
+      }
+      ty.push(best); tam.push(arg);
+    }
+    cases.push({ name: `maxPoolForward ties [${tg.n},${tg.c},${tg.h},${tg.w}] ${tg.kh}/${tg.strideH}`, buffers: { x: { dtype: 'float32', data: tx }, y: { dtype: 'float32', length: ty.length }, argmax: { dtype: 'int32', length: ty.length } },
+      run: (e, b) => e.maxPoolForward(b.x!, b.y!, b.argmax!, tg), reference: (a) => { set(ty)(a.y!); set(tam)(a.argmax!); }, check: ['y', 'argmax'], exact: true });
+  }
   // Softmax and cross-entropy: a NaN row is NaN throughout; the other rows are unaffected.
   const sx = [0, Math.log(2), Math.log(3), 1, NaN, 2, -1, -1, -1];
   const sy = [1 / 6, 1 / 3, 1 / 2, NaN, NaN, NaN, 1 / 3, 1 / 3, 1 / 3];
