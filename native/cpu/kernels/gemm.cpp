@@ -92,6 +92,60 @@ ALEXNET_TARGET_AVX2 inline void transpose8x8(const float* src, int64_t ld, float
 }
 #endif
 
+#if ALEXNET_X86
+/** r[i] becomes column i of the 16 x 16 block the rows r[0..16) hold (four unpack/shuffle stages). */
+ALEXNET_TARGET_AVX512 inline void transpose16x16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  // r[4a + b] now holds, in its 128-bit lane q, column 4q + b of rows 4a..4a+3.
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], _MM_SHUFFLE(2, 0, 2, 0));
+    t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], _MM_SHUFFLE(3, 1, 3, 1));
+    t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], _MM_SHUFFLE(2, 0, 2, 0));
+    t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], _MM_SHUFFLE(3, 1, 3, 1));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], _MM_SHUFFLE(2, 0, 2, 0));
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], _MM_SHUFFLE(3, 1, 3, 1));
+    r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], _MM_SHUFFLE(2, 0, 2, 0));
+    r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
+/**
+ * packA for MR <= 16 rows on AVX-512: the untransposed case (rows of A contiguous in k, the one the
+ * scalar loop wrote MR floats apart) by 16 x 16 register transposes, 16 values of k at a time.
+ */
+template <int MR>
+ALEXNET_TARGET_AVX512 void packAAvx512(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, float* dst) {
+  static_assert(MR <= 16, "one register per row");
+  if (trans) { packA<MR>(trans, A, lda, mc, kc, dst); return; }
+  const __mmask16 rowMask = (__mmask16)((1u << MR) - 1u);
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    const int mr = (int)std::min<int64_t>(MR, mc - ir);
+    float* d = dst + ir * kc;
+    for (int64_t p = 0; p < kc; p += 16) {
+      const int64_t np = std::min<int64_t>(16, kc - p);
+      const __mmask16 m = np == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << np) - 1u);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < mr ? _mm512_maskz_loadu_ps(m, A + (ir + i) * lda + p) : _mm512_setzero_ps();
+      transpose16x16(r);
+      for (int64_t q = 0; q < np; ++q) _mm512_mask_storeu_ps(d + (p + q) * MR, rowMask, r[q]);
+    }
+  }
+}
+#endif
+
 /** B into NR-column micro-panels, k-major, zero-padded; Avx: transposed B by 8 x 8 register transposes. */
 template <int NR, bool Avx>
 ALEXNET_INLINE void packBBody(bool trans, const float* B, int64_t ldb, int64_t kc, int64_t nc, float* dst) {
@@ -288,9 +342,9 @@ Config makeConfig(Isa isa) {
     const char* k = std::getenv("ALEXNET_GEMM_KERNEL");
     const std::string kern = k ? k : "";
     // 14x32 measured best on Zen 5 when the machine was quiet (ALEXNET_GEMM_KERNEL picks the others).
-    if (kern == "8x48") c = Config{8, 48, 384, 1008, 384, kernelAvx512<8, 3>, packA<8>, packBAvx<48>, "avx512 8x48"};
-    else if (kern == "6x64") c = Config{6, 64, 384, 1008, 384, kernelAvx512<6, 4>, packA<6>, packBAvx<64>, "avx512 6x64"};
-    else c = Config{14, 32, 384, 1008, 384, kernelAvx512<14, 2>, packA<14>, packBAvx<32>, "avx512 14x32"};
+    if (kern == "8x48") c = Config{8, 48, 384, 1008, 384, kernelAvx512<8, 3>, packAAvx512<8>, packBAvx<48>, "avx512 8x48"};
+    else if (kern == "6x64") c = Config{6, 64, 384, 1008, 384, kernelAvx512<6, 4>, packAAvx512<6>, packBAvx<64>, "avx512 6x64"};
+    else c = Config{14, 32, 384, 1008, 384, kernelAvx512<14, 2>, packAAvx512<14>, packBAvx<32>, "avx512 14x32"};
   } else if (isa == Isa::Avx2) {
     c = Config{6, 16, 256, 768, 1024, kernelAvx2<6, 2>, packA<6>, packBAvx<16>, "avx2 6x16"};
   } else
