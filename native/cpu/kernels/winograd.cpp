@@ -617,7 +617,7 @@ void run(ThreadPool& pool, const float* x, const float* w, bool flipped, const f
 
 /**
  * dW (r x r per (k, c)) = G^T [ sum over tiles (A dy_t A^T) . (B^T x_t B) ] G: per xi a GEMM
- * dU_xi [K, C] += D_xi [K, tc] x V_xi^T [tc, C] over chunks of tiles, whose k dimension is the tiles.
+ * dU_xi^T [C, K] += V_xi [C, tc] x D_xi^T [tc, K] over chunks of tiles, whose k dimension is the tiles.
  * A fixed number of ranges of chunks (at most 4, whatever the thread count) are summed by one thread
  * each into its own partial dU, then added in order (results do not depend on the thread count).
  */
@@ -655,9 +655,11 @@ void runFilter(ThreadPool& pool, const float* x, const float* dy, float* dw, flo
     });
     // bf16 precision (F(2x2, 3x3) only, as in run): D and V rounded to bf16 by the bf16 GEMM, fp32 sums.
     const bool bf16 = bf16Winograd(M, R);
+    // dU_xi^T [C, K] += V_xi [C, tc] D_xi^T: C (48 for conv2) as the GEMM's rows and K (128, 192)
+    // its columns fill the 32-wide micro-tiles (K as columns left a third of them empty).
     for (int xi = 0; xi < A2; ++xi)
-      (bf16 ? bgemm : sgemm)(c, false, true, K, C, tcPad, 1.0f, D + xi * dStride, tcPad, V + xi * vStride, tcPad, b,
-                             dU + (g * A2 + xi) * K * C, C);
+      (bf16 ? bgemm : sgemm)(c, false, true, C, K, tcPad, 1.0f, V + xi * vStride, tcPad, D + xi * dStride, tcPad, b,
+                             dU + (g * A2 + xi) * K * C, K);
   };
   if (R4 >= 2) {
     pool.forChunks(R4, 1, [&](int64_t r0, int64_t r1) {
@@ -671,7 +673,7 @@ void runFilter(ThreadPool& pool, const float* x, const float* dy, float* dw, flo
     for (int64_t g = 0; g < G; ++g) chunk(pool, 0, g, parts, 0.0f);
   }
   // The partials summed in order into the first (vectorised, contiguous), then dW = beta dW + G^T dU G
-  // in double, each (group, k) reading its alpha^2 rows of dU contiguously.
+  // in double, each (group, c) reading its alpha^2 rows of dU contiguously.
   if (R4 >= 2)
     pool.parallelFor(uSize, 1 << 14, [&](int64_t b0, int64_t e0) {
       for (int64_t i = b0; i < e0; ++i) {
@@ -680,15 +682,15 @@ void runFilter(ThreadPool& pool, const float* x, const float* dy, float* dw, flo
         parts[i] = acc;
       }
     });
-  pool.parallelFor(G * K, 4, [&](int64_t b0, int64_t e0) {
-    float* rows = scratch(Scratch::Rows, (size_t)(A2 * C));
-    for (int64_t gk = b0; gk < e0; ++gk) {
-      const int64_t g = gk / K, ko = gk % K;
+  pool.parallelFor(G * C, 4, [&](int64_t b0, int64_t e0) {
+    float* rows = scratch(Scratch::Rows, (size_t)(A2 * K));
+    for (int64_t gc = b0; gc < e0; ++gc) {
+      const int64_t g = gc / C, ci = gc % C;
       for (int xi = 0; xi < A2; ++xi)
-        std::memcpy(rows + xi * C, parts + ((g * A2 + xi) * K + ko) * C, (size_t)C * sizeof(float));
-      for (int64_t ci = 0; ci < C; ++ci) {
+        std::memcpy(rows + xi * K, parts + ((g * A2 + xi) * C + ci) * K, (size_t)K * sizeof(float));
+      for (int64_t ko = 0; ko < K; ++ko) {
         double u[A][A];
-        for (int xi = 0; xi < A2; ++xi) u[xi / A][xi % A] = rows[xi * C + ci];
+        for (int xi = 0; xi < A2; ++xi) u[xi / A][xi % A] = rows[xi * K + ko];
         double t[R][A], f[R][R];
         for (int b = 0; b < A; ++b) {
           double col[A], o[R];
