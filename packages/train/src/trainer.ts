@@ -231,7 +231,10 @@ async function save(r: Run): Promise<void> {
 
 /**
  * One epoch's steps from `state.batch` on: returns how the loop ended and the images/s. The loss of
- * step s is read back after step s + 1 is enqueued, so the devices never wait for JavaScript.
+ * step s is read back as soon as step s is enqueued (the read sits between steps s and s + 1 in the
+ * device's queue) and awaited after step s + 1 is enqueued, so while a step runs, JavaScript already
+ * has the next one queued behind it: the devices never wait for JavaScript (the loader's next batch,
+ * its upload, the metrics line).
  */
 async function runEpoch(r: Run): Promise<{ stopped: TrainResult['stopped']; images: number; seconds: number }> {
   const { opts, state, optimizer, trainLoader, metrics } = r;
@@ -239,14 +242,14 @@ async function runEpoch(r: Run): Promise<{ stopped: TrainResult['stopped']; imag
   const bar = new Progress({ label: `epoch ${epoch + 1}`, total: trainLoader.batchesPerEpoch, unit: 'img', unitsPerStep: trainLoader.batchSize, initial: state.batch, enabled: r.writes && (opts.progress ?? true) });
   const say = (line: string) => { bar.clear(); r.log(line); };
   const t0 = performance.now();
-  let pending: (StepOutput & { n: number; step: number; imagesPerSecond: number }) | null = null;
+  let pending: (StepOutput & { n: number; step: number; imagesPerSecond: number; reads: Promise<[Float32Array, Int32Array]> }) | null = null;
   let lastLoss = NaN, images = 0;
   let stopped: TrainResult['stopped'] = 'done', stopAgreed = false;
   const drain = async () => {
     if (!pending) return;
     const p = pending;
     pending = null;
-    const [lossArr, corrArr] = await Promise.all([p.loss.data(), p.correct.data()]);
+    const [lossArr, corrArr] = await p.reads;
     p.loss.dispose(); p.correct.dispose();
     const loss = lossArr[0]!;
     if (!Number.isFinite(loss)) throw new TrainingError(`the loss became ${loss} at step ${p.step} (epoch ${epoch + 1}); training stopped. ${lastGood(r)}`);
@@ -287,7 +290,10 @@ async function runEpoch(r: Run): Promise<{ stopped: TrainResult['stopped']; imag
       images += n;
       const secs = (performance.now() - t0) / 1000;
       await drain();
-      pending = { ...out, n, step, imagesPerSecond: images / secs };
+      // The reads are queued now, right behind this step (awaited once the next step is queued).
+      const reads = Promise.all([out.loss.data(), out.correct.data()]) as Promise<[Float32Array, Int32Array]>;
+      reads.catch(() => undefined); // awaited by drain; a run that ends early does not leave it unhandled
+      pending = { ...out, n, step, imagesPerSecond: images / secs, reads };
       state.step++;
       state.batch = batch.index + 1;
       const top1 = state.epochImages ? state.epochCorrect / state.epochImages : 0;
