@@ -390,6 +390,12 @@ class Args {
       if (t.nb->buf() != t.buf) fail(std::string(t.name) + " was freed while the arguments were read");
   }
 
+  /** f(buffer) for every buffer this call took. */
+  template <class F>
+  void eachTaken(F&& f) const {
+    for (const Taken& t : taken_) f(*t.buf);
+  }
+
   /** f(), with an exception of the engine as a JavaScript Error "<op>: ..." (a RangeError for
    * std::invalid_argument: a call the engine cannot run, such as a size above its limits). */
   template <class F>

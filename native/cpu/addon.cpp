@@ -160,6 +160,7 @@ class NativeEngine : public ops::EngineWrap<NativeEngine, CpuKind> {
   template <class F>
   void enqueue(const Call& c, F fn) {
     c.check();
+    c.eachTaken([](Buf& b) { b.queued.store(true, std::memory_order_relaxed); });
     EngineCore* core = &c.core();
     c.guard([&] { core->enqueue([core, fn] { fn(*core); }); });
   }
@@ -213,8 +214,10 @@ class NativeEngine : public ops::EngineWrap<NativeEngine, CpuKind> {
     if (bytes == 0) return;
     uint8_t* dst = p.buf->u8() + p.offset * dtypeBytes(p.buf->dtype);
     const uint8_t* src = static_cast<const uint8_t*>(p.data.data);
-    if (c.core().idle()) {
-      std::memcpy(dst, src, bytes);  // nothing queued can touch it: copy now, skip the staging copy
+    if (!p.buf->queued.load(std::memory_order_relaxed) || c.core().idle()) {
+      // Nothing queued can touch it (a fresh buffer, as tensor() uploads into, or an idle engine):
+      // copy now, without the staging copy.
+      std::memcpy(dst, src, bytes);
       return;
     }
     auto staged = std::make_shared<std::vector<uint8_t>>(src, src + bytes);
@@ -268,6 +271,7 @@ class NativeEngine : public ops::EngineWrap<NativeEngine, CpuKind> {
   /** A Promise completed once the queue reaches this point, with [offset, offset + length) of b if given. */
   Napi::Value queueRead(const Call& c, BufPtr b, int64_t offset, int64_t length) {
     c.check();
+    if (b) b->queued.store(true, std::memory_order_relaxed);
     Napi::Env env = c.env();
     auto* r = new AsyncResult(env);
     r->engine = this;

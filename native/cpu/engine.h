@@ -80,6 +80,9 @@ struct Buf {
   uint64_t owner = 0;  // engine id
   std::shared_ptr<MemoryStats> stats;
   std::shared_ptr<BufCache> cache;  // where the memory goes when the last reference is dropped
+  // Whether an op or read of some engine's queue was ever given this buffer (set when it is queued):
+  // until then no queued work can touch it, so write copies into it at once (no staging copy).
+  std::atomic<bool> queued{false};
   ~Buf();
   float* f32() const { return static_cast<float*>(data); }
   int32_t* i32() const { return static_cast<int32_t*>(data); }

@@ -49,6 +49,22 @@ describe('queue', () => {
     expect(live()).toEqual(before);
   });
 
+  it('a write while the engine is busy lands in program order: at once into a fresh buffer, behind the queued work that holds one', async () => {
+    e0.sleep(300);
+    // Fresh: no queued op or read has been given it, so nothing queued can see the write.
+    const a = e0.alloc('float32', 3), b = e0.alloc('float32', 3), c = e0.alloc('float32', 3);
+    e0.write(a, Float32Array.of(1, -2, 3));
+    e0.reluForward(a, b);             // queued behind the sleep, holds a
+    const early = e0.read(a);         // so does this read
+    e0.write(a, Float32Array.of(-7, 8, -9)); // must not reach a before the relu and the read ran
+    e0.reluForward(a, c);
+    e0.write(b, Float32Array.of(4, 4, 4)); // b, the first relu's output, too: after it
+    expect(Array.from(await early)).toEqual([1, -2, 3]);
+    expect(Array.from(e0.readSync(c))).toEqual([0, 8, 0]);
+    expect(Array.from(e0.readSync(b))).toEqual([4, 4, 4]);
+    for (const x of [a, b, c]) e0.free(x);
+  });
+
   it('waitEvent makes one engine wait for the other; copyToPeer runs on the source queue', () => {
     const n = 1024;
     const a = e0.alloc('float32', n), b = e1.alloc('float32', n);
