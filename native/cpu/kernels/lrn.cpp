@@ -35,18 +35,70 @@ ALEXNET_TARGET_AVX512 inline __m512 rsqrtNewton(__m512 v) {
   return _mm512_mask_mov_ps(r, finite, n);
 }
 
+/** s^-0.75 of 16 lanes (see above). */
+ALEXNET_TARGET_AVX512 inline __m512 pow075(__m512 v) {
+  const __m512 a = rsqrtNewton(v);
+  // s a = sqrt(s); at s = Infinity a = 0 and s a is NaN: q there is taken as 0 (s^-0.75 = 0).
+  const __m512 r = _mm512_mul_ps(a, rsqrtNewton(_mm512_mul_ps(v, a)));
+  return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ), _mm512_setzero_ps());
+}
+
+ALEXNET_TARGET_AVX512 inline __mmask16 tailMask(int64_t rem) {
+  return rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u);
+}
+
 ALEXNET_TARGET_AVX512 void powNeg075Avx512(const float* s, float* out, int64_t len) {
-  const __m512 inf = _mm512_set1_ps(INFINITY);
-  const auto rsqrt = rsqrtNewton;
   for (int64_t p = 0; p < len; p += 16) {
-    const __mmask16 m = len - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (len - p)) - 1u);
-    const __m512 v = _mm512_maskz_loadu_ps(m, s + p);
-    const __m512 a = rsqrt(v);
-    // s a = sqrt(s); at s = Infinity a = 0 and s a is NaN: q there is taken as 0 (s^-0.75 = 0).
-    const __m512 q = rsqrt(_mm512_mul_ps(v, a));
-    __m512 r = _mm512_mul_ps(a, q);
-    r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, inf, _CMP_EQ_OQ), _mm512_setzero_ps());
-    _mm512_mask_storeu_ps(out + p, m, r);
+    const __mmask16 m = tailMask(len - p);
+    _mm512_mask_storeu_ps(out + p, m, pow075(_mm512_maskz_loadu_ps(m, s + p)));
+  }
+}
+
+/** sum of rows[0..n) at p (in that order, from 0), as windowSum. */
+ALEXNET_TARGET_AVX512 inline __m512 sumRows(const float* const* rows, int n, int64_t p, __mmask16 m) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int j = 0; j < n; ++j) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, rows[j] + p));
+  return acc;
+}
+
+/**
+ * The forward pass's finish of one channel, fused per vector on AVX-512 for beta = 0.75: the window
+ * sum of the ring rows, k + alpha sum, its -0.75 power, times x (the same operations in the same
+ * order as lrnFwdBody's loops, without their passes through scratch).
+ */
+ALEXNET_TARGET_AVX512 void lrnFinishFwd075(const float* const* rows, int n, const float* x, float* y, int64_t len,
+                                           float alpha, float k) {
+  const __m512 va = _mm512_set1_ps(alpha), vk = _mm512_set1_ps(k);
+  for (int64_t p = 0; p < len; p += 16) {
+    const __mmask16 m = tailMask(len - p);
+    const __m512 s = _mm512_add_ps(vk, _mm512_mul_ps(va, sumRows(rows, n, p, m)));
+    _mm512_mask_storeu_ps(y + p, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + p), pow075(s)));
+  }
+}
+
+/** lrnBwdBody's channel j on AVX-512: scale_j = k + alpha sum of the squares' rows, t_j = dy_j y_j / scale_j. */
+ALEXNET_TARGET_AVX512 void lrnScaleT(const float* const* rows, int n, const float* y, const float* dy, float* scale,
+                                     float* t, int64_t len, float alpha, float k) {
+  const __m512 va = _mm512_set1_ps(alpha), vk = _mm512_set1_ps(k);
+  for (int64_t p = 0; p < len; p += 16) {
+    const __mmask16 m = tailMask(len - p);
+    const __m512 s = _mm512_add_ps(vk, _mm512_mul_ps(va, sumRows(rows, n, p, m)));
+    _mm512_mask_storeu_ps(scale + p, m, s);
+    const __m512 dyy = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + p), _mm512_maskz_loadu_ps(m, y + p));
+    _mm512_mask_storeu_ps(t + p, m, _mm512_div_ps(dyy, s));
+  }
+}
+
+/** lrnBwdBody's channel i on AVX-512, beta = 0.75: dx_i = dy_i scale_i^-0.75 - coef x_i sum of t's rows. */
+ALEXNET_TARGET_AVX512 void lrnFinishBwd075(const float* const* rows, int n, const float* scale, const float* x,
+                                           const float* dy, float* dx, int64_t len, float coef) {
+  const __m512 vc = _mm512_set1_ps(coef);
+  for (int64_t p = 0; p < len; p += 16) {
+    const __mmask16 m = tailMask(len - p);
+    const __m512 acc = sumRows(rows, n, p, m);
+    const __m512 a = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + p), pow075(_mm512_maskz_loadu_ps(m, scale + p)));
+    const __m512 b = _mm512_mul_ps(_mm512_mul_ps(vc, _mm512_maskz_loadu_ps(m, x + p)), acc);
+    _mm512_mask_storeu_ps(dx + p, m, _mm512_sub_ps(a, b));
   }
 }
 #endif
@@ -96,16 +148,38 @@ ALEXNET_INLINE void scaleOf(const float* sq, int64_t W, int64_t i, int64_t c, in
   for (int64_t p = 0; p < len; ++p) scale[p] = k + alpha * scale[p];
 }
 
+/** The fused AVX-512 paths take windows of up to this many channels (the paper's is 5). */
+constexpr int64_t kFusedRows = 16;
+
+/** The ring rows of channel i's window (ascending channels, as windowSum adds them) into rows; their count. */
+ALEXNET_INLINE int ringRows(const float* ring, int64_t W, int64_t i, int64_t c, int64_t half, int64_t B, const float** rows) {
+  const int64_t lo = std::max<int64_t>(0, i - half), hi = std::min<int64_t>(c - 1, i + half);
+  int n = 0;
+  for (int64_t j = lo; j <= hi; ++j) rows[n++] = ring + (j % W) * B;
+  return n;
+}
+
 // Scratch: rings of W = min(2 half + 1, c) rows of B floats (lrnBlocks), then rows of B floats.
 
 ALEXNET_INLINE void lrnFwdBody(const float* x, float* y, int64_t c, int64_t hw, int64_t p0, int64_t len, int64_t B,
                                int64_t W, int64_t half, float alpha, float beta, float k, float* scratch) {
   float* sq = scratch;
   float* scl = sq + W * B;
+#if ALEXNET_X86
+  const bool fused = beta == 0.75f && W <= kFusedRows && activeIsa() == Isa::Avx512;
+#endif
   for (int64_t m = 0; m < c + half; ++m) {
     if (m < c) squaresInto(x, m, hw, p0, len, B, W, sq);
     const int64_t i = m - half;  // every square of channel i's window is in the ring now
     if (i < 0) continue;
+#if ALEXNET_X86
+    if (fused) {
+      const float* rows[kFusedRows];
+      const int n = ringRows(sq, W, i, c, half, B, rows);
+      lrnFinishFwd075(rows, n, x + i * hw + p0, y + i * hw + p0, len, alpha, k);
+      continue;
+    }
+#endif
     scaleOf(sq, W, i, c, half, len, B, alpha, k, scl);
     powNeg(scl, scl, len, beta);
     const float* xr = x + i * hw + p0;
@@ -126,9 +200,27 @@ ALEXNET_INLINE void lrnBwdBody(const float* x, const float* y, const float* dy, 
   float* pw = t + W * B;
   float* acc = pw + B;
   const float coef = 2.0f * alpha * beta;
+#if ALEXNET_X86
+  const bool fused = beta == 0.75f && W <= kFusedRows && activeIsa() == Isa::Avx512;
+#endif
   for (int64_t m = 0; m < c + 2 * half; ++m) {
     if (m < c) squaresInto(x, m, hw, p0, len, B, W, sq);
     const int64_t j = m - half;
+#if ALEXNET_X86
+    if (fused) {
+      const float* rows[kFusedRows];
+      if (j >= 0 && j < c) {
+        const int n = ringRows(sq, W, j, c, half, B, rows);
+        lrnScaleT(rows, n, y + j * hw + p0, dy + j * hw + p0, scl + (j % W) * B, t + (j % W) * B, len, alpha, k);
+      }
+      const int64_t i = m - 2 * half;
+      if (i >= 0) {
+        const int n = ringRows(t, W, i, c, half, B, rows);
+        lrnFinishBwd075(rows, n, scl + (i % W) * B, x + i * hw + p0, dy + i * hw + p0, dx + i * hw + p0, len, coef);
+      }
+      continue;
+    }
+#endif
     if (j >= 0 && j < c) {
       float* s = scl + (j % W) * B;
       scaleOf(sq, W, j, c, half, len, B, alpha, k, s);
