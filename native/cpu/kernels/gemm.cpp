@@ -469,8 +469,77 @@ void parallelGemm(ThreadPool& pool, const Config& cf, bool ta, bool tb, int64_t 
 }
 }  // namespace
 
+#if ALEXNET_X86
+namespace {
+/**
+ * C = alpha A B^T + beta C for m <= 4 (a linear layer's forward at batch 1 to 4, W [out, in] as B):
+ * dot products of A's rows with 4 rows of B at a time, B read once straight from memory. The blocked
+ * GEMM would pack all of B (151 MB for fc6) into transposed panels and fill a 14-row micro-tile with
+ * m rows; here the layer costs what reading its weights costs.
+ */
+template <int M>
+ALEXNET_TARGET_AVX512 inline void gemvStep(__m512 (&acc)[M][4], const float* const (&b)[4], const float* A, int64_t lda,
+                                           int64_t p, __mmask16 mask) {
+  __m512 bv[4];
+  for (int r = 0; r < 4; ++r) bv[r] = _mm512_maskz_loadu_ps(mask, b[r] + p);
+  for (int i = 0; i < M; ++i) {
+    const __m512 av = _mm512_maskz_loadu_ps(mask, A + i * lda + p);
+    for (int r = 0; r < 4; ++r) acc[i][r] = _mm512_fmadd_ps(av, bv[r], acc[i][r]);
+  }
+}
+
+template <int M>
+ALEXNET_TARGET_AVX512 void gemvBt(int64_t j0, int64_t j1, int64_t k, float alpha, const float* A, int64_t lda,
+                                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const int64_t kv = k / 16 * 16;
+  const __mmask16 tail = (__mmask16)((1u << (k - kv)) - 1u);
+  for (int64_t j = j0; j < j1; j += 4) {
+    const int nr = (int)std::min<int64_t>(4, j1 - j);
+    const float* b[4] = {};
+    for (int r = 0; r < 4; ++r) b[r] = B + (j + std::min(r, nr - 1)) * ldb;  // past j1: the last row again, not stored
+    __m512 acc[M][4];
+    for (int i = 0; i < M; ++i)
+      for (int r = 0; r < 4; ++r) acc[i][r] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < kv; p += 16) {
+      if ((p & 63) == 0)
+        for (int r = 0; r < 4; ++r) _mm_prefetch(reinterpret_cast<const char*>(b[r] + p + 256), _MM_HINT_T0);
+      gemvStep<M>(acc, b, A, lda, p, (__mmask16)0xFFFF);
+    }
+    if (tail) gemvStep<M>(acc, b, A, lda, kv, tail);
+    for (int i = 0; i < M; ++i)
+      for (int r = 0; r < nr; ++r) {
+        float* c = C + i * ldc + j + r;
+        const float v = alpha * _mm512_reduce_add_ps(acc[i][r]);
+        *c = beta == 0.0f ? v : v + beta * *c;
+      }
+  }
+}
+
+bool gemvApplies(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
+  return activeIsa() == Isa::Avx512 && !ta && tb && m >= 1 && m <= 4 && n >= 64 && k >= 64;
+}
+
+void gemv(ThreadPool& pool, int64_t m, int64_t n, int64_t k, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  typedef void (*Fn)(int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
+  static const Fn fns[4] = {gemvBt<1>, gemvBt<2>, gemvBt<3>, gemvBt<4>};
+  const Fn f = fns[m - 1];
+  const int64_t units = (n + 3) / 4;  // groups of 4 rows of B
+  const int threads = (double)n * (double)k < 1.0e5 ? 1 : pool.size();
+  if (threads <= 1) { f(0, n, k, alpha, A, lda, B, ldb, beta, C, ldc); return; }
+  pool.parallelFor(units, 8, [&](int64_t u0, int64_t u1) { f(u0 * 4, std::min(n, u1 * 4), k, alpha, A, lda, B, ldb, beta, C, ldc); });
+}
+}  // namespace
+#endif
+
 void sgemm(ThreadPool& pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+#if ALEXNET_X86
+  if (alpha != 0.0f && gemvApplies(ta, tb, m, n, k)) {
+    gemv(pool, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+#endif
   parallelGemm(pool, config(), ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, nullptr);
 }
 

@@ -740,8 +740,13 @@ int winogradVariant(const ConvGeometry& g, WinogradPass pass) {
   if (g.r == 5) return set == 0 ? 0 : set > 0 ? 2 : (g.cg() >= 16 && g.kg() >= 16 ? 2 : 0);  // F(2x2, 5x5) only
   if (set >= 0) return set;
   // Automatic: F(4x4) (measured faster than F(2x2) and direct on conv3-5, docs/cpu-engine.md) where
-  // the GEMMs are big enough to be worth the transforms.
-  return g.cg() >= 16 && g.kg() >= 16 ? 4 : 0;
+  // the GEMMs are big enough to be worth the transforms: at least 16 channels per group in and out,
+  // and enough tiles over the batch. Below 256 tiles of 4x4 (a batch under 16 on conv3-5's 13x13),
+  // F(2x2) while it has 128 tiles (batch 3 and up there), below that im2col + GEMM: at batch 1 the
+  // alpha^2 GEMMs of a few tiles each cost more than the direct GEMM (conv3: 5.0 ms against 1.9).
+  if (g.cg() < 16 || g.kg() < 16) return 0;
+  const auto tiles = [&](int64_t m) { return g.n * ((g.outH + m - 1) / m) * ((g.outW + m - 1) / m); };
+  return tiles(4) >= 256 ? 4 : tiles(2) >= 128 ? 2 : 0;
 }
 
 void winogradFilterGrad(ThreadPool& pool, int variant, int r, const float* x, const float* dy, float* dw, float beta,

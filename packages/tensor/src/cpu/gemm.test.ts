@@ -42,6 +42,17 @@ describe.each(cpuIsaPaths())('gemm on %s', (isa) => {
     }
   });
 
+  it('a short A times a wide B^T (m 1 to 4: a linear layer at batch 1 to 4), odd n and k, alpha and beta', () => {
+    setCpuIsa(isa);
+    let seed = 500;
+    for (const [m, n, k] of [[1, 64, 64], [1, 4097, 1000], [2, 67, 1001], [3, 130, 95], [4, 200, 777], [4, 65, 64], [5, 70, 300]] as const) {
+      for (const [alpha, beta] of [[1, 0], [0.5, 1], [-2, 0.25]] as const) {
+        const err = run(false, true, m, n, k, alpha, beta, seed++);
+        expect(err, `${isa} NT ${m}x${n}x${k} alpha ${alpha} beta ${beta}`).toBeLessThan(1e-5);
+      }
+    }
+  });
+
   it('blocks larger than one cache block (k > KC, m > MC, n > NC) split across threads', () => {
     setCpuIsa(isa);
     expect(run(false, false, 1100, 530, 800, 1, 0, 99)).toBeLessThan(1e-5);

@@ -60,8 +60,9 @@ export function cpuPeakGflops(threads: number, seconds = 0.5): number {
 /**
  * The algorithm of the stride-1 3x3 and 5x5 convolutions for one pass ('forward', 'backwardData',
  * 'backwardFilter'), process-wide (benchmarks and
- * tests compare them in one run): 'auto' (the measured choice: Winograd F(4x4,3x3) for 3x3 and
- * F(2x2,5x5) for 5x5 kernels with at least 16 channels per group in and out), 'direct' (im2col + GEMM),
+ * tests compare them in one run): 'auto' (the measured choice, for kernels with at least 16 channels
+ * per group in and out: F(2x2,5x5) for 5x5; for 3x3 by the tiles over the batch, Winograd F(4x4,3x3)
+ * from 256 tiles of 4x4, F(2x2,3x3) from 128 tiles of 2x2, im2col + GEMM below), 'direct' (im2col + GEMM),
  * 'winograd2' (F(2x2,3x3); F(2x2,5x5) for 5x5) or 'winograd4' (F(4x4,3x3); F(2x2,5x5) for 5x5).
  * ALEXNET_CONV_WINOGRAD=0|2|4 sets the default. Returns the previous setting.
  */

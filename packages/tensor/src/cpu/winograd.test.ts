@@ -62,13 +62,26 @@ describe.each(cpuIsaPaths())('strided convolutions as stride-1 Winograd of their
   }
 });
 
-it('cpuConvAlgorithm says what runs: conv1 (11x11 stride 4) by space to depth, conv3 by Winograd, the rest direct', () => {
+it('cpuConvAlgorithm says what runs: conv1 (11x11 stride 4) by space to depth, conv3 by Winograd by its tiles over the batch, the rest direct', () => {
   const conv1 = convGeometry([8, 3, 227, 227], [96, 3, 11, 11], { stride: 4 });
-  const conv3 = convGeometry([8, 256, 13, 13], [384, 256, 3, 3], { padding: 1 });
+  const conv3 = (n: number) => convGeometry([n, 256, 13, 13], [384, 256, 3, 3], { padding: 1 });
   expect(cpuConvAlgorithm('forward', conv1)).toBe('space-to-depth winograd4');
   expect(cpuConvAlgorithm('backwardFilter', conv1)).toBe('space-to-depth winograd4');
   expect(cpuConvAlgorithm('backwardData', conv1)).toBe('direct');
-  expect(cpuConvAlgorithm('forward', conv3)).toBe('winograd4');
+  // By the tiles over the batch: F(4x4) from 256 tiles of 4x4 (batch 16 on 13x13), F(2x2) from 128
+  // tiles of 2x2 (batch 3), im2col + GEMM below (batch 1 and 2: inference one image at a time).
+  for (const pass of ['forward', 'backwardData', 'backwardFilter'] as const) {
+    expect(cpuConvAlgorithm(pass, conv3(128))).toBe('winograd4');
+    expect(cpuConvAlgorithm(pass, conv3(16))).toBe('winograd4');
+    expect(cpuConvAlgorithm(pass, conv3(15))).toBe('winograd2');
+    expect(cpuConvAlgorithm(pass, conv3(3))).toBe('winograd2');
+    expect(cpuConvAlgorithm(pass, conv3(2))).toBe('direct');
+    expect(cpuConvAlgorithm(pass, conv3(1))).toBe('direct');
+  }
+  // conv1's phases at batch 1: 196 tiles of 4x4 (55 x 55), so F(2x2)
+  expect(cpuConvAlgorithm('forward', convGeometry([1, 3, 227, 227], [96, 3, 11, 11], { stride: 4 }))).toBe('space-to-depth winograd2');
+  // conv2 (5x5) by F(2x2, 5x5) at any batch
+  expect(cpuConvAlgorithm('forward', convGeometry([1, 96, 27, 27], [256, 48, 5, 5], { padding: 2, groups: 2 }))).toBe('winograd2');
   // grouped, or too few channels in the phases (2 x 2 x 2 = 8 < 16): im2col + GEMM
   expect(cpuConvAlgorithm('forward', convGeometry([2, 8, 15, 15], [16, 4, 5, 5], { stride: 2, groups: 2 }))).toBe('direct');
   expect(cpuConvAlgorithm('forward', convGeometry([2, 2, 15, 15], [16, 2, 5, 5], { stride: 2 }))).toBe('direct');
