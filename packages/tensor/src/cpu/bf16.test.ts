@@ -243,7 +243,7 @@ describe.skipIf(kernels.length === 0).each(kernels)('bf16 Winograd convolutions 
     // 'auto' takes F(4x4,3x3) and F(2x2,5x5), whose GEMMs stay fp32 in bf16 mode: fp32's errors.
     const auto: [string, ConvGeometry][] = [
       ['conv2-like F(2x2,5x5)', convGeometry([4, 32, 13, 13], [32, 16, 5, 5], { padding: 2, groups: 2 })],
-      ['conv3-like F(4x4,3x3)', convGeometry([4, 24, 13, 13], [40, 24, 3, 3], { padding: 1 })],
+      ['conv3-like F(4x4,3x3)', convGeometry([16, 24, 13, 13], [40, 24, 3, 3], { padding: 1 })], // batch 16: 256 tiles of 4x4
     ];
     auto.forEach(([label, g], i) => { for (const e of checkConv(g, 60 + 10 * i, `${kernel} ${label}`, null, 1e-4)) expect(e).toBeLessThan(1e-4); });
     for (const p of PASSES) setCpuConvAlgorithm(p, 'winograd2');
