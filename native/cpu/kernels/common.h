@@ -33,6 +33,11 @@ inline int64_t envInt(const char* name, int64_t dflt) {
   return v > 0 ? (int64_t)v : dflt;
 }
 
+/** The mask of the first n of 16 vector lanes (0 for n <= 0, all for n >= 16): AVX-512 edges. */
+inline uint16_t lanes16(int64_t n) {
+  return n >= 16 ? (uint16_t)0xFFFF : n <= 0 ? (uint16_t)0 : (uint16_t)((1u << n) - 1u);
+}
+
 /** First output index o with o * stride + off >= 0, and one past the last with o * stride + off < limit. */
 inline void validRange(int64_t off, int64_t stride, int64_t limit, int64_t outLen, int64_t* lo, int64_t* hi) {
   const int64_t a = off >= 0 ? 0 : (-off + stride - 1) / stride;

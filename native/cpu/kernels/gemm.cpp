@@ -129,13 +129,13 @@ template <int MR>
 ALEXNET_TARGET_AVX512 void packAAvx512(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, float* dst) {
   static_assert(MR <= 16, "one register per row");
   if (trans) { packA<MR>(trans, A, lda, mc, kc, dst); return; }
-  const __mmask16 rowMask = (__mmask16)((1u << MR) - 1u);
+  const __mmask16 rowMask = lanes16(MR);
   for (int64_t ir = 0; ir < mc; ir += MR) {
     const int mr = (int)std::min<int64_t>(MR, mc - ir);
     float* d = dst + ir * kc;
     for (int64_t p = 0; p < kc; p += 16) {
       const int64_t np = std::min<int64_t>(16, kc - p);
-      const __mmask16 m = np == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << np) - 1u);
+      const __mmask16 m = lanes16(np);
       __m512 r[16];
       for (int i = 0; i < 16; ++i)
         r[i] = i < mr ? _mm512_maskz_loadu_ps(m, A + (ir + i) * lda + p) : _mm512_setzero_ps();
@@ -317,7 +317,7 @@ ALEXNET_TARGET_AVX512 void kernelAvx512(int64_t kc, const float* __restrict a, c
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       int rem = nr - 16 * v;
-      mask[v] = rem >= 16 ? (__mmask16)0xFFFF : rem <= 0 ? (__mmask16)0 : (__mmask16)((1u << rem) - 1u);
+      mask[v] = lanes16(rem);
     }
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
@@ -492,7 +492,7 @@ template <int M>
 ALEXNET_TARGET_AVX512 void gemvBt(int64_t j0, int64_t j1, int64_t k, float alpha, const float* A, int64_t lda,
                                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   const int64_t kv = k / 16 * 16;
-  const __mmask16 tail = (__mmask16)((1u << (k - kv)) - 1u);
+  const __mmask16 tail = lanes16(k - kv);
   for (int64_t j = j0; j < j1; j += 4) {
     const int nr = (int)std::min<int64_t>(4, j1 - j);
     const float* b[4] = {};

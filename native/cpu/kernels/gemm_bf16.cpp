@@ -35,10 +35,6 @@ namespace {
 
 constexpr int MR = 14, NR = kBf16Nr, NV = NR / 16, MRX = 32;
 
-inline __mmask16 lanes(int64_t count) {
-  return count >= 16 ? (__mmask16)0xFFFF : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1u);
-}
-
 /** fp32 rounded to nearest even at bf16 precision, in the high 16 bits of each lane (NaN: a quiet NaN). */
 ALEXNET_TARGET_BF16 inline __m512i roundHigh(__m512 x) {
   const __m512i u = _mm512_castps_si512(x);
@@ -98,8 +94,8 @@ ALEXNET_TARGET_BF16 void packPairsRows(const float* src, int64_t ld, int64_t cou
   constexpr int V = (W + 15) / 16;
   __mmask16 load[V], store[V];
   for (int v = 0; v < V; ++v) {
-    load[v] = lanes(std::min<int64_t>(count, W) - 16 * v);
-    store[v] = lanes(W - 16 * v);
+    load[v] = lanes16(std::min<int64_t>(count, W) - 16 * v);
+    store[v] = lanes16(W - 16 * v);
   }
   const int64_t kh = (k + 1) / 2;
   for (int64_t pp = 0; pp < kh; ++pp) {
@@ -124,10 +120,10 @@ ALEXNET_TARGET_BF16 void packPairsLines(const float* src, int64_t ld, int64_t co
   for (int t0 = 0; t0 < W; t0 += 16) {
     const int nt = std::min(16, W - t0);
     const int64_t real = std::max<int64_t>(0, std::min<int64_t>(count - t0, nt));
-    const __mmask16 store = lanes(nt);
+    const __mmask16 store = lanes16(nt);
     for (int64_t pp0 = 0; pp0 < kh; pp0 += 16) {
       const int64_t np = std::min<int64_t>(16, kh - pp0), e0 = 2 * pp0, ne = std::min<int64_t>(32, k - e0);
-      const __mmask16 mlo = lanes(ne), mhi = lanes(ne - 16);
+      const __mmask16 mlo = lanes16(ne), mhi = lanes16(ne - 16);
       __m512i r[16];
       for (int t = 0; t < 16; ++t)
         r[t] = t < real ? runWords(src + (t0 + t) * ld + e0, mlo, mhi) : _mm512_setzero_si512();
@@ -180,7 +176,7 @@ ALEXNET_TARGET_BF16 void kernelBf16(int64_t kh, const uint32_t* __restrict a, co
   } else {
     __mmask16 mask[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) mask[v] = lanes(nr - 16 * v);
+    for (int v = 0; v < NV; ++v) mask[v] = lanes16(nr - 16 * v);
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
       if (i >= mr) break;
@@ -209,11 +205,11 @@ ALEXNET_TARGET_BF16 void packAmxA(bool ta, const float* A, int64_t lda, int64_t 
       __m512i r[16];
       if (!ta) {  // rows of A contiguous along k: each row's 16 pairs straight out
         const int64_t e0 = 2 * pp0, ne = std::max<int64_t>(0, std::min<int64_t>(32, k - e0));
-        const __mmask16 mlo = lanes(ne), mhi = lanes(ne - 16);
+        const __mmask16 mlo = lanes16(ne), mhi = lanes16(ne - 16);
         for (int t = 0; t < 16; ++t)
           r[t] = t < real && ne > 0 ? runWords(A + (16 * h + t) * lda + e0, mlo, mhi) : _mm512_setzero_si512();
       } else {  // op(A)(i, p) = A[p lda + i]: pairs of rows of A over 16 lanes i, then transposed
-        const __mmask16 ml = lanes(real);
+        const __mmask16 ml = lanes16(real);
         for (int t = 0; t < 16; ++t) {
           const int64_t pp = pp0 + t;
           if (pp >= kr || real == 0) { r[t] = _mm512_setzero_si512(); continue; }
@@ -268,7 +264,7 @@ ALEXNET_TARGET_AMX void kernelAmx(int64_t kh, const uint32_t* a, const uint32_t*
   _tile_stored(2, &tile[16][0], NR * 4);
   _tile_stored(3, &tile[16][16], NR * 4);
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-  const __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
+  const __mmask16 m0 = lanes16(nr), m1 = lanes16(nr - 16);
   for (int i = 0; i < mr; ++i) {
     float* cp = c + i * ldc;
     __m512 r0 = _mm512_mul_ps(_mm512_load_ps(&tile[i][0]), va), r1 = _mm512_mul_ps(_mm512_load_ps(&tile[i][16]), va);

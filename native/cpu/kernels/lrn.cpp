@@ -43,13 +43,9 @@ ALEXNET_TARGET_AVX512 inline __m512 pow075(__m512 v) {
   return _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ), _mm512_setzero_ps());
 }
 
-ALEXNET_TARGET_AVX512 inline __mmask16 tailMask(int64_t rem) {
-  return rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u);
-}
-
 ALEXNET_TARGET_AVX512 void powNeg075Avx512(const float* s, float* out, int64_t len) {
   for (int64_t p = 0; p < len; p += 16) {
-    const __mmask16 m = tailMask(len - p);
+    const __mmask16 m = lanes16(len - p);
     _mm512_mask_storeu_ps(out + p, m, pow075(_mm512_maskz_loadu_ps(m, s + p)));
   }
 }
@@ -70,7 +66,7 @@ ALEXNET_TARGET_AVX512 void lrnFinishFwd075(const float* const* rows, int n, cons
                                            float alpha, float k) {
   const __m512 va = _mm512_set1_ps(alpha), vk = _mm512_set1_ps(k);
   for (int64_t p = 0; p < len; p += 16) {
-    const __mmask16 m = tailMask(len - p);
+    const __mmask16 m = lanes16(len - p);
     const __m512 s = _mm512_add_ps(vk, _mm512_mul_ps(va, sumRows(rows, n, p, m)));
     _mm512_mask_storeu_ps(y + p, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + p), pow075(s)));
   }
@@ -81,7 +77,7 @@ ALEXNET_TARGET_AVX512 void lrnScaleT(const float* const* rows, int n, const floa
                                      float* t, int64_t len, float alpha, float k) {
   const __m512 va = _mm512_set1_ps(alpha), vk = _mm512_set1_ps(k);
   for (int64_t p = 0; p < len; p += 16) {
-    const __mmask16 m = tailMask(len - p);
+    const __mmask16 m = lanes16(len - p);
     const __m512 s = _mm512_add_ps(vk, _mm512_mul_ps(va, sumRows(rows, n, p, m)));
     _mm512_mask_storeu_ps(scale + p, m, s);
     const __m512 dyy = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + p), _mm512_maskz_loadu_ps(m, y + p));
@@ -94,7 +90,7 @@ ALEXNET_TARGET_AVX512 void lrnFinishBwd075(const float* const* rows, int n, cons
                                            const float* dy, float* dx, int64_t len, float coef) {
   const __m512 vc = _mm512_set1_ps(coef);
   for (int64_t p = 0; p < len; p += 16) {
-    const __mmask16 m = tailMask(len - p);
+    const __mmask16 m = lanes16(len - p);
     const __m512 acc = sumRows(rows, n, p, m);
     const __m512 a = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + p), pow075(_mm512_maskz_loadu_ps(m, scale + p)));
     const __m512 b = _mm512_mul_ps(_mm512_mul_ps(vc, _mm512_maskz_loadu_ps(m, x + p)), acc);

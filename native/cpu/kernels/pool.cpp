@@ -81,16 +81,12 @@ ALEXNET_TARGET_AVX512 void poolPlaneStride2(const float* xp, float* yp, int32_t*
   const int64_t W = g.w, OW = g.outW, KW = g.kw;
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  auto rowMask = [W](int64_t start) -> __mmask16 {  // lanes of a load at `start` that lie in the row
-    const int64_t rem = W - start;
-    return rem >= 16 ? (__mmask16)0xFFFF : rem <= 0 ? (__mmask16)0 : (__mmask16)((1u << rem) - 1u);
-  };
+  auto rowMask = [W](int64_t start) -> __mmask16 { return lanes16(W - start); };  // lanes of a load at `start` inside the row
   for (int64_t oh = 0; oh < g.outH; ++oh) {
     const int64_t h0 = oh * g.strideH - g.padH;
     const int64_t ha = std::max<int64_t>(h0, 0), hb = std::min<int64_t>(h0 + g.kh, g.h);
     for (int64_t ow0 = 0; ow0 < OW; ow0 += 16) {
-      const int64_t lanes = std::min<int64_t>(16, OW - ow0);
-      const __mmask16 out = (__mmask16)((1u << lanes) - 1u);
+      const __mmask16 out = lanes16(OW - ow0);
       const int64_t c0 = 2 * ow0;
       __m512 best = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
       __m512i idx = _mm512_set1_epi32(-1);

@@ -119,6 +119,7 @@ function gemmSection(threads: number): void {
   }
   for (const { name, in: inF, out: outF } of alexnetShapes(128).fc) {
     gemmCase(`${name} fwd b128`, false, true, 128, outF, inF, threads);
+    gemmCase(`${name} fwd b1`, false, true, 1, outF, inF, threads); // one image: W read once, no packing
     gemmCase(`${name} bwd-data`, false, false, 128, inF, outF, threads);
     gemmCase(`${name} bwd-filter`, true, false, outF, inF, 128, threads);
   }
@@ -208,7 +209,7 @@ function stepEstimate(t: number): string | undefined {
   const pick = (section: string, test: (name: string) => boolean) =>
     rows.filter((r) => r.threads === t && r.section === section && test(r.name)).reduce((a, r) => a + r.ms, 0);
   const conv = pick('conv', () => true);
-  const fc = pick('gemm', (n) => /^fc[678] /.test(n));
+  const fc = pick('gemm', (n) => /^fc[678] /.test(n) && !n.endsWith(' b1'));
   const lrn = pick('lrn', (n) => n.startsWith('norm1+norm2'));
   const pool = pick('pool', () => true);
   const ms = conv + fc + lrn + pool;
